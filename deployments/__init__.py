@@ -1,0 +1,1 @@
+"""Entry points that serve or deploy the flows (`python -m deployments.serve`)."""

@@ -1,0 +1,3 @@
+from reactor.cli import app
+
+app(prog_name="reactor")

@@ -1,0 +1,62 @@
+"""The one exception hierarchy: callers catch what they mean."""
+
+from __future__ import annotations
+
+
+class ReactorError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class InvalidInput(ReactorError, ValueError):
+    """User input is wrong; the message names the value and what would be valid."""
+
+
+class DependencyCycle(InvalidInput):
+    """A dependency graph has a cycle; `cycle` lists it in order, first node repeated last."""
+
+    def __init__(self, cycle: list[str], what: str = "dependency") -> None:
+        self.cycle = list(cycle)
+        super().__init__(f"{what} cycle: {' -> '.join(self.cycle)}")
+
+    def __reduce__(self):  # keep pickling (Prefect result persistence) working
+        return (type(self), (self.cycle,))
+
+
+class CorruptStore(ReactorError):
+    """A shared JSON file cannot be parsed; it is left untouched for a human to inspect."""
+
+
+class LockTimeout(ReactorError):
+    """A file lock could not be acquired within the retry budget."""
+
+
+class CoordinationConflict(ReactorError):
+    """Another actor owns the resource (a claim, a port, a worktree name)."""
+
+
+class ServiceUnhealthy(ReactorError):
+    """A service did not become healthy, or an external system failed its call."""
+
+
+class LLMUnavailable(ReactorError):
+    """The Claude path could not produce a valid answer; `reason` says why (for fallback_reason)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+    def __reduce__(self):
+        return (type(self), (self.reason,))
+
+
+class RolledBack(ReactorError):
+    """A transaction failed and its compensations ran; `compensations` lists them in run order."""
+
+    def __init__(self, message: str, compensations: list[str]) -> None:
+        self.compensations = list(compensations)
+        done = "; ".join(self.compensations) or "nothing to undo"
+        super().__init__(f"{message} (compensated: {done})")
+        self.message = message
+
+    def __reduce__(self):
+        return (type(self), (self.message, self.compensations))

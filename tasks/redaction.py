@@ -1,0 +1,70 @@
+"""Keep secrets out of span attributes, logs and exports.
+
+A value is secret when it is a configured secret (e.g. the Anthropic key), the value of an
+environment variable whose name says it is one, or sits under a key whose name says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable
+from typing import Any
+
+REDACTED = "[REDACTED]"
+SENSITIVE_NAME = re.compile(
+    r"(authorization|api[-_]?key|x-api-key|token|secret|password|passwd|cookie|credential)", re.I
+)
+_MIN_SECRET_LEN = 8  # shorter values would redact ordinary words
+
+_extra_secrets: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """Treat `value` as secret from now on (e.g. a key passed in a request)."""
+    if value and len(value) >= _MIN_SECRET_LEN:
+        _extra_secrets.add(value)
+
+
+def known_secrets() -> list[str]:
+    """Every secret value this process knows of, longest first."""
+    from tasks.settings import get_settings  # local: settings read the environment each call
+
+    found = set(_extra_secrets) | set(get_settings().secret_values())
+    for name, value in os.environ.items():
+        if SENSITIVE_NAME.search(name) and len(value) >= _MIN_SECRET_LEN:
+            found.add(value)
+    return sorted(found, key=len, reverse=True)
+
+
+def redact_text(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def redact(value: Any, secrets: Iterable[str] | None = None, key: str | None = None) -> Any:
+    """A copy of `value` (str, number, list, dict, nested) with secrets replaced by [REDACTED]."""
+    secrets = known_secrets() if secrets is None else list(secrets)
+    if key is not None and SENSITIVE_NAME.search(key) and value not in (None, ""):
+        return REDACTED
+    if isinstance(value, str):
+        return redact_text(value, secrets)
+    if isinstance(value, dict):
+        return {k: redact(v, secrets, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact(v, secrets) for v in value)
+    return value
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that rewrites records so secrets never reach a handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        secrets = known_secrets()
+        if secrets:
+            record.msg = redact_text(record.getMessage(), secrets)
+            record.args = None
+        return True

@@ -1,0 +1,122 @@
+"""The one locked-JSON store every shared coordination file goes through.
+
+Every mutation holds a `filelock` lock, writes a temp file in the same directory, fsyncs it and
+`os.replace`s it over the original, so readers see the old or the new file, never half of one.
+A file that does not parse raises `CorruptStore` naming it and is never overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from filelock import FileLock, Timeout
+
+from tasks.errors import CorruptStore, LockTimeout
+from tasks.retry import with_backoff
+
+T = TypeVar("T")
+
+# flock is polled by filelock; 2 ms keeps 8 contending processes fast without burning a core
+# (measured: 8 x 500 increments in tests/unit/test_store.py).
+_POLL_S = 0.002
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically: temp file in the same dir, fsync, rename, dir fsync."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class JsonStore(Generic[T]):
+    """A JSON document on disk, shared by threads and processes.
+
+    `default` builds the value of a file that does not exist yet (e.g. `list` or `dict`).
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        default: Callable[[], T],
+        lock_timeout_s: float = 10.0,
+        lock_tries: int = 5,
+    ) -> None:
+        self.path = Path(path)
+        self.default = default
+        self.lock_timeout_s = lock_timeout_s
+        self.lock_tries = lock_tries
+        self._lock = FileLock(f"{self.path}.lock", poll_interval=_POLL_S)
+
+    def read(self) -> T:
+        """The current value (no lock needed: writes are atomic renames)."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return self.default()
+        try:
+            return json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CorruptStore(
+                f"{self.path} is not valid JSON ({exc}); it was left untouched — "
+                "repair it or move it aside"
+            ) from exc
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the file's lock, retrying contention with backoff (SPEC §1)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+        def acquire() -> None:
+            self._lock.acquire(timeout=self.lock_timeout_s / self.lock_tries)
+
+        try:
+            with_backoff(acquire, retry_on=(Timeout,), tries=self.lock_tries)
+        except Timeout as exc:
+            raise LockTimeout(
+                f"could not lock {self.path} after {self.lock_tries} tries "
+                f"({self.lock_timeout_s:.1f} s of waiting)"
+            ) from exc
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    def write(self, value: T) -> None:
+        """Replace the whole value (under the lock)."""
+        with self.locked():
+            self._write(value)
+
+    def update(self, mutate: Callable[[T], T | None]) -> T:
+        """Read-modify-write under the lock. `mutate` may change the value in place or return a
+        new one; the stored value is returned."""
+        with self.locked():
+            value = self.read()
+            result = mutate(value)
+            if result is not None:
+                value = result
+            self._write(value)
+            return value
+
+    def _write(self, value: T) -> None:
+        data = json.dumps(value, indent=2, default=str, ensure_ascii=False).encode()
+        atomic_write_bytes(self.path, data + b"\n")
