@@ -1,6 +1,8 @@
 """The one Claude client: structured (tool-use) output validated by a pydantic model.
 
-Uses the `anthropic` SDK, whose own retries honour `retry-after` on 429/529. Every failure —
+Uses the `anthropic` SDK (2.x, built on `httpx2`, pydantic's successor to httpx: tests pass
+`httpx2.Client(transport=httpx2.MockTransport(handler))`), whose own retries honour `retry-after`
+on 429/529. Every failure —
 no key, rate limit, overload, timeout, connection error, malformed or invalid output — becomes
 `LLMUnavailable(reason)`, so callers fall back and label the result with that reason.
 """
@@ -11,7 +13,7 @@ import json
 from typing import TypeVar
 
 import anthropic
-import httpx
+import httpx2
 from pydantic import BaseModel, ValidationError
 
 from tasks.errors import LLMUnavailable
@@ -21,7 +23,7 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class Claude:
-    def __init__(self, settings: Settings | None = None, http_client: httpx.Client | None = None):
+    def __init__(self, settings: Settings | None = None, http_client: httpx2.Client | None = None):
         self.settings = settings or get_settings()
         if not self.settings.claude_configured:
             raise LLMUnavailable("no Anthropic API key configured (REACTOR_ANTHROPIC_API_KEY)")
@@ -61,7 +63,8 @@ class Claude:
             ) from exc
         except anthropic.APIConnectionError as exc:
             raise LLMUnavailable(f"connection error: {_short(str(exc))}") from exc
-        except anthropic.APIResponseValidationError as exc:
+        except (anthropic.APIResponseValidationError, json.JSONDecodeError) as exc:
+            # the SDK lets a 200 whose body is not JSON escape as a bare JSONDecodeError
             raise LLMUnavailable(f"malformed response: {_short(str(exc))}") from exc
         block = next((b for b in message.content if b.type == "tool_use"), None)
         if block is None:

@@ -117,6 +117,9 @@ def normalize(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
 
 def to_frame(records: Iterable[Mapping[str, Any] | BaseModel], schema: Schema) -> pd.DataFrame:
     rows = [r.model_dump() if isinstance(r, BaseModel) else dict(r) for r in records]
+    missing = sorted({name for row in rows for name in schema if name not in row})
+    if missing:
+        raise InvalidInput(f"records lack schema columns {missing}")
     return normalize(pd.DataFrame(rows, columns=list(schema)), schema)
 
 

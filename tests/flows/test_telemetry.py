@@ -1,0 +1,77 @@
+"""Telemetry: project spans are children of Prefect's task-run spans; the JSONL file holds
+SPEC §6 records; no attribute holds a configured secret."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prefect import flow, task
+
+from tasks.telemetry import configure_telemetry, get_tracer, read_spans, spans_path
+
+SECRET = "sk-ant-secret-value-0123456789"
+
+
+@pytest.fixture
+def memory(reactor_env, monkeypatch):
+    monkeypatch.setenv("REACTOR_ANTHROPIC_API_KEY", SECRET)
+    exporter = InMemorySpanExporter()
+    configure_telemetry(extra_exporter=exporter)
+    yield exporter
+    exporter.clear()
+
+
+@task(task_run_name="measure-{name}")
+def measure(name: str) -> str:
+    with get_tracer().start_as_current_span("reactor.measure") as span:
+        span.set_attribute("reactor.item", name)
+        span.set_attribute("llm.prompt", f"key={SECRET}")
+        span.set_attribute("http.request.header.authorization", "Bearer abc")
+    return name
+
+
+@flow
+def traced(names: list[str]) -> list[str]:
+    return [measure(n) for n in names]
+
+
+def test_project_spans_are_children_of_the_task_run_span(memory):
+    traced(["a", "b"])
+    spans = memory.get_finished_spans()
+    by_id = {s.context.span_id: s for s in spans}
+    ours = [s for s in spans if s.name == "reactor.measure"]
+    assert len(ours) == 2
+    for span in ours:
+        parent = by_id[span.parent.span_id]
+        assert parent.name.startswith("measure-")  # Prefect's task-run span
+        assert parent.attributes["prefect.run.type"] == "task"
+        assert span.context.trace_id == parent.context.trace_id
+
+
+def test_no_span_attribute_holds_the_configured_secret(memory, reactor_env):
+    traced(["c"])
+    for span in memory.get_finished_spans():
+        for value in (span.attributes or {}).values():
+            assert SECRET not in str(value)
+    ours = next(s for s in memory.get_finished_spans() if s.name == "reactor.measure")
+    assert ours.attributes["llm.prompt"] == "key=[REDACTED]"
+    assert ours.attributes["http.request.header.authorization"] == "[REDACTED]"
+    assert SECRET not in spans_path(reactor_env).read_text()
+
+
+def test_jsonl_records_have_the_spec_fields(memory, reactor_env):
+    traced(["d"])
+    records = read_spans(spans_path(reactor_env))
+    ours = [r for r in records if r["operation_name"] == "reactor.measure"]
+    assert ours, "the JSONL file holds the project span"
+    record = ours[-1]
+    assert set(record) >= {
+        "trace_id", "span_id", "parent_span_id", "operation_name", "span_kind", "status",
+        "start_time", "duration_ms", "service", "resource_attributes", "span_attributes",
+    }  # fmt: skip
+    assert len(record["trace_id"]) == 32 and len(record["span_id"]) == 16
+    assert record["status"] == "ok" and record["duration_ms"] >= 0
+    assert record["start_time"].endswith("+00:00")
+    assert record["service"]["name"] == "reactor-flows"
+    parent = [r for r in records if r["span_id"] == record["parent_span_id"]]
+    assert parent and parent[0]["operation_name"].startswith("measure-")

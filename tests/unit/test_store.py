@@ -1,0 +1,89 @@
+"""The locked JSON store: no lost updates under process contention; corrupt files kept."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+from pathlib import Path
+
+import pytest
+
+from tasks.errors import CorruptStore, LockTimeout
+from tasks.store import JsonStore
+
+PROCESSES = 8
+INCREMENTS = 500
+
+
+def _increment(path: str, n: int) -> None:
+    store = JsonStore(Path(path), dict, lock_timeout_s=60)
+    for _ in range(n):
+        store.update(lambda d: d.__setitem__("count", d.get("count", 0) + 1))
+
+
+def test_8_processes_x_500_increments_lose_nothing(tmp_path):
+    path = tmp_path / "counter.json"
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_increment, args=(str(path), INCREMENTS)) for _ in range(PROCESSES)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=240)
+        assert p.exitcode == 0
+    assert JsonStore(path, dict).read()["count"] == PROCESSES * INCREMENTS
+
+
+def test_corrupt_file_raises_naming_it_and_is_left_intact(tmp_path):
+    path = tmp_path / "work_claims.json"
+    path.write_text('[{"work_item_id": "work_1",')
+    store = JsonStore(path, list)
+    with pytest.raises(CorruptStore, match=r"work_claims\.json"):
+        store.read()
+    with pytest.raises(CorruptStore):
+        store.update(lambda items: items.append({"x": 1}))
+    assert path.read_text() == '[{"work_item_id": "work_1",'
+
+
+def test_missing_file_reads_as_default_and_update_creates_it(tmp_path):
+    store = JsonStore(tmp_path / "sub" / "agents.json", list)
+    assert store.read() == []
+    store.update(lambda items: items.append({"agent_id": "a"}))
+    assert json.loads((tmp_path / "sub" / "agents.json").read_text()) == [{"agent_id": "a"}]
+
+
+def test_failed_mutation_leaves_the_file_unchanged(tmp_path):
+    store = JsonStore(tmp_path / "x.json", dict)
+    store.write({"a": 1})
+
+    def boom(d):
+        d["a"] = 2
+        raise RuntimeError("mutation failed")
+
+    with pytest.raises(RuntimeError):
+        store.update(boom)
+    assert store.read() == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_lock_held_elsewhere_times_out_with_a_clear_error(tmp_path):
+    from filelock import FileLock
+
+    path = tmp_path / "held.json"
+    ctx = mp.get_context("fork")
+    ready, release = ctx.Event(), ctx.Event()
+
+    def hold() -> None:
+        with FileLock(f"{path}.lock"):
+            ready.set()
+            release.wait(30)
+
+    p = ctx.Process(target=hold)
+    p.start()
+    try:
+        assert ready.wait(10)
+        store = JsonStore(path, dict, lock_timeout_s=0.3, lock_tries=2)
+        with pytest.raises(LockTimeout, match=r"held\.json"):
+            store.update(lambda d: d)
+    finally:
+        release.set()
+        p.join(10)
