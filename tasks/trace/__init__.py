@@ -1,0 +1,174 @@
+"""The trace scenario's Prefect tasks (the boundary): one task per system call (a real HTTP
+round-trip), the analysis, the dataset export and the dashboard update. The logic they call
+lives in the Prefect-free modules beside this one."""
+
+from __future__ import annotations
+
+import queue
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
+
+from tasks.artifacts import Progress, markdown_table, publish_markdown, publish_table
+from tasks.coordination_log import append_entries
+from tasks.events import emit
+from tasks.export import export_dataset
+from tasks.settings import Settings, get_settings
+from tasks.telemetry import read_spans
+from tasks.trace.analysis import HOPS_SCHEMA, analyse_spans
+from tasks.trace.calls import execute_system
+from tasks.trace.context import TraceStart, open_trace
+from tasks.trace.models import (
+    CallContext,
+    PathEntry,
+    SystemResult,
+    SystemSpec,
+    TraceAnalysis,
+    TraceRequest,
+    TraceRunResult,
+)
+from tasks.trace.schedule import ready_systems
+
+__all__ = [
+    "analyse_trace",
+    "call_system",
+    "export_hops",
+    "open_trace",
+    "run_systems",
+    "update_dashboard",
+]
+
+
+@task(task_run_name="call-{spec.name}", cache_policy=NO_CACHE)
+def call_system(
+    spec: SystemSpec, ctx: CallContext, upstream: dict[str, SystemResult]
+) -> SystemResult:
+    """Health check + call with retries (each attempt its own span) + labelled fallback.
+    Retries happen inside, not as Prefect task retries, so every attempt is a span of its own
+    and the fallback sees the final failure."""
+    return execute_system(spec, ctx, upstream)
+
+
+def run_systems(request: TraceRequest, trace: TraceStart) -> dict[str, SystemResult]:
+    """Submit every system as soon as its own dependencies finished (independent systems run
+    concurrently, bounded by the flow's thread pool). On a failure no new system starts, the
+    running ones finish, and the first error is raised."""
+    graph = request.graph
+    finished_names: queue.SimpleQueue[str] = queue.SimpleQueue()
+    running: dict[str, PrefectFuture[SystemResult]] = {}
+    results: dict[str, SystemResult] = {}
+    error: BaseException | None = None
+
+    def start_ready() -> None:
+        for name in ready_systems(graph, results, running):
+            upstream = {dep: results[dep] for dep in graph[name]}
+            future = call_system.submit(request.system(name), trace.call_context(request), upstream)
+            running[name] = future
+            future.add_done_callback(lambda _f, n=name: finished_names.put(n))
+
+    start_ready()
+    # created after the first submissions: its API call is not on the critical path
+    progress = Progress(len(graph), f"trace {request.workflow_id}: systems called")
+    while running:
+        name = finished_names.get()
+        future = running.pop(name)
+        try:
+            results[name] = future.result()
+        except BaseException as exc:
+            error = error or exc
+        if error is None:
+            start_ready()
+        progress.advance()
+    if error is not None:
+        raise error
+    return {name: results[name] for name in graph}
+
+
+@task(task_run_name="analyse-{workflow_id}", cache_policy=NO_CACHE)
+def analyse_trace(
+    workflow_id: str, trace_id: str, graph: dict[str, list[str]], spans_file: Path
+) -> TraceAnalysis:
+    """Read this trace's spans back from the JSONL telemetry file and analyse them."""
+    return analyse_spans(trace_id, read_spans(Path(spans_file), trace_id), graph)
+
+
+@task(task_run_name="export-trace-hops-{run_id}", cache_policy=NO_CACHE)
+def export_hops(
+    rows: list[dict[str, Any]], run_id: str, settings: Settings | None = None
+) -> list[str]:
+    settings = settings or get_settings()
+    result = export_dataset(rows, "trace_hops", run_id, HOPS_SCHEMA, root=settings.exports_dir)
+    return [str(f.path) for f in result.files]
+
+
+def path_of(results: dict[str, SystemResult]) -> list[PathEntry]:
+    """The execution path in completion order, each system marked ok or simulated."""
+    ordered = sorted(results.values(), key=lambda r: r.finished_at)
+    return [
+        PathEntry(
+            system=r.name,
+            status=r.status,
+            execution_id=r.execution_id,
+            reason=r.reason,
+            duration_ms=r.duration_ms,
+        )
+        for r in ordered
+    ]
+
+
+def summary_markdown(result: TraceRunResult) -> str:
+    a = result.analysis
+    rows = [s.model_dump() for s in a.systems]
+    simulated = [p.system for p in result.path if p.status == "simulated"]
+    return (
+        f"# Trace `{result.workflow_id}`\n\n"
+        f"- trace id `{result.trace_id}`, correlation id `{result.correlation_id}`\n"
+        f"- orchestration {result.orchestration_ms:.0f} ms; critical path "
+        f"{' -> '.join(a.critical_path)} ({a.critical_path_ms:.0f} ms)\n"
+        f"- bottlenecks: {', '.join(a.bottlenecks) or 'none'}; "
+        f"simulated: {', '.join(simulated) or 'none'}\n\n"
+        + markdown_table(
+            rows, ["name", "status", "attempts", "p50_ms", "p95_ms", "max_ms", "step_ms"]
+        )
+        + "\n## Recommendations\n\n"
+        + "".join(f"- {r}\n" for r in a.recommendations)
+    )
+
+
+@task(task_run_name="dashboard-{result.workflow_id}", cache_policy=NO_CACHE)
+def update_dashboard(
+    result: TraceRunResult, rows: list[dict[str, Any]], settings: Settings | None = None
+) -> bool | None:
+    """Artifacts, the `reactor.trace.completed` event (+ optional HTTP broadcast) and the
+    coordination-log entry. Returns whether the broadcast was delivered (None: not configured)."""
+    settings = settings or get_settings()
+    publish_table("trace-hops", rows, f"Hops of trace {result.trace_id}")
+    publish_markdown("trace-summary", summary_markdown(result), f"Trace {result.workflow_id}")
+    payload = {
+        "trace_id": result.trace_id,
+        "correlation_id": result.correlation_id,
+        "path": [p.model_dump() for p in result.path],
+        "critical_path": result.analysis.critical_path,
+        "bottlenecks": result.analysis.bottlenecks,
+        "orchestration_ms": result.orchestration_ms,
+    }
+    broadcast = emit("trace", "completed", result.workflow_id, payload, settings)
+    append_entries(
+        [
+            {
+                "scenario": "trace",
+                "run_id": result.run_id,
+                "workflow_id": result.workflow_id,
+                "trace_id": result.trace_id,
+                "correlation_id": result.correlation_id,
+                "systems": {p.system: p.status for p in result.path},
+                "bottlenecks": result.analysis.bottlenecks,
+                "orchestration_ms": result.orchestration_ms,
+            }
+        ],
+        settings,
+    )
+    return None if broadcast is None else broadcast.delivered

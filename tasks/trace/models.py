@@ -1,0 +1,252 @@
+"""The models that cross the trace scenario's boundaries: the request (validated before any
+call is made), per-system results, the analysis and the run result."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tasks.graph import validate_graph
+from tasks.tracing import is_baggage_key
+
+SystemType = Literal["phoenix", "n8n", "xavos", "generic"]
+SYSTEM_TYPES: tuple[str, ...] = ("phoenix", "n8n", "xavos", "generic")
+
+# The endpoint each kind of system exposes for a reactor step (SPEC §3), all POST.
+DEFAULT_PATHS: dict[str, str] = {
+    "phoenix": "/api/reactor/execute",
+    "n8n": "/webhook/reactor-integration",
+    "xavos": "/api/coordination/execute",
+    "generic": "/api/execute",
+}
+# Where each kind of system puts the id of the execution it ran, in its response body.
+EXECUTION_ID_FIELDS: dict[str, str] = {
+    "phoenix": "execution_id",
+    "n8n": "executionId",
+    "xavos": "coordination_id",
+    "generic": "execution_id",
+}
+WORKFLOW_TYPE = "multi-system-trace"
+SYSTEM_ORIGIN = "reactor-flows"
+
+_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+class SystemSpec(BaseModel):
+    """One external system the workflow calls."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    type: SystemType = "generic"
+    url: str = Field(description="base URL, e.g. http://127.0.0.1:4000")
+    path: str | None = Field(default=None, description="POST path; defaults by type")
+    health_path: str | None = Field(default="/health", description="GET path; null skips it")
+    timeout_s: float = 5.0
+    retries: int = Field(default=2, ge=0, le=10)
+    payload: dict[str, Any] = Field(default_factory=dict)
+    depends_on: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not _NAME.fullmatch(name):
+            raise ValueError(f"system name {name!r} must be 1-64 characters of [A-Za-z0-9._-]")
+        return name
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        try:
+            parsed = httpx.URL(url)
+        except (httpx.InvalidURL, TypeError) as exc:
+            raise ValueError(f"url {url!r} is malformed ({exc})") from None
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise ValueError(f"url {url!r} is malformed: expected http(s)://host[:port][/prefix]")
+        if parsed.query or parsed.fragment:
+            raise ValueError(f"url {url!r} must not carry a query or fragment")
+        return url.rstrip("/")
+
+    @field_validator("path", "health_path")
+    @classmethod
+    def _path(cls, path: str | None) -> str | None:
+        if path is not None and (not path.startswith("/") or " " in path or "?" in path):
+            raise ValueError(f"path {path!r} must start with '/' and carry no spaces or query")
+        return path
+
+    @field_validator("timeout_s")
+    @classmethod
+    def _timeout(cls, timeout_s: float) -> float:
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s {timeout_s} must be a positive number of seconds")
+        return timeout_s
+
+    @model_validator(mode="after")
+    def _default_path(self) -> SystemSpec:
+        if self.path is None:
+            self.path = DEFAULT_PATHS[self.type]
+        return self
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.url}{self.path}"
+
+    @property
+    def health_url(self) -> str | None:
+        return None if self.health_path is None else f"{self.url}{self.health_path}"
+
+
+class TraceRequest(BaseModel):
+    """The multi-system trace workflow to run (SPEC §3)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workflow_id: str = Field(min_length=1, max_length=200)
+    systems: list[SystemSpec] = Field(min_length=1)
+    enable_fallback: bool = True
+    timeout_multiplier: float = 1.0
+    baggage: dict[str, str] = Field(default_factory=dict, description="extra W3C baggage")
+
+    @field_validator("timeout_multiplier")
+    @classmethod
+    def _multiplier(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError(f"timeout_multiplier {value} must be a positive number")
+        return value
+
+    @field_validator("baggage")
+    @classmethod
+    def _baggage(cls, entries: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in entries if not is_baggage_key(k)]
+        if bad:
+            raise ValueError(
+                f"baggage keys {bad} are not W3C baggage keys (RFC 7230 tokens: letters, "
+                "digits and !#$%&'*+-.^_`|~)"
+            )
+        if len(entries) > 150:
+            raise ValueError(f"{len(entries)} baggage entries; at most 150 fit beside ours")
+        return entries
+
+    @model_validator(mode="after")
+    def _graph(self) -> TraceRequest:
+        seen: set[str] = set()
+        duplicates = sorted({s.name for s in self.systems if s.name in seen or seen.add(s.name)})
+        if duplicates:
+            raise ValueError(f"duplicate system names {duplicates}; each name must be unique")
+        validate_graph(self.graph, "system")
+        return self
+
+    @property
+    def graph(self) -> dict[str, list[str]]:
+        return {s.name: list(s.depends_on) for s in self.systems}
+
+    def system(self, name: str) -> SystemSpec:
+        return next(s for s in self.systems if s.name == name)
+
+
+class CallContext(BaseModel):
+    """What every system step receives: its own copy of the trace context (a serialized
+    W3C carrier), the correlation id and the run's policies."""
+
+    workflow_id: str
+    correlation_id: str
+    carrier: dict[str, str]
+    timeout_multiplier: float = 1.0
+    enable_fallback: bool = True
+
+
+class HealthCheck(BaseModel):
+    healthy: bool
+    status_code: int | None = None
+    latency_ms: float
+    error: str | None = None
+
+
+class Attempt(BaseModel):
+    """One outgoing call to a system (its own CLIENT span and parent-id)."""
+
+    attempt: int
+    span_id: str
+    traceparent: str
+    status: Literal["ok", "error", "timeout"]
+    http_status: int | None = None
+    duration_ms: float
+    error: str | None = None
+
+
+class SystemResult(BaseModel):
+    """What one system step produced; `status` is `simulated` when the fallback answered."""
+
+    name: str
+    type: SystemType
+    endpoint: str
+    status: Literal["ok", "simulated"]
+    simulated: bool = False
+    reason: str | None = None
+    execution_id: str
+    response: dict[str, Any]
+    upstream: list[str] = Field(default_factory=list)
+    health: HealthCheck | None = None
+    attempts: list[Attempt] = Field(default_factory=list)
+    trace_id: str
+    span_id: str
+    started_at: str
+    finished_at: str
+    duration_ms: float
+
+
+class SystemLatency(BaseModel):
+    name: str
+    status: str
+    attempts: int
+    p50_ms: float | None
+    p95_ms: float | None
+    max_ms: float | None
+    step_ms: float
+
+
+class HopLatency(BaseModel):
+    """The hop into `system`: the call latency and the hand-off gap after its upstreams."""
+
+    source: str  # an upstream system, or "orchestrator" for a system with no dependencies
+    system: str
+    handoff_ms: float
+    call_ms: float | None
+    server_ms: float | None = None  # the stand-in's own SERVER span, when it reported one
+
+
+class TraceAnalysis(BaseModel):
+    trace_id: str
+    span_count: int
+    systems: list[SystemLatency]
+    hops: list[HopLatency]
+    critical_path: list[str]
+    critical_path_ms: float
+    slowest: str | None
+    bottlenecks: list[str]
+    recommendations: list[str]
+
+
+class PathEntry(BaseModel):
+    system: str
+    status: Literal["ok", "simulated"]
+    execution_id: str
+    reason: str | None = None
+    duration_ms: float
+
+
+class TraceRunResult(BaseModel):
+    workflow_id: str
+    run_id: str
+    trace_id: str
+    correlation_id: str
+    baggage: dict[str, str]
+    path: list[PathEntry]
+    results: dict[str, SystemResult]
+    analysis: TraceAnalysis
+    orchestration_ms: float
+    exports: list[str]
+    broadcast_delivered: bool | None = None

@@ -1,0 +1,271 @@
+"""Loopback stand-ins for the systems a trace workflow calls: one small Starlette app served by
+uvicorn on 127.0.0.1, used by the demo, the tests and the bench.
+
+Every system shape is served at the root and under any instance prefix, so one server can play
+many systems with different behaviour: `http://127.0.0.1:<port>/<instance>` is a system's base
+URL, and `<base>/api/reactor/execute` (phoenix), `<base>/webhook/reactor-integration` (n8n),
+`<base>/api/coordination/execute` (xavos), `<base>/api/execute` (generic) and `<base>/health`
+answer for that instance. Each instance has a `Behaviour` (latency, failure rate, fail-first-N,
+unhealthy, malformed output). `GET /_received` lists the trace headers every request carried;
+`PUT /_config` replaces the behaviour. When the app runs in a process with telemetry configured it
+opens a SERVER span per call under the incoming traceparent, as a real instrumented system would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+from opentelemetry.trace import SpanKind
+from pydantic import BaseModel, Field
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tasks.telemetry import get_tracer
+from tasks.tracing import extract_context
+
+DEFAULT_PORT = 8790
+TRACE_HEADERS = ("traceparent", "tracestate", "baggage", "x-correlation-id")
+
+
+class Behaviour(BaseModel):
+    """How one stand-in instance answers."""
+
+    latency_ms: float = Field(default=0.0, ge=0)
+    failure_rate: float = Field(default=0.0, ge=0, le=1)
+    fail_first: int = Field(default=0, ge=0, description="fail the first N calls")
+    failure_status: int = Field(default=503, ge=400, le=599)
+    healthy: bool = True
+    malformed: bool = False
+
+
+class StandinConfig(BaseModel):
+    default: Behaviour = Field(default_factory=Behaviour)
+    instances: dict[str, Behaviour] = Field(default_factory=dict)
+    seed: int = 0
+
+
+class ReceivedRequest(BaseModel):
+    instance: str
+    shape: str
+    method: str
+    path: str
+    traceparent: str | None
+    tracestate: str | None
+    baggage: str | None
+    correlation_id: str | None
+    traceparent_count: int
+    upstream: list[str]
+    received_at: float
+    status_code: int
+
+
+class StandinState:
+    """Behaviour, per-instance call counters and the record of received requests."""
+
+    def __init__(self, config: StandinConfig) -> None:
+        self.lock = threading.Lock()
+        self.configure(config)
+
+    def configure(self, config: StandinConfig) -> None:
+        with self.lock:
+            self.config = config
+            self.calls: dict[str, int] = {}
+            self.rng = random.Random(config.seed)
+            self.received: list[ReceivedRequest] = []
+
+    def behaviour(self, instance: str) -> Behaviour:
+        return self.config.instances.get(instance, self.config.default)
+
+    def next_call_fails(self, instance: str) -> bool:
+        behaviour = self.behaviour(instance)
+        with self.lock:
+            n = self.calls[instance] = self.calls.get(instance, 0) + 1
+            return n <= behaviour.fail_first or self.rng.random() < behaviour.failure_rate
+
+    def record(self, item: ReceivedRequest) -> None:
+        with self.lock:
+            self.received.append(item)
+
+    def received_for(self, instance: str | None = None) -> list[ReceivedRequest]:
+        with self.lock:
+            return [r for r in self.received if instance is None or r.instance == instance]
+
+
+def _shape_response(shape: str, instance: str, trace_id: str | None, body: dict[str, Any]):
+    suffix = f"{time.time_ns():x}"
+    upstream = sorted((body.get("upstream") or {}).keys())
+    if shape == "phoenix":
+        return {
+            "status": "ok",
+            "execution_id": f"phx_{suffix}",
+            "reactor": "TraceFlowReactor",
+            "instance": instance,
+            "trace_id": trace_id,
+            "upstream": upstream,
+        }
+    if shape == "n8n":
+        return {
+            "executionId": f"n8n_{suffix}",
+            "workflowId": "reactor-integration",
+            "finished": True,
+            "data": {"instance": instance, "trace_id": trace_id, "upstream": upstream},
+        }
+    if shape == "xavos":
+        return {
+            "coordination_id": f"xav_{suffix}",
+            "status": "coordinated",
+            "ash_resource": "Reactor.Coordination",
+            "instance": instance,
+            "trace_id": trace_id,
+            "upstream": upstream,
+        }
+    return {"execution_id": f"gen_{suffix}", "status": "ok", "instance": instance}
+
+
+def create_app(state: StandinState) -> Starlette:
+    """The stand-ins ASGI app over `state`."""
+    tracer = get_tracer("reactor.standins")
+
+    def instance_of(request: Request) -> str:
+        return request.path_params.get("instance", "default")
+
+    async def health(request: Request) -> JSONResponse:
+        instance = instance_of(request)
+        if not state.behaviour(instance).healthy:
+            return JSONResponse({"status": "unhealthy", "instance": instance}, status_code=503)
+        return JSONResponse({"status": "ok", "instance": instance})
+
+    def endpoint(shape: str):
+        async def execute(request: Request) -> JSONResponse:
+            instance = instance_of(request)
+            behaviour = state.behaviour(instance)
+            ctx = extract_context(request.headers)
+            try:
+                body = await request.json()
+            except ValueError:
+                body = {}
+            body = body if isinstance(body, dict) else {}
+            with tracer.start_as_current_span(
+                f"standin {instance} {shape}",
+                context=ctx,
+                kind=SpanKind.SERVER,
+                attributes={"reactor.trace.kind": "server", "reactor.standin.instance": instance},
+            ) as span:
+                if behaviour.latency_ms:
+                    await asyncio.sleep(behaviour.latency_ms / 1000)
+                fails = state.next_call_fails(instance)
+                traceparent = request.headers.get("traceparent")
+                trace_id = traceparent.split("-")[1] if traceparent else None
+                if fails:
+                    status, payload = behaviour.failure_status, {"error": "injected failure"}
+                elif behaviour.malformed:
+                    status, payload = 200, {"unexpected": True}
+                else:
+                    status, payload = 200, _shape_response(shape, instance, trace_id, body)
+                span.set_attribute("http.response.status_code", status)
+            state.record(
+                ReceivedRequest(
+                    instance=instance,
+                    shape=shape,
+                    method=request.method,
+                    path=request.url.path,
+                    traceparent=traceparent,
+                    tracestate=request.headers.get("tracestate"),
+                    baggage=request.headers.get("baggage"),
+                    correlation_id=request.headers.get("x-correlation-id"),
+                    traceparent_count=len(request.headers.getlist("traceparent")),
+                    upstream=sorted((body.get("upstream") or {}).keys()),
+                    received_at=time.time(),
+                    status_code=status,
+                )
+            )
+            return JSONResponse(payload, status_code=status)
+
+        return execute
+
+    async def received(request: Request) -> JSONResponse:
+        instance = request.query_params.get("instance")
+        return JSONResponse([r.model_dump() for r in state.received_for(instance)])
+
+    async def configure(request: Request) -> JSONResponse:
+        try:
+            state.configure(StandinConfig.model_validate(await request.json()))
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=422)
+        return JSONResponse(state.config.model_dump())
+
+    shapes = {
+        "phoenix": "/api/reactor/execute",
+        "n8n": "/webhook/reactor-integration",
+        "xavos": "/api/coordination/execute",
+        "generic": "/api/execute",
+    }
+    routes = [
+        Route("/_received", received, methods=["GET"]),
+        Route("/_config", configure, methods=["PUT"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/{instance}/health", health, methods=["GET"]),
+    ]
+    for shape, path in shapes.items():
+        routes.append(Route(path, endpoint(shape), methods=["POST"]))
+        routes.append(Route("/{instance}" + path, endpoint(shape), methods=["POST"]))
+    return Starlette(routes=routes)
+
+
+class Standins:
+    """Running stand-ins: `url(instance)` is a system's base URL."""
+
+    def __init__(self, server: uvicorn.Server, state: StandinState, port: int) -> None:
+        self.server, self.state, self.port = server, state, port
+        self.base_url = f"http://127.0.0.1:{port}"
+
+    def url(self, instance: str) -> str:
+        return f"{self.base_url}/{instance}"
+
+    def configure(self, config: StandinConfig) -> None:
+        self.state.configure(config)
+
+    def received(self, instance: str | None = None) -> list[ReceivedRequest]:
+        return self.state.received_for(instance)
+
+
+@contextlib.contextmanager
+def run_standins(
+    config: StandinConfig | None = None, port: int = 0, startup_timeout_s: float = 10.0
+) -> Iterator[Standins]:
+    """Serve the stand-ins on 127.0.0.1:`port` (0: a free port) in a background thread; stop
+    them on exit."""
+    state = StandinState(config or StandinConfig())
+    uv_config = uvicorn.Config(
+        create_app(state),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+    )
+    server = uvicorn.Server(uv_config)
+    thread = threading.Thread(target=server.run, name="trace-standins", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            thread.join(timeout=5)
+            raise RuntimeError(f"trace stand-ins did not start on 127.0.0.1:{port}")
+        time.sleep(0.01)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield Standins(server, state, bound)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
