@@ -11,7 +11,11 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE := 100
 export PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE := 100
 
-.PHONY: setup demo test lint format server stop deploy worker bench lock clean
+.PHONY: setup demo test lint format server stop deploy worker serve bench lock clean
+# Runs its command with PREFECT_API_URL set to the running server (PREFECT_API_URL's own, or the
+# one `make server` started); fails clearly when there is none.
+WITH_API = api=$$($(PY) -m deployments.server url) || { echo "no Prefect server: run 'make server' or set PREFECT_API_URL" >&2; exit 1; }; PREFECT_API_URL=$$api
+POOL ?= reactor-process
 
 setup: $(VENV)/.installed
 
@@ -37,6 +41,21 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+server: setup
+	$(PY) -m deployments.server start
+
+stop: setup
+	$(PY) -m deployments.server stop
+
+deploy: setup
+	@$(WITH_API) $(PY) -m deployments.deploy --pool $(POOL)
+
+worker: setup
+	@$(WITH_API) PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(BIN)/prefect worker start --pool $(POOL) --type process
+
+serve: setup
+	@$(WITH_API) $(PY) -m deployments.serve
+
 bench: setup
 	@for b in bench/*_bench.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
@@ -48,4 +67,4 @@ lock:
 	  /tmp/reactor-lock/bin/pip freeze --exclude-editable ) > requirements.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .prefect-server

@@ -1,0 +1,99 @@
+"""`make deploy`: create the process work pool (idempotent), register every deployment in
+prefect.yaml with `prefect deploy --all`, then list what the server now holds with schedules.
+
+    PREFECT_API_URL=http://127.0.0.1:4200/api python -m deployments.deploy --pool reactor-process
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.exceptions import ObjectNotFound
+from pydantic import BaseModel
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+class DeploymentInfo(BaseModel):
+    name: str  # "<flow name>/<deployment name>"
+    work_pool: str | None
+    schedules: list[str]
+    tags: list[str]
+    enforce_parameter_schema: bool
+
+
+async def ensure_work_pool(name: str) -> bool:
+    """Create the process work pool `name` unless it exists; True when created."""
+    async with get_client() as client:
+        try:
+            await client.read_work_pool(name)
+            return False
+        except ObjectNotFound:
+            await client.create_work_pool(WorkPoolCreate(name=name, type="process"))
+            return True
+
+
+def _describe(schedule) -> str:
+    s = schedule.schedule
+    if getattr(s, "cron", None):
+        return f"cron {s.cron}"
+    if getattr(s, "interval", None):
+        return f"every {s.interval.total_seconds():g} s"
+    return type(s).__name__
+
+
+async def list_deployments() -> list[DeploymentInfo]:
+    async with get_client() as client:
+        deployments = await client.read_deployments()
+        flows = {f.id: f.name for f in await client.read_flows()}
+    return sorted(
+        (
+            DeploymentInfo(
+                name=f"{flows.get(d.flow_id, '?')}/{d.name}",
+                work_pool=d.work_pool_name,
+                schedules=[_describe(s) for s in d.schedules],
+                tags=list(d.tags),
+                enforce_parameter_schema=d.enforce_parameter_schema,
+            )
+            for d in deployments
+        ),
+        key=lambda d: d.name,
+    )
+
+
+def deploy_all(pool: str) -> None:
+    """Run `prefect deploy --all` from the project root (prefect.yaml's pull step points the
+    worker at this checkout through REACTOR_PROJECT_DIR)."""
+    env = {**os.environ, "REACTOR_PROJECT_DIR": str(PROJECT_DIR), "REACTOR_WORK_POOL": pool}
+    subprocess.run(
+        [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
+        cwd=PROJECT_DIR,
+        env=env,
+        check=True,
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pool", default="reactor-process")
+    args = parser.parse_args()
+    if not os.environ.get("PREFECT_API_URL"):
+        print("error: set PREFECT_API_URL (or use `make deploy`)", file=sys.stderr)
+        return 2
+    created = asyncio.run(ensure_work_pool(args.pool))
+    print(f"work pool {args.pool!r} {'created' if created else 'exists'}")
+    deploy_all(args.pool)
+    for d in asyncio.run(list_deployments()):
+        print(f"{d.name:<55} pool={d.work_pool} schedules={', '.join(d.schedules) or '-'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
