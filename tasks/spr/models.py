@@ -1,0 +1,217 @@
+"""The SPR models that cross a boundary: the request, and every result the flow returns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tasks.export import ExportResult, Format
+
+SPRFormat = Literal["minimal", "standard", "extended"]
+Compressor = Literal["extractive", "claude", "auto"]
+ContentType = Literal[
+    "code",
+    "technical",
+    "documentation",
+    "scientific",
+    "business",
+    "narrative",
+    "conversation",
+    "data/log",
+]
+CONTENT_TYPES: tuple[ContentType, ...] = ContentType.__args__  # type: ignore[attr-defined]
+
+
+class FormatSpec(BaseModel):
+    """A format's default word ratio, its ratio band and its words per statement (SPEC §4)."""
+
+    default_ratio: float
+    ratio_band: tuple[float, float]
+    words_per_statement: tuple[int, int]
+
+
+FORMATS: dict[str, FormatSpec] = {
+    "minimal": FormatSpec(default_ratio=0.08, ratio_band=(0.05, 0.10), words_per_statement=(3, 7)),
+    "standard": FormatSpec(
+        default_ratio=0.15, ratio_band=(0.10, 0.20), words_per_statement=(8, 15)
+    ),
+    "extended": FormatSpec(
+        default_ratio=0.30, ratio_band=(0.20, 0.40), words_per_statement=(10, 25)
+    ),
+}
+
+MIN_DOCUMENT_WORDS = 20
+MAX_DOCUMENT_BYTES = 2 * 1024 * 1024  # larger documents are rejected per document
+
+
+class QualityReport(BaseModel):
+    """SPEC §4 quality and each of its components (all in [0, 1])."""
+
+    quality: float
+    keyphrase_recall: float
+    specials_recall: float  # numbers, identifiers, URLs
+    semantic_coverage: float  # TF-IDF cosine
+    rouge1_recall: float
+    unsupported_share: float = 0.0  # LLM decompressor: share of content words not in the original
+
+
+class Compression(BaseModel):
+    """One document compressed into one format."""
+
+    format: SPRFormat
+    target_ratio: float
+    achieved_ratio: float
+    original_words: int
+    compressed_words: int
+    statements: list[str]
+    protected_sentences: int = 0  # sentences of the top salience fifth that were kept
+    protected_total: int = 0
+    compressor: Literal["extractive", "claude"] = "extractive"
+    source: str = "offline extractive"
+    fallback_reason: str | None = None
+    compression_ms: float = 0.0
+
+    @property
+    def spr_text(self) -> str:
+        return "\n".join(self.statements)
+
+
+class ContentAnalysis(BaseModel):
+    word_count: int
+    content_type: ContentType
+    type_scores: dict[str, float]
+    complexity: float = Field(ge=0, le=1)
+    complexity_label: Literal["low", "medium", "high"]
+    language: str
+    strategy: str
+
+
+class SPRDocument(BaseModel):
+    """One document. `content` may be bytes (read from a file); it must decode as UTF-8."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    id: str = Field(min_length=1, max_length=200)
+    content: str | bytes
+
+    @field_validator("id")
+    @classmethod
+    def _plain_id(cls, value: str) -> str:
+        if "/" in value or "\\" in value or value.startswith(".") or "\x00" in value:
+            raise ValueError(
+                f"document id {value!r} must be a plain name (no '/', '\\', '.' start)"
+            )
+        return value
+
+
+class SPRRequest(BaseModel):
+    """What to compress and how. `target_ratio` is the standard format's word ratio; minimal
+    and extended use their SPEC defaults unless `format_ratios` sets them."""
+
+    documents: list[SPRDocument] = Field(default_factory=list)
+    content: str | None = None
+    target_ratio: float = Field(default=0.15, gt=0, le=1)
+    format_ratios: dict[SPRFormat, float] = Field(default_factory=dict)
+    formats: list[SPRFormat] = Field(default_factory=lambda: ["minimal", "standard", "extended"])
+    quality_threshold: float = Field(default=0.7, ge=0, le=1)
+    max_optimization_steps: int = Field(default=3, ge=0, le=10)
+    optimization_step: float = Field(default=0.05, gt=0, le=0.5)
+    export_formats: list[Format] = Field(
+        default_factory=lambda: ["json", "jsonl", "csv", "parquet"]
+    )
+    compressor: Compressor = "extractive"
+    chunk_size: int = Field(default=25, ge=1, le=500)
+    write_spr_files: bool = True
+    learn: bool = True  # persist per-content-type ratio adjustments between runs
+
+    @field_validator("format_ratios")
+    @classmethod
+    def _ratios_in_range(cls, value: dict[str, float]) -> dict[str, float]:
+        for fmt, ratio in value.items():
+            if not 0 < ratio <= 1:
+                raise ValueError(f"format_ratios[{fmt}]={ratio} must be in (0, 1]")
+        return value
+
+    @field_validator("formats", "export_formats")
+    @classmethod
+    def _non_empty_unique(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("must list at least one format")
+        return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _has_documents(self) -> SPRRequest:
+        if not self.documents and self.content is None:
+            raise ValueError("give `documents` (a list of {id, content}) or one `content`")
+        ids = [d.id for d in self.documents]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate document ids {dupes}")
+        return self
+
+    def all_documents(self) -> list[SPRDocument]:
+        docs = list(self.documents)
+        if self.content is not None:
+            docs.insert(0, SPRDocument(id="content", content=self.content))
+        return docs
+
+    def ratio_for(self, fmt: str) -> float:
+        if fmt in self.format_ratios:
+            return self.format_ratios[fmt]  # type: ignore[index]
+        return self.target_ratio if fmt == "standard" else FORMATS[fmt].default_ratio
+
+
+class OptimizationStep(BaseModel):
+    """One attempt of the adaptive loop: the ratio tried and the quality it reached."""
+
+    target_ratio: float
+    achieved_ratio: float
+    quality: float
+    passed: bool
+
+
+class FormatResult(BaseModel):
+    format: SPRFormat
+    requested_ratio: float
+    target_ratio: float  # the ratio of the final attempt (after learning and optimisation)
+    achieved_ratio: float
+    original_words: int
+    compressed_words: int
+    statements: int
+    quality: QualityReport
+    passed: bool
+    efficiency: float  # quality × (1 − achieved ratio)
+    optimization_steps: list[OptimizationStep]
+    protected_sentences: int
+    protected_total: int
+    compressor: Literal["extractive", "claude"]
+    source: str
+    fallback_reason: str | None
+    decompressor: Literal["extractive", "claude"] = "extractive"
+    compression_ms: float
+    spr_text: str
+    decompressed: str
+    spr_file: Path | None = None
+
+
+class DocumentResult(BaseModel):
+    document_id: str
+    analysis: ContentAnalysis | None = None
+    formats: list[FormatResult] = Field(default_factory=list)
+    error: str | None = None  # why the document could not be processed (the batch goes on)
+
+
+class SPRRunResult(BaseModel):
+    run_id: str
+    trace_id: str | None
+    documents: list[DocumentResult]
+    processed: int
+    failed: int
+    passed_rate: float
+    median_quality: float | None
+    learned_adjustments: dict[str, dict[str, float]]
+    export: ExportResult | None
+    spr_files: list[Path]
+    coordination_log_size: int | None = None
