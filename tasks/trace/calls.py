@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -248,7 +249,6 @@ def execute_system(
     naming the system."""
     client = client or shared_client()
     parent = extract_context(ctx.carrier)
-    tracer = get_tracer()
     started_at, start = _now_iso(), time.perf_counter()
     attrs = {
         SYSTEM_ATTR: spec.name,
@@ -257,9 +257,26 @@ def execute_system(
         "reactor.trace.upstream": list(upstream),
         "correlation.id": ctx.correlation_id,
     }
-    with tracer.start_as_current_span(
-        f"system {spec.name}", context=parent, attributes=attrs
-    ) as span:
+    # attach the carried context (not just pass it as the parent): the SDK builds each span's
+    # current context from the *current* one, and baggage must ride along to every call
+    token = otel_context.attach(parent)
+    try:
+        return _run_step(spec, ctx, upstream, client, sleep, attrs, started_at, start)
+    finally:
+        otel_context.detach(token)
+
+
+def _run_step(
+    spec: SystemSpec,
+    ctx: CallContext,
+    upstream: Mapping[str, SystemResult],
+    client: httpx.Client,
+    sleep: Any,
+    attrs: dict[str, Any],
+    started_at: str,
+    start: float,
+) -> SystemResult:
+    with get_tracer().start_as_current_span(f"system {spec.name}", attributes=attrs) as span:
         health = check_health(spec, ctx, client) if spec.health_url else None
         attempts: list[Attempt] = []
         result: dict[str, Any] | None = None

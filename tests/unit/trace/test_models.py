@@ -1,0 +1,81 @@
+"""Bad trace input is rejected with a clear error before any call is made."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from tasks.trace.models import DEFAULT_PATHS, TraceRequest
+
+
+def request(*systems, **extra):
+    return TraceRequest.model_validate({"workflow_id": "wf", "systems": list(systems), **extra})
+
+
+def system(name, **fields):
+    return {"name": name, "url": "http://127.0.0.1:4000", **fields}
+
+
+@pytest.mark.parametrize(
+    "url", ["localhost:4000", "ftp://127.0.0.1", "http://", "http://[::1", "http://h/x?q=1", ""]
+)
+def test_malformed_url_is_named(url):
+    with pytest.raises(ValidationError, match="url") as err:
+        request(system("a", url=url))
+    assert "systems.0.url" in str(err.value) or repr(url) in str(err.value)
+
+
+def test_duplicate_system_names_are_named():
+    with pytest.raises(ValidationError, match=r"duplicate system names \['a'\]"):
+        request(system("a"), system("b"), system("a"))
+
+
+def test_cycle_is_named_in_error():
+    with pytest.raises(ValidationError, match="system cycle: a -> c -> b -> a"):
+        request(
+            system("a", depends_on=["c"]),
+            system("b", depends_on=["a"]),
+            system("c", depends_on=["b"]),
+        )
+
+
+def test_unknown_dependency_is_named():
+    with pytest.raises(ValidationError, match="'a' depends on unknown system 'ghost'"):
+        request(system("a", depends_on=["ghost"]))
+
+
+@pytest.mark.parametrize("timeout", [-1, 0, -0.5])
+def test_non_positive_timeout_is_rejected(timeout):
+    with pytest.raises(ValidationError, match=f"timeout_s {float(timeout)} must be a positive"):
+        request(system("a", timeout_s=timeout))
+
+
+def test_non_positive_timeout_multiplier_is_rejected():
+    with pytest.raises(ValidationError, match=r"timeout_multiplier -2\.0 must be a positive"):
+        request(system("a"), timeout_multiplier=-2)
+
+
+def test_baggage_keys_must_be_w3c_tokens():
+    with pytest.raises(ValidationError, match="not W3C baggage keys"):
+        request(system("a"), baggage={"has space": "x"})
+
+
+def test_system_types_get_their_default_paths():
+    r = request(
+        system("p", type="phoenix"), system("n", type="n8n"), system("x", type="xavos"),
+        system("g"), system("c", type="xavos", path="/custom"),
+    )  # fmt: skip
+    paths = {s.name: s.path for s in r.systems}
+    assert paths == {
+        "p": "/api/reactor/execute",
+        "n": "/webhook/reactor-integration",
+        "x": "/api/coordination/execute",
+        "g": DEFAULT_PATHS["generic"],
+        "c": "/custom",
+    }
+    assert r.system("p").endpoint == "http://127.0.0.1:4000/api/reactor/execute"
+
+
+def test_unknown_system_type_is_rejected():
+    with pytest.raises(ValidationError, match="phoenix"):
+        request(system("a", type="kafka"))

@@ -1,0 +1,168 @@
+"""W3C Trace Context and Baggage conformance of tasks/tracing.py."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry import baggage, trace
+from opentelemetry import context as otel_context
+from opentelemetry.sdk.trace import TracerProvider
+
+from tasks.tracing import (
+    add_tracestate_entry,
+    decode_baggage,
+    encode_baggage,
+    extract_context,
+    inject_headers,
+    parse_tracestate,
+    with_baggage,
+    with_tracestate,
+)
+
+TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+PARENT = f"00-{TRACE_ID}-b7ad6b7169203331-01"
+TRACER = TracerProvider().get_tracer("w3c-test")  # a private SDK tracer: real span ids
+
+
+def span_context(ctx):
+    return trace.get_current_span(ctx).get_span_context()
+
+
+def test_valid_traceparent_is_continued():
+    sc = span_context(extract_context({"traceparent": PARENT}))
+    assert sc.is_valid and sc.is_remote
+    assert format(sc.trace_id, "032x") == TRACE_ID
+    assert format(sc.span_id, "016x") == "b7ad6b7169203331"
+
+
+def test_duplicated_traceparent_starts_a_new_trace():
+    other = f"00-{'1' * 32}-{'2' * 16}-01"
+    for headers in (
+        [("traceparent", PARENT), ("traceparent", other)],
+        {"traceparent": [PARENT, PARENT]},
+    ):
+        assert not span_context(extract_context(headers)).is_valid
+        with TRACER.start_as_current_span("next", context=extract_context(headers)) as span:
+            assert format(span.get_span_context().trace_id, "032x") != TRACE_ID
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        PARENT.upper(),  # hex must be lowercase
+        f"ff-{TRACE_ID}-b7ad6b7169203331-01",  # version ff is invalid
+        f"00-{'0' * 32}-b7ad6b7169203331-01",  # all-zero trace id
+        f"00-{TRACE_ID}-{'0' * 16}-01",  # all-zero parent id
+        f"00-{TRACE_ID}-b7ad6b7169203331-01-extra",  # version 00 has exactly four fields
+        f"00-{TRACE_ID}-b7ad6b716920333-01",  # short parent id
+        "garbage",
+    ],
+)
+def test_invalid_traceparent_starts_a_new_trace(value):
+    assert not span_context(extract_context({"traceparent": value})).is_valid
+
+
+def test_higher_version_is_parsed_for_its_known_fields():
+    sc = span_context(extract_context({"traceparent": f"cc-{TRACE_ID}-b7ad6b7169203331-01-future"}))
+    assert sc.is_valid and format(sc.trace_id, "032x") == TRACE_ID
+
+
+def test_outgoing_traceparent_is_version_00_without_unknown_flags():
+    ctx = extract_context({"traceparent": f"00-{TRACE_ID}-b7ad6b7169203331-ff"})
+    with TRACER.start_as_current_span("call", context=ctx):
+        version, trace_id, parent, flags = inject_headers()["traceparent"].split("-")
+    assert (version, trace_id) == ("00", TRACE_ID)
+    # sampled (0x01) is kept; bits Trace Context defines no meaning for are not forwarded
+    # (0x02 is Level 2's "random" flag, which the OTel SDK keeps for the trace)
+    assert int(flags, 16) & 0x01 and not int(flags, 16) & 0xFC
+    assert parent != "b7ad6b7169203331"
+
+
+def test_each_outgoing_call_gets_its_own_parent_id():
+    ctx = extract_context({"traceparent": PARENT})
+    sent = []
+    for _ in range(5):
+        with TRACER.start_as_current_span("call", context=ctx):
+            sent.append(inject_headers()["traceparent"])
+    assert len({h.split("-")[1] for h in sent}) == 1
+    assert len({h.split("-")[2] for h in sent}) == 5
+
+
+def test_tracestate_keeps_at_most_32_members_dropping_the_rightmost():
+    header = ",".join(f"k{i}=v{i}" for i in range(40))
+    state = parse_tracestate(header)
+    assert len(state) == 32
+    assert list(state.keys())[::31] == ["k0", "k31"]
+
+
+def test_tracestate_duplicate_key_keeps_the_leftmost_and_invalid_members_are_dropped():
+    state = parse_tracestate(["a=1, b=2", "a=3,BAD=x,c=4,=nokey,d"])
+    assert list(state.items()) == [("a", "1"), ("b", "2"), ("c", "4")]
+
+
+def test_tracestate_survives_extraction_with_the_list_rules():
+    ctx = extract_context({"traceparent": PARENT, "tracestate": "x=1,x=2,y@vendor=3"})
+    assert span_context(ctx).trace_state.to_header() == "x=1,y@vendor=3"
+
+
+def test_our_tracestate_entry_goes_leftmost_replacing_an_older_one():
+    state = add_tracestate_entry(parse_tracestate("a=1,reactor=old,b=2"), "reactor", "new")
+    assert state.to_header() == "reactor=new,a=1,b=2"
+
+
+def test_adding_to_a_full_tracestate_drops_the_rightmost_member():
+    full = parse_tracestate(",".join(f"k{i}=v" for i in range(32)))
+    state = add_tracestate_entry(full, "reactor", "x")
+    assert len(state) == 32 and next(iter(state)) == "reactor" and "k31" not in state
+
+
+def test_invalid_tracestate_entry_is_rejected():
+    with pytest.raises(ValueError, match="tracestate entry"):
+        add_tracestate_entry(parse_tracestate(""), "Upper", "x")
+
+
+def test_with_tracestate_is_propagated_on_outgoing_calls():
+    ctx = with_tracestate(
+        "reactor", "coord_1", extract_context({"traceparent": PARENT, "tracestate": "a=1"})
+    )
+    with TRACER.start_as_current_span("call", context=ctx):
+        assert inject_headers()["tracestate"] == "reactor=coord_1,a=1"
+
+
+@pytest.mark.parametrize(
+    "value", ["hello world", "a,b;c=d", "100%", "a+b", "ünïcødé ✓", 'q"uote\\', "=x="]
+)
+def test_baggage_values_roundtrip_percent_encoded(value):
+    header = inject_headers(context=with_baggage({"k": value}))["baggage"]
+    assert " " not in header and header.count(",") == 0 and header.count(";") == 0
+    assert baggage.get_baggage("k", extract_context({"baggage": header})) == value
+
+
+def test_space_is_encoded_as_percent_20_not_plus():
+    assert encode_baggage({"tenant": "reactor demo"}) == "tenant=reactor%20demo"
+
+
+def test_a_literal_plus_from_another_system_stays_a_plus():
+    assert decode_baggage("k=a+b") == {"k": "a+b"}
+
+
+def test_baggage_properties_are_dropped_and_whitespace_ignored():
+    assert decode_baggage("k1 = v1 ;prop=1, k2=v%2C2") == {"k1": "v1", "k2": "v,2"}
+
+
+def test_baggage_skips_invalid_keys_and_respects_the_member_limit():
+    assert encode_baggage({"bad key": "x", "ok": "y"}) == "ok=y"
+    header = encode_baggage({f"k{i}": "v" for i in range(200)})
+    assert len(header.split(",")) == 180
+
+
+def test_baggage_and_trace_context_travel_together():
+    ctx = with_baggage({"workflow.id": "wf 1"}, extract_context({"traceparent": PARENT}))
+    token = otel_context.attach(ctx)  # the SDK starts spans in the current context
+    try:
+        with TRACER.start_as_current_span("call"):
+            headers = inject_headers()
+    finally:
+        otel_context.detach(token)
+    back = extract_context(headers)
+    assert baggage.get_baggage("workflow.id", back) == "wf 1"
+    assert format(span_context(back).trace_id, "032x") == TRACE_ID
