@@ -1,0 +1,163 @@
+"""The trace flow over real HTTP against the loopback stand-ins."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.trace_orchestration import trace_orchestration
+from reactor.cli import app
+from tasks.coordination_log import read_log
+from tasks.errors import ServiceUnhealthy
+from tasks.export import read_export
+from tasks.settings import get_settings
+from tasks.telemetry import read_spans, spans_path
+from tasks.trace.sample import SAMPLE_SYSTEMS, rebase_urls, sample_request
+from tasks.trace.standins import Behaviour, StandinConfig, run_standins
+from tasks.tracing import decode_baggage
+
+FAST = StandinConfig(
+    instances={
+        "phoenix": Behaviour(latency_ms=10),
+        "n8n": Behaviour(latency_ms=120, fail_first=1),
+        "xavos": Behaviour(latency_ms=10),
+        "audit": Behaviour(latency_ms=5),
+    }
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def standins():
+    with run_standins(FAST) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def sample_run(standins, tmp_path_factory):
+    """The bundled sample, run once; the tests below read what it left behind."""
+    root = tmp_path_factory.mktemp("trace")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REACTOR_COORDINATION_DIR", str(root / "coordination"))
+        mp.setenv("REACTOR_EXPORTS_DIR", str(root / "exports"))
+        standins.configure(FAST)
+        result = trace_orchestration(rebase_urls(sample_request(), standins.base_url))
+        yield result, standins.received(), get_settings()
+
+
+def test_every_system_received_the_same_trace_id_and_distinct_parent_ids(sample_run):
+    result, received, _ = sample_run
+    assert sorted(r.instance for r in received) == ["audit", "n8n", "n8n", "phoenix", "xavos"]
+    assert {r.traceparent.split("-")[1] for r in received} == {result.trace_id}
+    parents = [r.traceparent.split("-")[2] for r in received]
+    assert len(set(parents)) == len(parents) == 5
+    assert all(r.traceparent_count == 1 for r in received)
+
+
+def test_every_system_received_the_baggage_and_correlation_id(sample_run):
+    result, received, _ = sample_run
+    assert result.correlation_id.startswith("coord_")
+    for r in received:
+        assert r.correlation_id == result.correlation_id
+        assert r.tracestate.split(",")[0] == f"reactor={result.correlation_id}"
+        assert decode_baggage(r.baggage) == {
+            "workflow.id": "trace-flow-reactor",
+            "workflow.type": "multi-system-trace",
+            "correlation.id": result.correlation_id,
+            "system.origin": "reactor-flows",
+            "tenant": "reactor demo",
+            "user.id": "demo-user",
+        }
+    upstream = {r.instance: r.upstream for r in received}
+    assert upstream == {"phoenix": [], "n8n": ["phoenix"], "xavos": ["n8n"], "audit": []}
+
+
+def test_spans_in_the_jsonl_form_one_tree(sample_run):
+    result, _, settings = sample_run
+    spans = read_spans(spans_path(settings), result.trace_id)
+    ids = {s["span_id"] for s in spans}
+    roots = [s for s in spans if s["parent_span_id"] not in ids]
+    assert len(roots) == 1 and roots[0]["operation_name"] == "trace trace-flow-reactor"
+    children: dict[str, list[str]] = {}
+    for s in spans:
+        children.setdefault(s["parent_span_id"], []).append(s["span_id"])
+    reached, stack = set(), [roots[0]["span_id"]]
+    while stack:
+        node = stack.pop()
+        reached.add(node)
+        stack.extend(children.get(node, []))
+    assert reached == ids
+    kinds = [s["span_attributes"].get("reactor.trace.kind") for s in spans]
+    assert kinds.count("system") == 4 and kinds.count("attempt") == 5
+    assert kinds.count("server") == 5  # the stand-ins continued the trace they were sent
+
+
+def test_analysis_names_the_slow_system_and_the_retry(sample_run):
+    result, _, _ = sample_run
+    a = result.analysis
+    assert a.critical_path == ["phoenix", "n8n", "xavos"] and a.bottlenecks == ["n8n"]
+    n8n = next(s for s in a.systems if s.name == "n8n")
+    assert n8n.attempts == 2 and n8n.max_ms >= 120
+    assert any(r.startswith("n8n is a bottleneck") for r in a.recommendations)
+    assert [p.status for p in result.path] == ["ok"] * 4
+
+
+def test_hops_dataset_and_coordination_log_entry(sample_run):
+    result, _, settings = sample_run
+    parquet = next(p for p in result.exports if p.endswith(".parquet"))
+    frame = read_export(parquet)
+    assert sorted(frame["system"]) == ["audit", "n8n", "phoenix", "xavos"]
+    assert set(frame["trace_id"]) == {result.trace_id}
+    assert frame.set_index("system").loc["n8n", "attempts"] == 2
+    assert frame.set_index("system").loc["n8n", "bottleneck"]
+    entry = [e for e in read_log(settings) if e.get("scenario") == "trace"][-1]
+    assert entry["trace_id"] == result.trace_id and entry["bottlenecks"] == ["n8n"]
+
+
+def _sample_with_down(system: str, standins, **changes):
+    request = rebase_urls(sample_request(), standins.base_url)
+    down = f"http://127.0.0.1:{free_port()}"
+    systems = [
+        s.model_copy(update={"url": down}) if s.name == system else s for s in request.systems
+    ]
+    return request.model_copy(update={"systems": systems, **changes})
+
+
+def test_down_system_with_fallback_is_marked_simulated_with_the_reason(standins, reactor_env):
+    standins.configure(FAST)
+    result = trace_orchestration(_sample_with_down("n8n", standins))
+    path = {p.system: p for p in result.path}
+    assert path["n8n"].status == "simulated" and "ConnectError" in path["n8n"].reason
+    assert path["n8n"].execution_id.startswith("fallback_")
+    assert result.results["n8n"].response["simulated"] is True
+    assert {p.status for n, p in path.items() if n != "n8n"} == {"ok"}
+    xavos = standins.received("xavos")[0]
+    assert xavos.upstream == ["n8n"]  # xavos still ran, on the labelled fallback result
+    assert any(r.startswith("n8n was simulated") for r in result.analysis.recommendations)
+
+
+def test_down_system_without_fallback_fails_naming_it_within_its_timeouts(standins, reactor_env):
+    standins.configure(FAST)
+    request = _sample_with_down("phoenix", standins, enable_fallback=False)
+    start = time.perf_counter()
+    with pytest.raises(ServiceUnhealthy, match=r"system 'phoenix' \(http://127\.0\.0\.1:\d+"):
+        trace_orchestration(request)
+    assert time.perf_counter() - start < 2.0 * 1.5 * 3 + 1  # well inside the timeout budget
+    assert standins.received("n8n") == [] and standins.received("xavos") == []
+
+
+def test_cli_runs_the_sample_on_standins_and_prints_json(reactor_env):
+    out = CliRunner().invoke(app, ["trace", "run", str(SAMPLE_SYSTEMS), "--standins", "--json"])
+    assert out.exit_code == 0, out.output
+    body = json.loads(out.stdout)
+    assert [p["status"] for p in body["path"]] == ["ok"] * 4
+    assert body["analysis"]["bottlenecks"] == ["n8n"]
