@@ -91,7 +91,8 @@ class ContentAnalysis(BaseModel):
 class SPRDocument(BaseModel):
     """One document. `content` may be bytes (read from a file); it must decode as UTF-8."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    # bytes travel as base64 in JSON (flow parameters, results): non-UTF-8 content survives
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
 
     id: str = Field(min_length=1, max_length=200)
     content: str | bytes
@@ -115,7 +116,7 @@ class SPRRequest(BaseModel):
     target_ratio: float = Field(default=0.15, gt=0, le=1)
     format_ratios: dict[SPRFormat, float] = Field(default_factory=dict)
     formats: list[SPRFormat] = Field(default_factory=lambda: ["minimal", "standard", "extended"])
-    quality_threshold: float = Field(default=0.7, ge=0, le=1)
+    quality_threshold: float = Field(default=0.65, ge=0, le=1)
     max_optimization_steps: int = Field(default=3, ge=0, le=10)
     optimization_step: float = Field(default=0.05, gt=0, le=0.5)
     export_formats: list[Format] = Field(

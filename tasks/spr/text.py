@@ -38,10 +38,11 @@ _SENT_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9*#-])")
 _ABBREV = re.compile(r"\b(?:e\.g|i\.e|etc|vs|cf|Mr|Mrs|Dr|Fig|No|approx)\.$", re.I)
 
 URL = re.compile(r"\b(?:https?|ftp)://[^\s<>\"')\]]+|\bwww\.[^\s<>\"')\]]+", re.I)
-NUMBER = re.compile(r"(?<![\w.])[-+]?\$?\d+(?:[.,:/]\d+)*%?(?![\w])")
+NUMBER = re.compile(r"(?<![\w.])[-+]?\$?\d+(?:[.,:/-]\d+)*%?(?![\w])")
 IDENT = re.compile(
     r"(?<![\w.])(?:"
-    r"--?[A-Za-z][\w-]+"  # --flag, -O
+    r"[A-Za-z]+\d+(?:\.\d+)+"  # v2.14.0
+    r"|--?[A-Za-z][\w-]+"  # --flag, -O
     r"|[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)+(?:\(\))?"  # os.path.join, x.y()
     r"|_*[A-Za-z][A-Za-z0-9]*_[\w]*"  # snake_case, __init__
     r"|[a-z]+[A-Z][A-Za-z0-9]*"  # camelCase
@@ -51,6 +52,8 @@ IDENT = re.compile(
     r"|[A-Za-z_]\w*\(\)"  # call()
     r")(?![\w])"
 )
+# phrase boundaries: punctuation, but not the dot inside os.path or v2.14.0
+_PHRASE_BREAK = re.compile(r"[,;:!?()\[\]{}\"“”<>=|/\n]+|\.(?=\s|$)")
 _TRAILING = ".,;:!?\"')]}*"
 
 _stemmer = PorterStemmer()
@@ -175,7 +178,7 @@ def keyphrases(text: str, limit: int | None = None) -> list[tuple[str, ...]]:
         limit = max(5, min(20, word_count(text) // 40))
     candidates: Counter[tuple[str, ...]] = Counter()
     term_freq: Counter[str] = Counter()
-    for chunk in re.split(r"[.,;:!?()\[\]{}\"“”<>=|/\n]+", text):
+    for chunk in _PHRASE_BREAK.split(text):
         run: list[str] = []
         for token in raw_terms(chunk):
             if token in STOPWORDS or len(token) < 2 or token.isdigit():
