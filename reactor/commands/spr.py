@@ -1,10 +1,264 @@
-"""`reactor spr`: SPR compression: compress, decompress, roundtrip, batch, validate, metrics."""
+"""`reactor spr`: SPR compression: compress, decompress, roundtrip, batch, validate, metrics.
+
+Single files run the library directly (no Prefect server needed); `batch` runs the
+`spr-pipeline` flow. `--json` prints the result as JSON on stdout and nothing else.
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from reactor.commands._common import cli_errors, fail, print_json
 
 app = typer.Typer(
     help="SPR compression: compress, decompress, roundtrip, batch, validate, metrics.",
     no_args_is_help=True,
 )
+
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="minimal | standard | extended")]
+RatioOpt = Annotated[
+    float | None, typer.Option("--ratio", "-r", help="target word ratio in (0, 1]")
+]
+CompressorOpt = Annotated[str, typer.Option(help="extractive | claude | auto")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON")]
+
+
+def _split(values: list[str]) -> list[str]:
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+def _compress_file(path: Path, fmt: str, ratio: float | None, compressor: str):
+    from tasks.spr.analyze import analyze
+    from tasks.spr.files import load_document
+    from tasks.spr.llm import compress_with
+    from tasks.spr.models import FORMATS
+    from tasks.spr.pipeline import decode
+
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {sorted(FORMATS)}")
+    if compressor not in ("extractive", "claude", "auto"):
+        raise ValueError(f"unknown compressor {compressor!r}; expected extractive|claude|auto")
+    text = decode(load_document(path))
+    analysis = analyze(text)
+    target = FORMATS[fmt].default_ratio if ratio is None else ratio
+    result = compress_with(text, fmt, target, compressor, strategy=analysis.strategy)
+    return text, analysis, result
+
+
+def _trace_id(name: str) -> str:
+    from tasks.telemetry import configure_telemetry, get_tracer
+
+    configure_telemetry()
+    with get_tracer().start_as_current_span(name) as span:
+        return format(span.get_span_context().trace_id, "032x")
+
+
+@app.command()
+def compress(
+    file: Path,
+    fmt: FormatOpt = "standard",
+    ratio: RatioOpt = None,
+    compressor: CompressorOpt = "extractive",
+    out: Annotated[
+        Path | None, typer.Option(help="the .spr file (default FILE.FORMAT.spr)")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compress FILE into a .spr file."""
+    from tasks.spr.sprfile import render_spr
+    from tasks.store import atomic_write_bytes
+
+    with cli_errors():
+        _, analysis, result = _compress_file(file, fmt, ratio, compressor)
+        target = out or file.with_name(f"{file.name}.{fmt}.spr")
+        atomic_write_bytes(
+            target,
+            render_spr(
+                result.statements,
+                original_words=result.original_words,
+                target_ratio=result.target_ratio,
+                format=fmt,
+                trace_id=_trace_id("spr.compress"),
+                document_id=file.name,
+                compressor=result.compressor,
+            ).encode(),
+        )
+    if as_json:
+        print_json(
+            {"spr_file": str(target), "analysis": analysis.model_dump(), **result.model_dump()}
+        )
+        return
+    typer.echo(
+        f"{target}: {len(result.statements)} statements, {result.compressed_words}/"
+        f"{result.original_words} words (ratio {result.achieved_ratio:.3f}, target "
+        f"{result.target_ratio:.3f}), {analysis.content_type}, {result.source}"
+        + (f" — fallback: {result.fallback_reason}" if result.fallback_reason else "")
+    )
+
+
+@app.command()
+def decompress(file: Path, as_json: JsonOpt = False) -> None:
+    """Reassemble prose from FILE.spr."""
+    from tasks.spr.decompress import decompress as to_prose
+    from tasks.spr.sprfile import parse_spr
+
+    with cli_errors():
+        spr = parse_spr(_read(file), str(file))
+        prose = to_prose(spr.spr_text)
+    if as_json:
+        print_json({"file": str(file), "text": prose})
+    else:
+        typer.echo(prose)
+
+
+@app.command()
+def roundtrip(
+    file: Path,
+    fmt: FormatOpt = "standard",
+    ratio: RatioOpt = None,
+    compressor: CompressorOpt = "extractive",
+    as_json: JsonOpt = False,
+) -> None:
+    """Compress FILE, decompress it, and score the roundtrip (SPEC §4 quality)."""
+    from tasks.spr.llm import decompress_with
+    from tasks.spr.quality import quality
+
+    with cli_errors():
+        text, analysis, result = _compress_file(file, fmt, ratio, compressor)
+        mode = "extractive" if result.compressor == "extractive" else compressor
+        prose, decompressor, _ = decompress_with(result.spr_text, mode)
+        report = quality(
+            text, result.spr_text, decompressed=prose, penalise_unsupported=decompressor == "claude"
+        )
+    if as_json:
+        print_json(
+            {
+                "analysis": analysis.model_dump(),
+                "compression": result.model_dump(),
+                "decompressor": decompressor,
+                "decompressed": prose,
+                "quality": report.model_dump(),
+                "efficiency": round(report.quality * (1 - result.achieved_ratio), 4),
+            }
+        )
+        return
+    typer.echo(
+        f"{file}: {analysis.content_type}, {result.original_words} words -> "
+        f"{result.compressed_words} ({result.achieved_ratio:.3f}, target {result.target_ratio:.3f})"
+    )
+    for name, value in report.model_dump().items():
+        typer.echo(f"  {name:<18} {value:.3f}")
+
+
+@app.command()
+def batch(
+    directory: Path,
+    target_ratio: Annotated[
+        float, typer.Option(help="standard format's word ratio, (0, 1]")
+    ] = 0.15,
+    formats: Annotated[list[str], typer.Option(help="e.g. minimal,standard,extended")] = [  # noqa: B006
+        "minimal,standard,extended"
+    ],
+    export_formats: Annotated[list[str], typer.Option(help="e.g. json,jsonl,csv,parquet")] = [  # noqa: B006
+        "json,jsonl,csv,parquet"
+    ],
+    out: Annotated[Path, typer.Option(help="exports root")] = Path("exports"),
+    quality_threshold: Annotated[float, typer.Option()] = 0.65,
+    compressor: CompressorOpt = "extractive",
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the spr-pipeline flow on every file in DIRECTORY."""
+    from tasks.spr.files import load_documents
+    from tasks.spr.models import SPRRequest
+
+    with cli_errors():
+        request = SPRRequest(
+            documents=load_documents(directory),
+            target_ratio=target_ratio,
+            formats=_split(formats),
+            export_formats=_split(export_formats),
+            quality_threshold=quality_threshold,
+            compressor=compressor,
+        )
+        os.environ["REACTOR_EXPORTS_DIR"] = str(out)
+        from flows.spr_pipeline import spr_pipeline
+
+        result = spr_pipeline(request)
+    if as_json:
+        print_json(result)
+        return
+    for doc in result.documents:
+        if doc.error:
+            typer.echo(f"{doc.document_id}: error: {doc.error}")
+        for fr in doc.formats:
+            typer.echo(
+                f"{doc.document_id} [{fr.format}] ratio {fr.achieved_ratio:.3f} quality "
+                f"{fr.quality.quality:.3f} {'passed' if fr.passed else 'below threshold'}"
+            )
+    typer.echo(
+        f"{result.processed} processed, {result.failed} with errors; median quality "
+        f"{result.median_quality}; exports in {result.export.directory if result.export else '-'}"
+    )
+
+
+@app.command()
+def validate(file: Path, as_json: JsonOpt = False) -> None:
+    """Check FILE.spr: header fields, word counts, ratio, format, trace id."""
+    from tasks.spr.sprfile import parse_spr, validate_spr
+
+    with cli_errors():
+        problems = validate_spr(parse_spr(_read(file), str(file)))
+    if as_json:
+        print_json({"file": str(file), "valid": not problems, "problems": problems})
+    elif not problems:
+        typer.echo(f"{file}: valid")
+    if problems:
+        if not as_json:
+            fail(f"{file}: " + "; ".join(problems), code=1)
+        raise typer.Exit(1)
+
+
+@app.command()
+def metrics(
+    file: Path,
+    original: Annotated[Path | None, typer.Option(help="the original, to score quality")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Statement statistics of FILE.spr (and its quality against --original)."""
+    from tasks.spr.files import load_document
+    from tasks.spr.pipeline import decode
+    from tasks.spr.quality import quality
+    from tasks.spr.sprfile import parse_spr, statement_stats
+
+    with cli_errors():
+        spr = parse_spr(_read(file), str(file))
+        values: dict = {
+            "file": str(file),
+            "format": spr.format,
+            "original_words": spr.original_words,
+            "ratio": spr.ratio,
+            "target_ratio": spr.target_ratio,
+            **statement_stats(spr),
+        }
+        if original is not None:
+            report = quality(decode(load_document(original)), spr.spr_text)
+            values["quality"] = report.model_dump()
+            values["efficiency"] = round(report.quality * (1 - spr.ratio), 4)
+    if as_json:
+        print_json(values)
+        return
+    for key, value in values.items():
+        typer.echo(f"{key:<26} {value}")
+
+
+def _read(path: Path) -> str:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not a UTF-8 .spr file") from exc

@@ -102,12 +102,27 @@ def _droppable(bare: str, token: str, level: str) -> bool:
 
 
 def _pieces(tokens: list[str], low: int, high: int) -> list[list[str]]:
-    """Cut `tokens` into pieces of `low`..`high` words (as even as possible)."""
+    """Cut `tokens` into pieces of `low`..`high` words, preferring cuts after a comma."""
     if len(tokens) <= high:
         return [tokens]
-    n = math.ceil(len(tokens) / high)
-    size = math.ceil(len(tokens) / n)
-    return [tokens[i : i + size] for i in range(0, len(tokens), size)]
+    out: list[list[str]] = []
+    start = 0
+    while len(tokens) - start > high:
+        rest = len(tokens) - start
+        cuts = [
+            b
+            for b in range(start + low, start + high + 1)
+            if tokens[b - 1].endswith((",", ";")) and (len(tokens) - b >= low)
+        ]
+        if cuts:
+            cut = cuts[-1]
+        else:  # no comma in reach: an even split of what is left
+            n = math.ceil(rest / high)
+            cut = start + math.ceil(rest / n)
+        out.append(tokens[start:cut])
+        start = cut
+    out.append(tokens[start:])
+    return out
 
 
 def _statement_tokens(sents: list[Sentence], level: str, band: tuple[int, int], terse: bool):
@@ -120,18 +135,20 @@ def _statement_tokens(sents: list[Sentence], level: str, band: tuple[int, int], 
     pending_verbatim = False
     out: list[tuple[int, list[str]]] = []
 
-    def flush_pending() -> None:
+    def flush_pending(final: bool = False) -> None:
         nonlocal pending
-        if pending:
-            if len(pending) >= low or not out or out[-1][0] < 0:
-                out.append((pending_sentence, pending))
-            else:  # too short to stand alone: append to the previous statement if it fits
-                prev_sentence, prev = out[-1]
-                if len(prev) + len(pending) <= high:
-                    out[-1] = (prev_sentence, prev + pending)
-                else:
-                    out.append((pending_sentence, pending))
-            pending = []
+        if not pending:
+            return
+        if len(pending) >= low:
+            out.append((pending_sentence, pending))
+        elif out:  # too short to stand alone: join the previous statement, re-cut if too long
+            prev_sentence, prev = out.pop()
+            out.extend((prev_sentence, piece) for piece in _pieces(prev + pending, low, high))
+        elif not final:
+            return  # nothing before it (a title): it joins the next statement instead
+        else:
+            out.append((pending_sentence, pending))
+        pending = []
 
     for sent in sents:
         clauses = [sent.text] if sent.verbatim else _CLAUSE.split(sent.text)
@@ -158,7 +175,7 @@ def _statement_tokens(sents: list[Sentence], level: str, band: tuple[int, int], 
                 continue
             for piece in _pieces(tokens, low, high):
                 out.append((sentence_index, piece))
-    flush_pending()
+    flush_pending(final=True)
     return out
 
 
