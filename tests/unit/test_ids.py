@@ -19,7 +19,7 @@ def _make_ids(n: int) -> list[str]:
 
 
 def test_no_collisions_across_8_processes_x_100k():
-    with mp.get_context("fork").Pool(PROCESSES) as pool:
+    with mp.get_context("spawn").Pool(PROCESSES) as pool:
         batches = pool.map(_make_ids, [PER_PROCESS] * PROCESSES)
     ids = [i for batch in batches for i in batch]
     assert len(ids) == PROCESSES * PER_PROCESS

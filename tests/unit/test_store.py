@@ -1,4 +1,7 @@
-"""The locked JSON store: no lost updates under process contention; corrupt files kept."""
+"""The locked JSON store: no lost updates under process contention; corrupt files kept.
+
+Child processes are spawned, not forked: by the time these run, the session's Prefect harness
+has threads in this process, and a forked child inherits their locks mid-state."""
 
 from __future__ import annotations
 
@@ -21,9 +24,17 @@ def _increment(path: str, n: int) -> None:
         store.update(lambda d: d.__setitem__("count", d.get("count", 0) + 1))
 
 
+def _hold_lock(path: str, ready, release) -> None:
+    from filelock import FileLock
+
+    with FileLock(f"{path}.lock"):
+        ready.set()
+        release.wait(30)
+
+
 def test_8_processes_x_500_increments_lose_nothing(tmp_path):
     path = tmp_path / "counter.json"
-    ctx = mp.get_context("fork")
+    ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_increment, args=(str(path), INCREMENTS)) for _ in range(PROCESSES)]
     for p in procs:
         p.start()
@@ -66,18 +77,11 @@ def test_failed_mutation_leaves_the_file_unchanged(tmp_path):
 
 
 def test_lock_held_elsewhere_times_out_with_a_clear_error(tmp_path):
-    from filelock import FileLock
 
     path = tmp_path / "held.json"
-    ctx = mp.get_context("fork")
+    ctx = mp.get_context("spawn")
     ready, release = ctx.Event(), ctx.Event()
-
-    def hold() -> None:
-        with FileLock(f"{path}.lock"):
-            ready.set()
-            release.wait(30)
-
-    p = ctx.Process(target=hold)
+    p = ctx.Process(target=_hold_lock, args=(str(path), ready, release))
     p.start()
     try:
         assert ready.wait(10)
