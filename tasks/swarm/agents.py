@@ -98,6 +98,19 @@ def deregister(agent_ids: list[str], coordination_dir: Path | str) -> int:
     return removed[0]
 
 
+def set_status(agent_ids: list[str], status: str, coordination_dir: Path | str) -> None:
+    """Set the agents' status (e.g. `idle` once their run is over)."""
+    ids = set(agent_ids)
+
+    def mark(rows: list[dict[str, Any]]) -> None:
+        for r in rows:
+            if r.get("agent_id") in ids:
+                r["status"] = status
+                r["last_heartbeat"] = _now()
+
+    agent_store(coordination_dir).update(mark)
+
+
 def set_workload(agent_id: str, delta: int, coordination_dir: Path | str) -> None:
     def bump(rows: list[dict[str, Any]]) -> None:
         for r in rows:

@@ -228,8 +228,11 @@ def require_success_rate(records: list[ExecutionRecord], minimum: float) -> floa
 
 @task(task_run_name="aggregate-telemetry", **_TASK)
 def aggregate_telemetry(run_id: str, agents: list[Agent], plan: Plan) -> TelemetrySummary:
-    """Step 6: from the span records this run wrote to telemetry_spans.jsonl."""
-    spans = read_spans(spans_path(get_settings()))
+    """Step 6: from the span records this run wrote to telemetry_spans.jsonl (the run's agents
+    are idle from here on)."""
+    settings = get_settings()
+    registry.set_status([a.agent_id for a in agents], "idle", settings.coordination_dir)
+    spans = read_spans(spans_path(settings))
     return report.aggregate(spans, run_id, agents, plan.makespan_ms)
 
 

@@ -93,6 +93,9 @@ def test_coordination_files_keep_the_seed_shape(sample_run):
     assert all(c["telemetry"]["trace_id"] for c in claims)
     agents = json.loads((settings.coordination_dir / "agent_status.json").read_text())
     assert {a["agent_id"] for a in agents} == {a.agent_id for a in result.agents}
+    assert {a["status"] for a in agents} == {"idle"} and {
+        a["current_workload"] for a in agents
+    } == {0}
     completed = sum(a["performance_metrics"]["tasks_completed"] for a in agents)
     assert completed == len(result.executions)
     assert {
