@@ -154,11 +154,7 @@ def _statement_tokens(sents: list[Sentence], level: str, band: tuple[int, int], 
         clauses = [sent.text] if sent.verbatim else _CLAUSE.split(sent.text)
         for clause in clauses:
             raw = clause.split()
-            tokens = (
-                _terse(raw, level if terse else "extended", sent.verbatim)
-                if terse
-                else [t for t in raw if not _PUNCT_ONLY.match(t)]
-            )
+            tokens = _terse(raw, level, sent.verbatim) if terse else raw
             if not tokens:
                 continue
             if sent.paragraph != pending_paragraph or sent.verbatim != pending_verbatim:
@@ -227,13 +223,18 @@ def compress(
     weights = STRATEGY_WEIGHTS.get(strategy, STRATEGY_WEIGHTS["default"])
     sents = sentences(text)
     units, protected_total = _units(text, sents, format, (low, high), terse=True)
+    tolerance = math.floor(RATIO_TOLERANCE * total_words)
     if sum(u.cost for u in units) < budget:  # very high ratio: keep the words we would drop
+        units, protected_total = _units(text, sents, format, (low, high), terse=False)
+    if sum(u.cost for u in units) < budget - tolerance:  # ratio near 1: every line, verbatim
+        lines = [ln for ln in text.splitlines() if ln.split()]
+        sents = [Sentence(i, ln, i, True) for i, ln in enumerate(lines)]
         units, protected_total = _units(text, sents, format, (low, high), terse=False)
     if not protect:
         for unit in units:
             unit.protected = False
     chosen = _select(units, budget, weights, _totals(units))
-    chosen = _fill(units, chosen, budget, (low, high), math.floor(RATIO_TOLERANCE * total_words))
+    chosen = _fill(units, chosen, budget, (low, high), tolerance)
     chosen.sort(key=lambda u: u.order)
     statements = [_tidy(u.tokens) for u in chosen]
     compressed = sum(len(s.split()) for s in statements)

@@ -1,0 +1,125 @@
+"""The Claude compressor/decompressor through the real anthropic SDK, against an
+httpx2.MockTransport standing in for the API (the only mock in the suite)."""
+
+import json
+
+import httpx2 as httpx  # the anthropic SDK (2.x) is built on httpx2
+import pytest
+
+from tasks.claude import Claude
+from tasks.settings import Settings
+from tasks.spr.llm import compress_with, decompress_with
+
+TEXT = (
+    "The gateway retries HTTP 503 responses three times with a 250 ms backoff. Connection "
+    "pooling keeps 400 TCP connections per backend, configured in pool.yaml. The canary stage "
+    "holds each release at 5% of traffic for 15 minutes before the rollout continues. "
+) * 3
+
+
+def _message(tool_input, name="write_spr"):
+    return {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-sonnet-4-5",
+        "content": [{"type": "tool_use", "id": "toolu_1", "name": name, "input": tool_input}],
+        "stop_reason": "tool_use",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 100, "output_tokens": 50},
+    }
+
+
+GOOD = {
+    "statements": [
+        "Gateway retries HTTP 503 three times, 250 ms backoff",
+        "Pool keeps 400 TCP connections per backend via pool.yaml",
+        "Canary holds release at 5% traffic for 15 minutes",
+    ]
+}
+
+
+@pytest.fixture
+def claude(monkeypatch):
+    monkeypatch.setenv("REACTOR_ANTHROPIC_API_KEY", "sk-ant-test-0123456789")
+    monkeypatch.setenv("REACTOR_LLM_MAX_RETRIES", "1")
+    monkeypatch.setenv("REACTOR_LLM_TIMEOUT_S", "0.5")
+
+    def make(handler):
+        calls = []
+
+        def record(request):
+            calls.append(json.loads(request.content))
+            return handler(request, len(calls))
+
+        client = httpx.Client(transport=httpx.MockTransport(record))
+        return (lambda: Claude(Settings(), http_client=client)), calls
+
+    return make
+
+
+def test_claude_compresses_when_configured_and_says_so(claude):
+    factory, calls = claude(lambda req, n: httpx.Response(200, json=_message(GOOD)))
+    result = compress_with(TEXT, "standard", 0.3, "claude", claude=factory)
+    assert result.compressor == "claude" and result.fallback_reason is None
+    assert result.statements[0].startswith("Gateway retries HTTP 503")
+    assert calls[0]["tool_choice"] == {"type": "tool", "name": "write_spr"}
+
+
+def test_429_with_retry_after_is_retried_then_succeeds(claude):
+    def handler(req, n):
+        if n == 1:
+            return httpx.Response(429, headers={"retry-after": "0"}, json={"type": "error"})
+        return httpx.Response(200, json=_message(GOOD))
+
+    factory, calls = claude(handler)
+    result = compress_with(TEXT, "standard", 0.3, "auto", claude=factory)
+    assert result.compressor == "claude"
+    assert len(calls) == 2
+
+
+def test_529_overload_falls_back_to_extractive_with_the_reason(claude):
+    factory, calls = claude(
+        lambda req, n: httpx.Response(529, headers={"retry-after": "0"}, json={"type": "error"})
+    )
+    result = compress_with(TEXT, "standard", 0.3, "claude", claude=factory)
+    assert result.compressor == "extractive"
+    assert "HTTP 529" in result.fallback_reason
+    assert result.source == "offline extractive (fallback)"
+    assert len(calls) == 2  # first try + 1 SDK retry
+
+
+def test_timeout_falls_back(claude):
+    def handler(req, n):
+        raise httpx.ReadTimeout("slow", request=req)
+
+    factory, _ = claude(handler)
+    result = compress_with(TEXT, "standard", 0.3, "claude", claude=factory)
+    assert result.compressor == "extractive"
+    assert "timed out" in result.fallback_reason
+
+
+def test_malformed_tool_output_falls_back(claude):
+    factory, _ = claude(
+        lambda req, n: httpx.Response(200, json=_message({"statements": "not a list"}))
+    )
+    result = compress_with(TEXT, "standard", 0.3, "claude", claude=factory)
+    assert result.compressor == "extractive"
+    assert "failed validation" in result.fallback_reason
+
+
+def test_no_key_means_extractive_with_the_reason(monkeypatch):
+    monkeypatch.delenv("REACTOR_ANTHROPIC_API_KEY", raising=False)
+    result = compress_with(TEXT, "standard", 0.3, "auto")
+    assert result.compressor == "extractive"
+    assert "no Anthropic API key" in result.fallback_reason
+
+
+def test_claude_decompressor_reconstructs_prose(claude):
+    factory, _ = claude(
+        lambda req, n: httpx.Response(
+            200, json=_message({"text": "The gateway retries 503s."}, "write_reconstruction")
+        )
+    )
+    prose, decompressor, reason = decompress_with("Gateway retries 503", "claude", factory)
+    assert (prose, decompressor, reason) == ("The gateway retries 503s.", "claude", None)

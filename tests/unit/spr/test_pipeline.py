@@ -1,0 +1,103 @@
+import pytest
+
+from tasks.spr.models import MAX_DOCUMENT_BYTES, SPRDocument, SPRRequest
+from tasks.spr.pipeline import (
+    analyze_document,
+    assemble,
+    compress_documents,
+    compress_format,
+    learn_adjustments,
+)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "is empty"),
+        ("   \n\t  ", "is whitespace only"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "is not UTF-8 text"),
+        ("abc\x00\x01\x02def" * 10, "looks binary"),
+        ("word " * (MAX_DOCUMENT_BYTES // 4), "MiB; the limit is 2 MiB"),
+        ("too short to compress", "has 4 words; at least 20"),
+    ],
+)
+def test_bad_document_gets_a_clear_error(content, message):
+    result = analyze_document(SPRDocument(id="bad", content=content))
+    assert result.error is not None and message in result.error
+    assert "'bad'" in result.error
+
+
+def test_ten_megabyte_document_is_rejected_by_size(reference_docs):
+    big = SPRDocument(id="big", content=b"x" * (10 * 2**20))
+    assert "10.0 MiB" in analyze_document(big).error
+
+
+def test_quality_below_threshold_raises_the_ratio_step_by_step_and_stops(reference_docs):
+    request = SPRRequest(
+        content="", quality_threshold=0.99, max_optimization_steps=3, optimization_step=0.05
+    )
+    doc = analyze_document(SPRDocument(id="d", content=reference_docs[3]))
+    result = compress_format(doc, "standard", request)
+    ratios = [s.target_ratio for s in result.optimization_steps]
+    assert ratios == pytest.approx([0.15, 0.2, 0.25, 0.3])
+    assert not result.passed
+    qualities = [s.quality for s in result.optimization_steps]
+    assert qualities[-1] > qualities[0]
+    for step in result.optimization_steps:
+        assert abs(step.achieved_ratio - step.target_ratio) <= 0.03
+
+
+def test_passing_document_is_compressed_once(reference_docs):
+    request = SPRRequest(content="", quality_threshold=0.1)
+    doc = analyze_document(SPRDocument(id="d", content=reference_docs[3]))
+    result = compress_format(doc, "extended", request)
+    assert len(result.optimization_steps) == 1 and result.passed
+    assert result.efficiency == pytest.approx(
+        result.quality.quality * (1 - result.achieved_ratio), abs=1e-3
+    )
+
+
+def test_learned_adjustment_starts_the_next_run_higher(reference_docs):
+    request = SPRRequest(content="", quality_threshold=0.99, max_optimization_steps=2)
+    docs = [
+        analyze_document(SPRDocument(id=f"d{i}", content=t))
+        for i, t in enumerate(reference_docs[:3])
+    ]
+    results = assemble(docs, [compress_documents(docs, "standard", request, {})])
+    learned = learn_adjustments({}, results, request.optimization_step, request.quality_threshold)
+    ctype = docs[0].analysis.content_type
+    assert learned[ctype]["standard"] > 0
+    again = compress_documents(docs[:1], "standard", request, learned)["d0"]
+    assert again.optimization_steps[0].target_ratio == pytest.approx(
+        0.15 + learned[ctype]["standard"], abs=1e-4
+    )
+
+
+def test_unneeded_adjustment_decays(reference_docs):
+    request = SPRRequest(content="", quality_threshold=0.1)
+    docs = [analyze_document(SPRDocument(id="d", content=reference_docs[0]))]
+    ctype = docs[0].analysis.content_type
+    previous = {ctype: {"extended": 0.2}}
+    results = assemble(docs, [compress_documents(docs, "extended", request, previous)])
+    learned = learn_adjustments(previous, results, 0.05, 0.1)
+    assert learned[ctype]["extended"] < 0.2
+
+
+def test_a_format_too_big_for_a_short_document_is_reported_not_raised():
+    text = (
+        "The deploy failed because the config file lacked a port. We added it and redeployed. " * 3
+    )
+    request = SPRRequest(content="", formats=["standard", "extended"])
+    docs = [analyze_document(SPRDocument(id="short", content=text))]
+    per_format = [compress_documents(docs, f, request, {}) for f in request.formats]
+    (result,) = assemble(docs, per_format)
+    assert [f.format for f in result.formats] == ["extended"]
+    assert "standard" in result.error and "too short" in result.error
+
+
+def test_target_ratio_outside_0_1_is_rejected_with_a_clear_message():
+    from pydantic import ValidationError
+
+    for bad in (0, 1.5, -1):
+        with pytest.raises(ValidationError, match="target_ratio"):
+            SPRRequest(content="x", target_ratio=bad)
