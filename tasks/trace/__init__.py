@@ -4,18 +4,18 @@ lives in the Prefect-free modules beside this one."""
 
 from __future__ import annotations
 
-import queue
 from pathlib import Path
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import PrefectFuture
+from prefect.futures import PrefectFuture, as_completed
 
 from tasks.artifacts import Progress, markdown_table, publish_markdown, publish_table
 from tasks.coordination_log import append_entries
 from tasks.events import emit
 from tasks.export import export_dataset
+from tasks.graph import batches
 from tasks.settings import Settings, get_settings
 from tasks.telemetry import read_spans
 from tasks.trace.analysis import HOPS_SCHEMA, analyse_spans
@@ -30,7 +30,6 @@ from tasks.trace.models import (
     TraceRequest,
     TraceRunResult,
 )
-from tasks.trace.schedule import ready_systems
 
 __all__ = [
     "analyse_trace",
@@ -53,38 +52,27 @@ def call_system(
 
 
 def run_systems(request: TraceRequest, trace: TraceStart) -> dict[str, SystemResult]:
-    """Submit every system as soon as its own dependencies finished (independent systems run
-    concurrently, bounded by the flow's thread pool). On a failure no new system starts, the
-    running ones finish, and the first error is raised."""
+    """Every system starts as soon as its own dependencies finished; independent ones run
+    concurrently, bounded by the flow's thread pool.
+
+    All calls are submitted up front in Kahn order with their upstream futures as arguments, so
+    Prefect sets up each task run while its upstream systems are still working (measured in
+    bench/trace_bench.py: 20 systems at 1.20-1.25x the slowest chain, against 1.37-1.50x when
+    submitting each system only after its dependencies finished). Kahn order keeps the bounded
+    pool deadlock-free: a worker only ever waits on tasks submitted, so started, before its own.
+    A failed system's dependents never call out; the first failure in Kahn order (a root cause,
+    not a dependent's upstream error) is raised once every call has finished."""
     graph = request.graph
-    finished_names: queue.SimpleQueue[str] = queue.SimpleQueue()
-    running: dict[str, PrefectFuture[SystemResult]] = {}
-    results: dict[str, SystemResult] = {}
-    error: BaseException | None = None
-
-    def start_ready() -> None:
-        for name in ready_systems(graph, results, running):
-            upstream = {dep: results[dep] for dep in graph[name]}
-            future = call_system.submit(request.system(name), trace.call_context(request), upstream)
-            running[name] = future
-            future.add_done_callback(lambda _f, n=name: finished_names.put(n))
-
-    start_ready()
-    # created after the first submissions: its API call is not on the critical path
+    futures: dict[str, PrefectFuture[SystemResult]] = {}
+    for name in (n for batch in batches(graph, "system") for n in batch):
+        upstream = {dep: futures[dep] for dep in graph[name]}
+        futures[name] = call_system.submit(
+            request.system(name), trace.call_context(request), upstream
+        )
     progress = Progress(len(graph), f"trace {request.workflow_id}: systems called")
-    while running:
-        name = finished_names.get()
-        future = running.pop(name)
-        try:
-            results[name] = future.result()
-        except BaseException as exc:
-            error = error or exc
-        if error is None:
-            start_ready()
+    for _ in as_completed(list(futures.values())):
         progress.advance()
-    if error is not None:
-        raise error
-    return {name: results[name] for name in graph}
+    return {name: future.result() for name, future in futures.items()}
 
 
 @task(task_run_name="analyse-{workflow_id}", cache_policy=NO_CACHE)
