@@ -1,0 +1,62 @@
+"""`python -m deployments.serve` (`make serve`): run every deployment of prefect.yaml from this
+process, for users without a work pool or worker. The schedules, parameters and tags are read
+from prefect.yaml, so the two ways of running stay the same.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def load_deployments(path: Path = PROJECT_DIR / "prefect.yaml") -> list[dict[str, Any]]:
+    return yaml.safe_load(path.read_text())["deployments"]
+
+
+def load_flow(entrypoint: str):
+    """The flow object at `path/to/file.py:function`, relative to the project root."""
+    file, _, name = entrypoint.partition(":")
+    module_name = Path(file).with_suffix("").as_posix().replace("/", ".")
+    if str(PROJECT_DIR) not in sys.path:
+        sys.path.insert(0, str(PROJECT_DIR))
+    spec = importlib.util.find_spec(module_name)
+    if spec is None:
+        raise ImportError(f"cannot import {module_name} for entrypoint {entrypoint}")
+    return getattr(importlib.import_module(module_name), name)
+
+
+def to_runner_deployment(entry: dict[str, Any]):
+    """A RunnerDeployment with the schedules, parameters and tags of a prefect.yaml entry."""
+    from prefect.schedules import Cron, Interval
+
+    schedules = []
+    for s in entry.get("schedules") or []:
+        if "cron" in s:
+            schedules.append(Cron(s["cron"], timezone=s.get("timezone", "UTC")))
+        elif "interval" in s:
+            schedules.append(Interval(s["interval"]))
+    flow = load_flow(entry["entrypoint"])
+    return flow.to_deployment(
+        name=entry["name"],
+        description=entry.get("description"),
+        tags=entry.get("tags", []),
+        parameters=entry.get("parameters", {}),
+        schedules=schedules,
+        enforce_parameter_schema=entry.get("enforce_parameter_schema", True),
+    )
+
+
+def main() -> None:
+    from prefect import serve
+
+    serve(*(to_runner_deployment(e) for e in load_deployments()))
+
+
+if __name__ == "__main__":
+    main()
