@@ -7,8 +7,10 @@ URL, and `<base>/api/reactor/execute` (phoenix), `<base>/webhook/reactor-integra
 `<base>/api/coordination/execute` (xavos), `<base>/api/execute` (generic) and `<base>/health`
 answer for that instance. Each instance has a `Behaviour` (latency, failure rate, fail-first-N,
 unhealthy, malformed output). `GET /_received` lists the trace headers every request carried;
-`PUT /_config` replaces the behaviour. When the app runs in a process with telemetry configured it
-opens a SERVER span per call under the incoming traceparent, as a real instrumented system would.
+`PUT /_config` replaces the behaviour; `POST /_broadcast` is a dashboard sink for
+`REACTOR_BROADCAST_URL` that records the events it gets. When the app runs in a process with
+telemetry configured it opens a SERVER span per call under the incoming traceparent, as a real
+instrumented system would.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class StandinState:
             self.calls: dict[str, int] = {}
             self.rng = random.Random(config.seed)
             self.received: list[ReceivedRequest] = []
+            self.broadcasts: list[dict[str, Any]] = []
 
     def behaviour(self, instance: str) -> Behaviour:
         return self.config.instances.get(instance, self.config.default)
@@ -192,6 +195,15 @@ def create_app(state: StandinState) -> Starlette:
 
         return execute
 
+    async def broadcast(request: Request) -> JSONResponse:
+        """A dashboard sink (what a Phoenix PubSub endpoint would be): records each event."""
+        event = await request.json()
+        with state.lock:
+            state.broadcasts.append(
+                {"event": event, "traceparent": request.headers.get("traceparent")}
+            )
+        return JSONResponse({"ok": True})
+
     async def received(request: Request) -> JSONResponse:
         instance = request.query_params.get("instance")
         return JSONResponse([r.model_dump() for r in state.received_for(instance)])
@@ -212,6 +224,7 @@ def create_app(state: StandinState) -> Starlette:
     routes = [
         Route("/_received", received, methods=["GET"]),
         Route("/_config", configure, methods=["PUT"]),
+        Route("/_broadcast", broadcast, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
         Route("/{instance}/health", health, methods=["GET"]),
     ]
@@ -236,6 +249,10 @@ class Standins:
 
     def received(self, instance: str | None = None) -> list[ReceivedRequest]:
         return self.state.received_for(instance)
+
+    def broadcasts(self) -> list[dict[str, Any]]:
+        with self.state.lock:
+            return list(self.state.broadcasts)
 
 
 @contextlib.contextmanager

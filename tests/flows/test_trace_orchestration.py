@@ -161,3 +161,14 @@ def test_cli_runs_the_sample_on_standins_and_prints_json(reactor_env):
     body = json.loads(out.stdout)
     assert [p["status"] for p in body["path"]] == ["ok"] * 4
     assert body["analysis"]["bottlenecks"] == ["n8n"]
+
+
+def test_dashboard_broadcast_reaches_the_configured_sink(standins, reactor_env, monkeypatch):
+    standins.configure(FAST)
+    monkeypatch.setenv("REACTOR_BROADCAST_URL", standins.base_url + "/_broadcast")
+    result = trace_orchestration(rebase_urls(sample_request(), standins.base_url))
+    assert result.broadcast_delivered is True
+    [sent] = standins.broadcasts()
+    assert sent["event"]["event"] == "reactor.trace.completed"
+    assert sent["event"]["trace_id"] == result.trace_id
+    assert sent["event"]["bottlenecks"] == ["n8n"]
