@@ -45,6 +45,7 @@ class Behaviour(BaseModel):
     failure_rate: float = Field(default=0.0, ge=0, le=1)
     fail_first: int = Field(default=0, ge=0, description="fail the first N calls")
     failure_status: int = Field(default=503, ge=400, le=599)
+    retry_after_s: float | None = Field(default=None, ge=0, description="Retry-After on failure")
     healthy: bool = True
     malformed: bool = False
 
@@ -191,7 +192,10 @@ def create_app(state: StandinState) -> Starlette:
                     status_code=status,
                 )
             )
-            return JSONResponse(payload, status_code=status)
+            headers = {}
+            if fails and behaviour.retry_after_s is not None:
+                headers["Retry-After"] = f"{behaviour.retry_after_s:g}"
+            return JSONResponse(payload, status_code=status, headers=headers)
 
         return execute
 

@@ -131,3 +131,20 @@ def test_standins_serve_every_shape_and_record_headers(standins):
         assert client.get(standins.base_url + "/health").json()["status"] == "ok"
         received = client.get(standins.base_url + "/_received?instance=shape").json()
     assert [r["shape"] for r in received] == ["phoenix", "n8n", "xavos", "generic"]
+
+
+def test_429_retry_after_is_honoured(standins, spans):
+    behave(standins, busy=Behaviour(fail_first=1, failure_status=429, retry_after_s=0.4))
+    result = execute_system(spec(standins.url("busy"), retries=1), context(), {})
+    first, second = standins.received("busy")
+    assert [a.http_status for a in result.attempts] == [429, 200]
+    assert second.received_at - first.received_at >= 0.4  # not the 0.05-0.15 s backoff
+
+
+def test_timeout_multiplier_stretches_every_timeout(standins, spans):
+    behave(standins, slowish=Behaviour(latency_ms=300))
+    s = spec(standins.url("slowish"), timeout_s=0.15, retries=0)
+    ctx = context(fallback=False).model_copy(update={"timeout_multiplier": 4.0})
+    assert execute_system(s, ctx, {}).status == "ok"  # 0.6 s budget
+    with pytest.raises(ServiceUnhealthy, match="timeout"):
+        execute_system(s, context(fallback=False), {})  # 0.15 s budget
