@@ -26,6 +26,7 @@ Pure module (no Prefect).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
@@ -157,26 +158,38 @@ class ClaimLedger:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            # one descriptor per thread: flock excludes other descriptors, threads included
+            self._local.lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
             self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction holding SQLite's write lock (exclusive across processes)."""
+        """One write transaction holding SQLite's write lock (exclusive across processes).
+
+        Writers first queue on a blocking `flock` of `claims.sqlite3.lock`: the kernel wakes a
+        waiter as soon as the lock is free, where SQLite's own busy handler sleeps and polls —
+        which left one of 8 contending processes with 1.8x its fair share of claims
+        (bench/claims_bench.py). The kernel drops the lock of a killed process."""
         db = self._db()
-        db.execute("BEGIN IMMEDIATE")
+        fcntl.flock(self._local.lock_fd, fcntl.LOCK_EX)
         try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            fcntl.flock(self._local.lock_fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
-        if conn is not None:
+        if conn is not None and self._local.pid == os.getpid():
             conn.close()
-            self._local.conn = None
+            os.close(self._local.lock_fd)
+        self._local.conn = None
 
     # -- operations --------------------------------------------------------------------------
     def add(self, items: Iterable[WorkItem | dict[str, Any]]) -> list[str]:

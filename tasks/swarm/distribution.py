@@ -126,8 +126,11 @@ def value_first_set(tasks: Sequence[PlanTask]) -> tuple[list[str], set[str]]:
     return top, closed
 
 
-def lower_bound(tasks: Sequence[PlanTask], agents: Sequence[PlanAgent]) -> tuple[float, ...]:
-    """(bound, total work, critical path length, critical path nodes...)."""
+def lower_bound(
+    tasks: Sequence[PlanTask], agents: Sequence[PlanAgent]
+) -> tuple[float, float, float]:
+    """(bound, total work, critical path length): the bound is
+    max(W / capacity, critical path / fastest speed, longest task / fastest speed)."""
     total = sum(t.duration for t in tasks)
     capacity = sum(a.speed * a.concurrency for a in agents)
     fastest = max(a.speed for a in agents)

@@ -27,10 +27,12 @@ from typing import Any
 
 import httpx
 import numpy as np
+from opentelemetry.trace import SpanKind
 
 from tasks.errors import InvalidInput, ServiceUnhealthy
 from tasks.retry import backoff_delays
 from tasks.swarm.models import HandlerSpec
+from tasks.telemetry import get_tracer
 from tasks.tracing import inject_headers
 
 Handler = Callable[[dict[str, Any]], Any]
@@ -170,19 +172,24 @@ def import_handler(target: str) -> Handler:
 
 def http_handler(url: str, timeout_s: float) -> Handler:
     def post(call: dict[str, Any]) -> Any:
-        headers = dict(inject_headers({"content-type": "application/json"}))
-        try:
-            response = httpx.post(url, json=call, headers=headers, timeout=timeout_s)
-        except httpx.TimeoutException as exc:
-            raise TimeoutError(f"POST {url} timed out after {timeout_s:g} s") from exc
-        except httpx.HTTPError as exc:
-            raise ServiceUnhealthy(f"POST {url} failed: {exc}") from exc
-        if not response.is_success:
-            raise ServiceUnhealthy(f"POST {url} answered HTTP {response.status_code}")
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise ServiceUnhealthy(f"POST {url} answered non-JSON: {exc}") from exc
+        # one client span per outgoing call, so each attempt carries its own parent-id
+        with get_tracer().start_as_current_span(
+            "swarm.http POST", kind=SpanKind.CLIENT, attributes={"http.url": url}
+        ) as span:
+            headers = dict(inject_headers({"content-type": "application/json"}))
+            try:
+                response = httpx.post(url, json=call, headers=headers, timeout=timeout_s)
+            except httpx.TimeoutException as exc:
+                raise TimeoutError(f"POST {url} timed out after {timeout_s:g} s") from exc
+            except httpx.HTTPError as exc:
+                raise ServiceUnhealthy(f"POST {url} failed: {exc}") from exc
+            span.set_attribute("http.status_code", response.status_code)
+            if not response.is_success:
+                raise ServiceUnhealthy(f"POST {url} answered HTTP {response.status_code}")
+            try:
+                return response.json()
+            except ValueError as exc:
+                raise ServiceUnhealthy(f"POST {url} answered non-JSON: {exc}") from exc
 
     return post
 

@@ -191,9 +191,7 @@ def execute_plan(request: SwarmRequest, plan: Plan, run_id: str) -> list[Executi
         previous = last_on_slot.get((a.agent_id, a.slot))
         if previous is not None:
             before.append(futures[previous])
-        futures[a.task_id] = execute_work_item.with_options(
-            task_run_name=f"execute-{a.task_id}"
-        ).submit(
+        futures[a.task_id] = execute_work_item.submit(
             request,
             task,
             a,

@@ -19,8 +19,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from tasks.claude import Claude
 from tasks.errors import LLMUnavailable
 from tasks.graph import batches, critical_path, dependents
@@ -115,7 +113,7 @@ def _prompt(tasks: list[SwarmTask]) -> str:
 
 
 def ask_claude(
-    tasks: list[SwarmTask], settings: Settings, http_client: httpx.Client | None = None
+    tasks: list[SwarmTask], settings: Settings, http_client: Any | None = None
 ) -> PriorityAnalysis:
     """Claude's analysis, validated; LLMUnavailable(reason) when it cannot give a usable one."""
     answer = Claude(settings, http_client=http_client).structured(
@@ -134,9 +132,10 @@ def ask_claude(
 def analyse(
     tasks: list[SwarmTask],
     settings: Settings,
-    http_client: httpx.Client | Any | None = None,
+    http_client: Any | None = None,
 ) -> PriorityAnalysis:
-    """Claude's analysis when configured and usable, else the heuristic naming why."""
+    """Claude's analysis when configured and usable, else the heuristic naming why.
+    `http_client` is handed to the SDK (tests pass one over an httpx MockTransport)."""
     if not settings.claude_configured:
         return heuristic(tasks, "no Anthropic API key configured (REACTOR_ANTHROPIC_API_KEY)")
     cache = JsonStore(

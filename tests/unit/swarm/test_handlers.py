@@ -114,9 +114,11 @@ def test_http_handler_posts_with_trace_headers(echo_server, reactor_env):
     handler = resolve("remote", {"remote": HandlerSpec(kind="http", target=echo_server)}, 5)
     with get_tracer().start_as_current_span("caller") as span:
         result = handler(_call("remote"))
-    trace_id = format(span.get_span_context().trace_id, "032x")
+    context = span.get_span_context()
+    _, trace_id, parent_id, _ = result["traceparent"].split("-")
     assert result["task_id"] == "remote-1"
-    assert result["traceparent"].split("-")[1] == trace_id
+    assert trace_id == format(context.trace_id, "032x")
+    assert parent_id != format(context.span_id, "016x")  # a client span of its own per call
 
 
 def test_timeout_is_enforced_per_attempt_and_retried():
