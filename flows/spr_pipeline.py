@@ -16,7 +16,7 @@ from tasks.artifacts import Progress, publish_markdown, publish_table
 from tasks.events import emit
 from tasks.runtime import current_run_id, task_runner
 from tasks.spr import report
-from tasks.spr.files import load_documents
+from tasks.spr.files import expand_paths
 from tasks.spr.models import SPRRequest, SPRRunResult
 from tasks.spr.pipeline import assemble
 from tasks.spr.prefect_tasks import (
@@ -30,12 +30,16 @@ from tasks.spr.prefect_tasks import (
 )
 from tasks.telemetry import configure_telemetry
 
+# also at import: Prefect opens the flow-run span before the body runs, and that span (whose
+# trace id goes into the .spr headers and the log) is only recorded once a provider exists
+configure_telemetry()
+
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "samples" / "spr"
 
 
 def sample_request(**overrides) -> SPRRequest:
     """The bundled sample documents (samples/spr/) as a request."""
-    return SPRRequest(documents=load_documents(SAMPLE_DIR), **overrides)
+    return SPRRequest(paths=[SAMPLE_DIR], **overrides)
 
 
 def _trace_id() -> str | None:
@@ -47,7 +51,7 @@ def _trace_id() -> str | None:
 def spr_pipeline(request: SPRRequest) -> SPRRunResult:
     configure_telemetry()
     run_id, trace_id = current_run_id(), _trace_id()
-    docs = request.all_documents()
+    docs = [*request.all_documents(), *expand_paths(request.paths)]
     chunks = [docs[i : i + request.chunk_size] for i in range(0, len(docs), request.chunk_size)]
     labels = [
         f"docs-{i + 1}-{i + len(c)}"
@@ -60,17 +64,17 @@ def spr_pipeline(request: SPRRequest) -> SPRRunResult:
     adjustments = load_adjustments()
 
     # 2-4. every (format, chunk) in parallel: compress, roundtrip quality, bounded re-compression
-    params = request.model_copy(update={"documents": [], "content": ""})
     progress = Progress(len(analyzed) * len(request.formats), "SPR compression")
-    per_format = []
+    per_format, cached = [], 0
     for fmt in request.formats:
         futures = [
-            compress_chunk.submit(c, fmt, params, adjustments, lbl)
+            compress_chunk.submit(c, fmt, request.parameters(fmt), adjustments, lbl)
             for c, lbl in zip(analyzed, labels, strict=True)
         ]
         merged: dict = {}
         for future in futures:
             merged.update(future.result())
+            cached += future.state.name == "Cached"
             progress.advance()
         per_format.append(merged)
     results = assemble([d for chunk in analyzed for d in chunk], per_format)
@@ -104,6 +108,8 @@ def spr_pipeline(request: SPRRequest) -> SPRRunResult:
         export=export,
         spr_files=spr_files,
         coordination_log_size=log_size,
+        cached_chunks=cached,
+        compressed_chunks=len(analyzed) * len(request.formats),
         **stats,
     )
 

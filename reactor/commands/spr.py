@@ -172,12 +172,13 @@ def batch(
     as_json: JsonOpt = False,
 ) -> None:
     """Run the spr-pipeline flow on every file in DIRECTORY."""
-    from tasks.spr.files import load_documents
+    from tasks.spr.files import document_files
     from tasks.spr.models import SPRRequest
 
     with cli_errors():
+        document_files(directory)  # a clear error now, before a flow run starts
         request = SPRRequest(
-            documents=load_documents(directory),
+            paths=[directory.resolve()],
             target_ratio=target_ratio,
             formats=_split(formats),
             export_formats=_split(export_formats),

@@ -113,6 +113,9 @@ class SPRRequest(BaseModel):
 
     documents: list[SPRDocument] = Field(default_factory=list)
     content: str | None = None
+    # files, or directories of files, read inside the tasks: Prefect caps flow parameters at
+    # 512 KB, so large batches travel as paths, not inline content
+    paths: list[Path] = Field(default_factory=list)
     target_ratio: float = Field(default=0.15, gt=0, le=1)
     format_ratios: dict[SPRFormat, float] = Field(default_factory=dict)
     formats: list[SPRFormat] = Field(default_factory=lambda: ["minimal", "standard", "extended"])
@@ -144,8 +147,10 @@ class SPRRequest(BaseModel):
 
     @model_validator(mode="after")
     def _has_documents(self) -> SPRRequest:
-        if not self.documents and self.content is None:
-            raise ValueError("give `documents` (a list of {id, content}) or one `content`")
+        if not self.documents and self.content is None and not self.paths:
+            raise ValueError(
+                "give `documents` (a list of {id, content}), one `content`, or `paths`"
+            )
         ids = [d.id for d in self.documents]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
@@ -157,6 +162,19 @@ class SPRRequest(BaseModel):
         if self.content is not None:
             docs.insert(0, SPRDocument(id="content", content=self.content))
         return docs
+
+    def parameters(self, fmt: str) -> SPRRequest:
+        """Only what compressing into `fmt` depends on besides the text (so the cache key of a
+        format does not change when another format's ratio or the export options do)."""
+        return SPRRequest(
+            content="",
+            format_ratios={fmt: self.ratio_for(fmt)},  # type: ignore[dict-item]
+            formats=[fmt],  # type: ignore[list-item]
+            quality_threshold=self.quality_threshold,
+            max_optimization_steps=self.max_optimization_steps,
+            optimization_step=self.optimization_step,
+            compressor=self.compressor,
+        )
 
     def ratio_for(self, fmt: str) -> float:
         if fmt in self.format_ratios:
@@ -216,3 +234,5 @@ class SPRRunResult(BaseModel):
     export: ExportResult | None
     spr_files: list[Path]
     coordination_log_size: int | None = None
+    compressed_chunks: int = 0  # (chunk, format) compression tasks
+    cached_chunks: int = 0  # of which served from the cross-run cache

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from pathlib import Path
 
 from pydantic import BaseModel
 
 from tasks.errors import InvalidInput
 from tasks.spr.analyze import analyze
+from tasks.spr.files import load_document
 from tasks.spr.llm import ClaudeFactory, compress_with, decompress_with
 from tasks.spr.models import (
     MAX_DOCUMENT_BYTES,
@@ -72,12 +74,14 @@ def decode(doc: SPRDocument) -> str:
     return text
 
 
-def analyze_document(doc: SPRDocument) -> AnalyzedDocument:
+def analyze_document(doc: SPRDocument | Path) -> AnalyzedDocument:
+    """Decode, check and analyse one document (inline, or a file read here)."""
+    doc_id = doc.name if isinstance(doc, Path) else doc.id
     try:
-        text = decode(doc)
-    except InvalidInput as exc:
-        return AnalyzedDocument(id=doc.id, error=str(exc))
-    return AnalyzedDocument(id=doc.id, text=text, analysis=analyze(text))
+        text = decode(load_document(doc) if isinstance(doc, Path) else doc)
+    except (InvalidInput, OSError) as exc:
+        return AnalyzedDocument(id=doc_id, error=str(exc))
+    return AnalyzedDocument(id=doc_id, text=text, analysis=analyze(text))
 
 
 def compress_format(

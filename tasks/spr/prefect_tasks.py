@@ -41,7 +41,7 @@ COMPRESSION_CACHE = INPUTS + TASK_SOURCE + CacheKeyFnPolicy(cache_key_fn=lambda 
 
 
 @task(task_run_name="analyze-{label}", retries=1, retry_delay_seconds=1)
-def analyze_chunk(docs: list[SPRDocument], label: str) -> list[AnalyzedDocument]:
+def analyze_chunk(docs: list[SPRDocument | Path], label: str) -> list[AnalyzedDocument]:
     return [analyze_document(doc) for doc in docs]
 
 
