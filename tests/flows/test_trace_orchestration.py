@@ -86,7 +86,11 @@ def test_spans_in_the_jsonl_form_one_tree(sample_run):
     spans = read_spans(spans_path(settings), result.trace_id)
     ids = {s["span_id"] for s in spans}
     roots = [s for s in spans if s["parent_span_id"] not in ids]
-    assert len(roots) == 1 and roots[0]["operation_name"] == "trace trace-flow-reactor"
+    assert len(roots) == 1
+    ours = next(s for s in spans if s["operation_name"] == "trace trace-flow-reactor")
+    # our root span tops the tree, or sits under Prefect's flow-run span when telemetry was
+    # configured before the flow run started (then Prefect's span is recording too)
+    assert roots[0] is ours or ours["parent_span_id"] == roots[0]["span_id"]
     children: dict[str, list[str]] = {}
     for s in spans:
         children.setdefault(s["parent_span_id"], []).append(s["span_id"])
