@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tasks.errors import ServiceUnhealthy
 from tasks.telemetry import get_tracer
 from tasks.tracing import extract_context
 
@@ -282,7 +283,10 @@ def run_standins(
         if not thread.is_alive() or time.monotonic() > deadline:
             server.should_exit = True
             thread.join(timeout=5)
-            raise RuntimeError(f"trace stand-ins did not start on 127.0.0.1:{port}")
+            raise ServiceUnhealthy(
+                f"trace stand-ins did not start on 127.0.0.1:{port} (port in use?); "
+                "pick another with --port, or 0 for any free port"
+            )
         time.sleep(0.01)
     bound = server.servers[0].sockets[0].getsockname()[1]
     try:
