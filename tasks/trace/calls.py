@@ -248,20 +248,11 @@ def execute_system(
     or with `ctx.enable_fallback` a labelled simulated one; otherwise raises ServiceUnhealthy
     naming the system."""
     client = client or shared_client()
-    parent = extract_context(ctx.carrier)
-    started_at, start = _now_iso(), time.perf_counter()
-    attrs = {
-        SYSTEM_ATTR: spec.name,
-        KIND_ATTR: "system",
-        "reactor.trace.system_type": spec.type,
-        "reactor.trace.upstream": list(upstream),
-        "correlation.id": ctx.correlation_id,
-    }
     # attach the carried context (not just pass it as the parent): the SDK builds each span's
     # current context from the *current* one, and baggage must ride along to every call
-    token = otel_context.attach(parent)
+    token = otel_context.attach(extract_context(ctx.carrier))
     try:
-        return _run_step(spec, ctx, upstream, client, sleep, attrs, started_at, start)
+        return _run_step(spec, ctx, upstream, client, sleep)
     finally:
         otel_context.detach(token)
 
@@ -272,10 +263,15 @@ def _run_step(
     upstream: Mapping[str, SystemResult],
     client: httpx.Client,
     sleep: Any,
-    attrs: dict[str, Any],
-    started_at: str,
-    start: float,
 ) -> SystemResult:
+    started_at, start = _now_iso(), time.perf_counter()
+    attrs = {
+        SYSTEM_ATTR: spec.name,
+        KIND_ATTR: "system",
+        "reactor.trace.system_type": spec.type,
+        "reactor.trace.upstream": list(upstream),
+        "correlation.id": ctx.correlation_id,
+    }
     with get_tracer().start_as_current_span(f"system {spec.name}", attributes=attrs) as span:
         health = check_health(spec, ctx, client) if spec.health_url else None
         attempts: list[Attempt] = []
