@@ -139,3 +139,24 @@ def test_low_success_rate_rolls_back_agents_and_claims(reactor_env):
     assert agents == []
     statuses = ClaimLedger(reactor_env.coordination_dir).counts()
     assert statuses == {"completed": 1, "failed": 2}  # the handler really ran; nothing held
+
+
+def test_more_agent_slots_than_threads_cannot_deadlock(reactor_env):
+    # 6 agents x 2 slots against the flow's 4-thread pool, with chains crossing agents: items are
+    # submitted in planned start order, so every waiting item's predecessors are already running
+    tasks = [
+        {"id": f"t{i}", "type": "coordination", "estimated_duration_ms": 50 + 10 * i,
+         "dependencies": [f"t{i - 3}"] if i >= 3 else []}
+        for i in range(18)
+    ]  # fmt: skip
+    request = SwarmRequest.model_validate(
+        {
+            "tasks": tasks,
+            "agents": [{"name": f"a{i}", "concurrency": 2} for i in range(6)],
+            "optimization_strategy": "speed",
+        }
+    )
+    result = swarm_coordination(request)
+    assert result.success_rate == 1.0
+    digests = {e.task_id: e.result["inputs"] for e in result.executions}
+    assert digests["t17"] == ["t14"]  # dependency results reached the dependent's handler
