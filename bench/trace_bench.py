@@ -5,6 +5,8 @@
    initialisation + every system call, health checks included) / the injected latency of the
    slowest dependency chain (the lower bound for any orchestrator). Targets: <= 1.15 at 3
    systems, <= 1.3 at 20. Each run must name the injected bottleneck.
+   `flow_ms` is the whole flow call, printed beside an empty flow's cost measured in the same
+   run (Prefect's fixed flow-run overhead on this server).
 2. Per-call propagation overhead: the same POST to a stand-in with and without trace
    propagation (CLIENT span + traceparent/tracestate/baggage/X-Correlation-ID), interleaved in
    this run; the difference of the medians in microseconds.
@@ -154,6 +156,23 @@ def propagation_overhead(calls: int = 400) -> dict[str, float]:
     }
 
 
+def empty_flow_ms(runs: int) -> float:
+    """What any flow call costs on this Prefect server: flow_ms below includes it."""
+    from prefect import flow
+
+    @flow(name="trace-bench-empty")
+    def empty() -> None:
+        return None
+
+    empty()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        empty()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -165,7 +184,9 @@ def main() -> int:
 
     with prefect_test_harness(server_startup_timeout=120):
         rows = orchestration_rows(trace_orchestration, args.runs)
+        empty = empty_flow_ms(args.runs)
     print(f"max_workers={os.environ['REACTOR_MAX_WORKERS']} cpus={os.cpu_count()}")
+    print(f"baseline: an empty Prefect flow call takes {empty:.0f} ms here (median)")
     print(
         f"{'case':<11} {'run':>3} {'chain_ms':>9} {'orch_ms':>9} {'ratio':>6} {'target':>6} "
         f"{'flow_ms':>8}  bottleneck"
