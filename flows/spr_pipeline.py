@@ -11,6 +11,7 @@ from pathlib import Path
 
 from opentelemetry import trace
 from prefect import flow
+from prefect.utilities.annotations import quote
 
 from tasks.artifacts import Progress, publish_markdown, publish_table
 from tasks.events import emit
@@ -63,16 +64,20 @@ def spr_pipeline(request: SPRRequest) -> SPRRunResult:
     analyzed = [f.result() for f in analyze_chunk.map(chunks, labels)]
     adjustments = load_adjustments()
 
-    # 2-4. every (format, chunk) in parallel: compress, roundtrip quality, bounded re-compression
-    progress = Progress(len(analyzed) * len(request.formats), "SPR compression")
-    per_format, cached = [], 0
-    for fmt in request.formats:
-        futures = [
-            compress_chunk.submit(c, fmt, request.parameters(fmt), adjustments, lbl)
+    # 2-4. every (format, chunk) at once: compress, roundtrip quality, bounded re-compression.
+    # quote(): Prefect would otherwise walk every document of every chunk looking for futures
+    futures = {
+        fmt: [
+            compress_chunk.submit(quote(c), fmt, request.parameters(fmt), adjustments, lbl)
             for c, lbl in zip(analyzed, labels, strict=True)
         ]
+        for fmt in request.formats
+    }
+    progress = Progress(len(analyzed) * len(request.formats), "SPR compression")
+    per_format, cached = [], 0
+    for fmt_futures in futures.values():
         merged: dict = {}
-        for future in futures:
+        for future in fmt_futures:
             merged.update(future.result())
             cached += future.state.name == "Cached"
             progress.advance()
@@ -81,14 +86,16 @@ def spr_pipeline(request: SPRRequest) -> SPRRunResult:
 
     # 5. learned per-content-type ratio adjustments, persisted for the next run
     learned = (
-        save_adjustments(results, request.optimization_step, request.quality_threshold, run_id)
+        save_adjustments(
+            quote(results), request.optimization_step, request.quality_threshold, run_id
+        )
         if request.learn
         else adjustments
     )
 
     # 6. exports, .spr files, coordination log, UI
-    spr_files = write_spr_files(results, run_id, trace_id) if request.write_spr_files else []
-    export = export_results(results, run_id, request.export_formats)
+    spr_files = write_spr_files(quote(results), run_id, trace_id) if request.write_spr_files else []
+    export = export_results(quote(results), run_id, request.export_formats)
     stats = report.stats(results)
     log_size = log_run(run_id, trace_id, {**stats, "documents": len(results)})
     publish_table(
