@@ -8,18 +8,35 @@ import json
 from datetime import datetime
 
 import pytest
+from prefect import flow
 
 from flows.swarm_coordination import load_sample, swarm_coordination
 from tasks.claims import ClaimLedger
+from tasks.compensation import compensating
 from tasks.coordination_log import read_log
 from tasks.errors import RolledBack
 from tasks.export import read_export
 from tasks.swarm.models import SwarmRequest
+from tasks.swarm.prefect_tasks import (
+    analyse_priorities,
+    claim_assignments,
+    distribute_work,
+    form_agents,
+)
 from tasks.telemetry import read_spans, spans_path
 
 
 def always_fails(call: dict) -> dict:
     raise RuntimeError(f"{call['task_id']} cannot be done")
+
+
+@flow
+def crash_after_claiming(request: SwarmRequest) -> None:
+    analysis = analyse_priorities(request)
+    with compensating("claim then crash"):
+        agents = form_agents(request, analysis)
+        plan = claim_assignments(request, distribute_work(request, analysis, agents), "run-x")
+        raise RuntimeError(f"crashed holding {len(plan.assignments)} claims")
 
 
 @pytest.fixture(scope="module")
@@ -133,8 +150,12 @@ def test_low_success_rate_rolls_back_agents_and_claims(reactor_env):
     with pytest.raises(RolledBack) as info:
         swarm_coordination(request)
     assert "success rate 33% is below min_success_rate 90%" in str(info.value)
-    assert any("released" in c for c in info.value.compensations)
-    assert any(c.startswith("deregistered 2 agent(s)") for c in info.value.compensations)
+    # undo runs in reverse order; every item had finished (completed or failed), so no claim
+    # was still held to release
+    assert info.value.compensations == [
+        "released 0 unfinished claim(s) of 3",
+        "deregistered 2 agent(s) from agent_status.json",
+    ]
     agents = json.loads((reactor_env.coordination_dir / "agent_status.json").read_text())
     assert agents == []
     statuses = ClaimLedger(reactor_env.coordination_dir).counts()
@@ -160,3 +181,14 @@ def test_more_agent_slots_than_threads_cannot_deadlock(reactor_env):
     assert result.success_rate == 1.0
     digests = {e.task_id: e.result["inputs"] for e in result.executions}
     assert digests["t17"] == ["t14"]  # dependency results reached the dependent's handler
+
+
+def test_crash_after_claiming_releases_every_claim_and_deregisters(reactor_env):
+    with pytest.raises(RolledBack, match="crashed holding 12 claims") as info:
+        crash_after_claiming(load_sample())
+    assert info.value.compensations == [
+        "released 12 unfinished claim(s) of 12",
+        "deregistered 3 agent(s) from agent_status.json",
+    ]
+    assert ClaimLedger(reactor_env.coordination_dir).counts() == {"pending": 12}
+    assert json.loads((reactor_env.coordination_dir / "agent_status.json").read_text()) == []
