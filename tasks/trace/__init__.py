@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from opentelemetry import trace as otel_trace
+from opentelemetry.sdk.trace import TracerProvider
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, as_completed
@@ -17,7 +19,7 @@ from tasks.events import emit
 from tasks.export import export_dataset
 from tasks.graph import batches
 from tasks.settings import Settings, get_settings
-from tasks.telemetry import read_spans
+from tasks.telemetry import configure_telemetry, read_spans
 from tasks.trace.analysis import HOPS_SCHEMA, analyse_spans
 from tasks.trace.calls import execute_system
 from tasks.trace.context import TraceStart, open_trace
@@ -48,6 +50,8 @@ def call_system(
     """Health check + call with retries (each attempt its own span) + labelled fallback.
     Retries happen inside, not as Prefect task retries, so every attempt is a span of its own
     and the fallback sees the final failure."""
+    if not isinstance(otel_trace.get_tracer_provider(), TracerProvider):
+        configure_telemetry()  # a fresh worker process (Dask runner): spans must reach the JSONL
     return execute_system(spec, ctx, upstream)
 
 
