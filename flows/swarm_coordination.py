@@ -74,4 +74,8 @@ def load_sample(path: Path = SAMPLE) -> SwarmRequest:
 
 if __name__ == "__main__":
     result = swarm_coordination(load_sample())
-    print(result.model_dump_json(indent=2, include={"run_id", "success_rate", "plan"}))
+    print(
+        f"run {result.run_id}: success rate {result.success_rate:.0%}, "
+        f"priorities by {result.analysis.source}, planned makespan {result.plan.makespan_ms:.0f}"
+        f" ms = {result.plan.ratio:.3f} x lower bound; datasets: {', '.join(result.exports)}"
+    )
