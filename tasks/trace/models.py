@@ -3,10 +3,11 @@ call is made), per-system results, the analysis and the run result."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tasks.graph import validate_graph
@@ -35,6 +36,37 @@ SYSTEM_ORIGIN = "reactor-flows"
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` is not a usable http(s) base URL, or None."""
+    if not url or any(c.isspace() for c in url):
+        return "expected http(s)://host[:port][/prefix] without spaces"
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return "expected http(s)://host[:port][/prefix]"
+    try:
+        parts.port  # noqa: B018 (raises on a bad port)
+    except ValueError as exc:
+        return f"bad port ({exc})"
+    host = parts.hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOSTNAME.fullmatch(host):
+            return f"host {host!r} is not a hostname or IP address"
+    if parts.username or parts.password:
+        return "credentials do not belong in a URL (they would reach spans and logs)"
+    if parts.query or parts.fragment:
+        return "a base URL carries no query or fragment"
+    return None
+
+
 class SystemSpec(BaseModel):
     """One external system the workflow calls."""
 
@@ -60,14 +92,9 @@ class SystemSpec(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, url: str) -> str:
-        try:
-            parsed = httpx.URL(url)
-        except (httpx.InvalidURL, TypeError) as exc:
-            raise ValueError(f"url {url!r} is malformed ({exc})") from None
-        if parsed.scheme not in ("http", "https") or not parsed.host:
-            raise ValueError(f"url {url!r} is malformed: expected http(s)://host[:port][/prefix]")
-        if parsed.query or parsed.fragment:
-            raise ValueError(f"url {url!r} must not carry a query or fragment")
+        problem = url_problem(url)
+        if problem:
+            raise ValueError(f"url {url!r} is malformed: {problem}")
         return url.rstrip("/")
 
     @field_validator("path", "health_path")
