@@ -16,6 +16,7 @@ completed only when its handler returned.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import importlib
 import json
@@ -212,10 +213,13 @@ def call_with_timeout(handler: Handler, call: dict[str, Any], timeout_s: float) 
     """Run `handler(call)` in a worker thread and wait at most `timeout_s`. A Python thread
     cannot be killed: a handler that overruns is abandoned (its result is ignored)."""
     box: dict[str, Any] = {}
+    # a new thread starts with empty contextvars: run the handler in a copy of the caller's
+    # context so its spans (and the trace headers an HTTP handler sends) stay in this trace
+    context = contextvars.copy_context()
 
     def target() -> None:
         try:
-            box["result"] = handler(call)
+            box["result"] = context.run(handler, call)
         except BaseException as exc:  # handed to the caller's thread
             box["error"] = exc
 

@@ -5,7 +5,10 @@ coordination files, datasets that read back; a low success rate rolls back."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from prefect import flow
@@ -24,6 +27,29 @@ from tasks.swarm.prefect_tasks import (
     form_agents,
 )
 from tasks.telemetry import read_spans, spans_path
+
+
+def sleeps(call: dict) -> dict:
+    time.sleep(2.0)
+    return {"too": "late"}
+
+
+class _Echo(BaseHTTPRequestHandler):
+    """A loopback HTTP handler: answers with the trace header it received."""
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        answer = json.dumps(
+            {"task_id": body["task_id"], "traceparent": self.headers.get("traceparent")}
+        ).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args):
+        pass
 
 
 def always_fails(call: dict) -> dict:
@@ -192,3 +218,40 @@ def test_crash_after_claiming_releases_every_claim_and_deregisters(reactor_env):
     ]
     assert ClaimLedger(reactor_env.coordination_dir).counts() == {"pending": 12}
     assert json.loads((reactor_env.coordination_dir / "agent_status.json").read_text()) == []
+
+
+def test_http_handler_gets_the_run_trace_and_a_timeout_is_recorded(reactor_env):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/execute"
+    try:
+        result = swarm_coordination(
+            SwarmRequest.model_validate(
+                {
+                    "tasks": [
+                        {"id": "remote", "type": "remote", "estimated_duration_ms": 200},
+                        {"id": "slow", "type": "slow", "estimated_duration_ms": 200,
+                         "timeout_s": 0.2, "retries": 0},
+                        {"id": "check", "type": "validation", "estimated_duration_ms": 200,
+                         "dependencies": ["remote"]},
+                    ],
+                    "handlers": {
+                        "remote": {"kind": "http", "target": url},
+                        "slow": {"kind": "python", "target": f"{__name__}:sleeps"},
+                    },
+                    "max_agents": 2,
+                    "min_success_rate": 0.6,
+                }
+            )
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    by_task = {e.task_id: e for e in result.executions}
+    timeline = {r["task_id"]: r for r in result.telemetry.timeline}
+    assert by_task["remote"].status == "completed" and by_task["check"].status == "completed"
+    assert by_task["remote"].result["traceparent"].split("-")[1] == timeline["remote"]["trace_id"]
+    assert by_task["slow"].status == "failed" and "timed out after 0.2 s" in by_task["slow"].error
+    assert timeline["slow"]["status"] == "timeout"
+    assert any("slow" in r for r in result.telemetry.recommendations)
+    assert result.success_rate == pytest.approx(2 / 3)

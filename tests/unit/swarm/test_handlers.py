@@ -113,7 +113,8 @@ def test_http_handler_posts_with_trace_headers(echo_server, reactor_env):
     configure_telemetry(reactor_env)
     handler = resolve("remote", {"remote": HandlerSpec(kind="http", target=echo_server)}, 5)
     with get_tracer().start_as_current_span("caller") as span:
-        result = handler(_call("remote"))
+        # through the timeout thread, as execution calls it: the trace must follow the call
+        result, _, _ = run_with_retries(handler, _call("remote"), timeout_s=5, retries=0)
     context = span.get_span_context()
     _, trace_id, parent_id, _ = result["traceparent"].split("-")
     assert result["task_id"] == "remote-1"
