@@ -12,7 +12,7 @@ from tasks.artifacts import publish_table
 from tasks.runtime import task_runner
 from tasks.settings import get_settings
 from tasks.telemetry import configure_telemetry
-from tasks.worktree.gitops import open_repo
+from tasks.worktree.gitops import prune
 from tasks.worktree.models import TeardownRequest, TeardownResult
 from tasks.worktree.prefect_tasks import teardown_one
 from tasks.worktree.registry import environments, registry_store
@@ -39,7 +39,7 @@ def worktree_teardown(request: TeardownRequest | None = None) -> TeardownResult:
     pruned = []
     for path in sorted(repos):
         if Path(path).exists():
-            open_repo(Path(path)).git.worktree("prune")
+            prune(Path(path))
             pruned.append(path)
     publish_table("worktree-teardown", [i.model_dump(mode="json") for i in items], "Teardown")
     return TeardownResult(items=items, pruned=pruned)

@@ -82,6 +82,14 @@ def launch_service(
         outcome.reason = str(exc)
         update_environment(store, spec.name, status="start_failed", reason=outcome.reason)
         return outcome
+    try:
+        return _await_health(spec, request, store, outcome, pid, started, url, log)
+    except BaseException:
+        process.stop_process(pid)  # never leave a process the registry may not know
+        raise
+
+
+def _await_health(spec, request, store, outcome, pid, started, url, log) -> ServiceOutcome:
     outcome.pid, outcome.started_at = pid, started
     update_environment(store, spec.name, status="starting", pid=pid, started_at=started.isoformat())
     check, checks = health.wait_healthy(

@@ -52,7 +52,9 @@ def list_worktrees(repo: git.Repo) -> list[dict[str, str]]:
     """`git worktree list --porcelain` as records {worktree, HEAD, branch|detached, ...}."""
     records: list[dict[str, str]] = []
     current: dict[str, str] = {}
-    for line in repo.git.worktree("list", "--porcelain").splitlines():
+    # a worktree being added concurrently can be half-written ("failed to read .../commondir")
+    output = _git_retrying(lambda: repo.git.worktree("list", "--porcelain"), retry_all=True)
+    for line in output.splitlines():
         if not line.strip():
             if current:
                 records.append(current)
@@ -65,13 +67,13 @@ def list_worktrees(repo: git.Repo) -> list[dict[str, str]]:
     return records
 
 
-def _git_retrying(fn, tries: int = 5):
+def _git_retrying(fn, tries: int = 6, retry_all: bool = False):
     """Parallel `git worktree add` calls can meet on a ref or config lock; retry those briefly."""
     for attempt in range(tries):
         try:
             return fn()
         except git.GitCommandError as exc:
-            if ".lock" not in str(exc) or attempt == tries - 1:
+            if not (retry_all or ".lock" in str(exc)) or attempt == tries - 1:
                 raise
             time.sleep(0.05 * 2**attempt)
     raise AssertionError("unreachable")
@@ -82,7 +84,13 @@ def create_worktree(
 ) -> WorktreeInfo:
     """Add `<root>/<name>` on `branch` (attached if it exists, else created from `base_ref`) and
     check git lists it. On any failure nothing this call made is left behind."""
-    repo = open_repo(repo_path)
+    with open_repo(repo_path) as repo:  # closing stops GitPython's persistent git helpers
+        return _create(repo, repo_path, root, name, branch, base_ref)
+
+
+def _create(
+    repo: git.Repo, repo_path: Path, root: Path, name: str, branch: str, base_ref: str
+) -> WorktreeInfo:
     path = (root / name).resolve()
     if path.exists():
         raise WorktreeError(f"worktree path {path} already exists; tear it down first")
@@ -99,7 +107,11 @@ def create_worktree(
         remove_worktree(repo_path, path, branch if created_branch else None)
         reason = (exc.stderr or str(exc)).strip().replace("\n", " ")
         raise WorktreeError(f"git worktree add for {name!r} failed: {reason}") from None
-    listed = {Path(r["worktree"]).resolve(): r for r in list_worktrees(repo)}
+    try:
+        listed = {Path(r["worktree"]).resolve(): r for r in list_worktrees(repo)}
+    except git.GitCommandError as exc:
+        remove_worktree(repo_path, path, branch if created_branch else None)
+        raise WorktreeError(f"git worktree list failed after adding {name!r}: {exc}") from None
     record = listed.get(path)
     if record is None or record.get("branch") != f"refs/heads/{branch}":
         remove_worktree(repo_path, path, branch if created_branch else None)
@@ -113,7 +125,12 @@ def remove_worktree(repo_path: Path, path: Path, delete_branch: str | None = Non
     """Force-remove the worktree, prune git's records and delete `delete_branch`; returns what
     was actually undone (safe to call on something half-made or already gone)."""
     done: list[str] = []
-    repo = git.Repo(repo_path)
+    with git.Repo(repo_path) as repo:
+        _remove(repo, path, delete_branch, done)
+    return done
+
+
+def _remove(repo: git.Repo, path: Path, delete_branch: str | None, done: list[str]) -> None:
     listed = {Path(r["worktree"]).resolve() for r in list_worktrees(repo)}
     if Path(path).resolve() in listed:
         repo.git.worktree("remove", "--force", "--force", str(path))
@@ -125,7 +142,11 @@ def remove_worktree(repo_path: Path, path: Path, delete_branch: str | None = Non
     if delete_branch and branch_exists(repo, delete_branch):
         repo.git.branch("-D", delete_branch)
         done.append(f"deleted branch {delete_branch}")
-    return done
+
+
+def prune(repo_path: Path) -> None:
+    with open_repo(repo_path) as repo:
+        repo.git.worktree("prune")
 
 
 def write_env_file(path: Path, values: dict[str, str]) -> Path:

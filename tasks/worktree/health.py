@@ -44,8 +44,8 @@ def check_health(
         pass
     healthy = response.is_success
     detail = f"HTTP {response.status_code}"
-    if healthy and body is not None and "status" in body:
-        healthy = str(body["status"]).lower() in HEALTHY_STATUSES
+    if body is not None and "status" in body:
+        healthy = healthy and str(body["status"]).lower() in HEALTHY_STATUSES
         detail += f" status={body['status']!r}"
     return HealthCheck(
         healthy=healthy,

@@ -197,6 +197,15 @@ class WorktreeInfo(BaseModel):
     head: str
 
 
+class WorktreeAttempt(BaseModel):
+    """A worktree task's answer: failures travel as values, because a task that raises inside a
+    Prefect transaction rolls the parent back at once, while sibling tasks are still running."""
+
+    name: str
+    info: WorktreeInfo | None = None
+    error: str | None = None
+
+
 class HealthCheck(BaseModel):
     healthy: bool
     status_code: int | None = None

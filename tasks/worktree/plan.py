@@ -25,7 +25,11 @@ class Plan:
 
 def plan_deployment(request: DeploymentRequest) -> Plan:
     """Resolve paths and check the repository, refs and target directories."""
-    repo = open_repo(request.repo_path)
+    with open_repo(request.repo_path) as repo:
+        return _plan(repo, request)
+
+
+def _plan(repo, request: DeploymentRequest) -> Plan:
     repo_path = Path(repo.working_tree_dir).resolve()
     root = (request.worktrees_root or repo_path / "worktrees").resolve()
     if root.exists() and not root.is_dir():

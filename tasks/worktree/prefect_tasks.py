@@ -25,7 +25,9 @@ from tasks.worktree.models import (
     MonitorCheck,
     MonitorRequest,
     ServiceOutcome,
+    ServiceStatus,
     TeardownItem,
+    WorktreeAttempt,
     WorktreeInfo,
     WorktreeSpec,
 )
@@ -65,49 +67,66 @@ def _release_ports(txn: Transaction) -> None:
 
 
 @task(cache_policy=NO_CACHE, task_run_name="worktree-{spec.name}")
-def create_worktree(plan: Plan, spec: WorktreeSpec, port: int) -> WorktreeInfo:
+def create_worktree(plan: Plan, spec: WorktreeSpec, port: int) -> WorktreeAttempt:
     """`git worktree add` (new branch from base_ref when the branch does not exist), validated
-    with `git worktree list --porcelain`, plus its `.env`."""
+    with `git worktree list --porcelain`, plus its `.env`. Never raises (see WorktreeAttempt):
+    a failed `git worktree add` has already cleaned up after itself."""
     with get_tracer().start_as_current_span("worktree.create") as span:
         span.set_attributes({"worktree.name": spec.name, "worktree.branch": spec.branch})
-        info = gitops.create_worktree(
-            plan.repo_path, plan.worktrees_root, spec.name, spec.branch, spec.base_ref
-        )
+        try:
+            info = gitops.create_worktree(
+                plan.repo_path, plan.worktrees_root, spec.name, spec.branch, spec.base_ref
+            )
+        except Exception as exc:  # gitops cleaned up; never raise inside the transaction
+            return WorktreeAttempt(name=spec.name, error=str(exc))
     get_transaction().set("worktree", info)
     get_transaction().set("repo_path", plan.repo_path)
-    ours = process.service_environment(spec, port, info.path, registry.database_names(spec.name))
-    gitops.write_env_file(info.path, {**ours, **spec.environment_variables})
-    registry.update_environment(
-        _store(),
-        spec.name,
-        worktree_path=str(info.path),
-        repo_path=str(plan.repo_path),
-        branch=info.branch,
-        created_branch=info.created_branch,
-        head=info.head,
-        status="worktree_created",
-    )
-    return info
+    try:
+        ours = process.service_environment(
+            spec, port, info.path, registry.database_names(spec.name)
+        )
+        gitops.write_env_file(info.path, {**ours, **spec.environment_variables})
+        registry.update_environment(
+            _store(),
+            spec.name,
+            worktree_path=str(info.path),
+            repo_path=str(plan.repo_path),
+            branch=info.branch,
+            created_branch=info.created_branch,
+            head=info.head,
+            status="worktree_created",
+        )
+    except Exception as exc:  # the undo hook is registered (we return), so rollback removes it
+        return WorktreeAttempt(name=spec.name, info=info, error=f"{type(exc).__name__}: {exc}")
+    return WorktreeAttempt(name=spec.name, info=info)
 
 
 @create_worktree.on_rollback
 def _remove_worktree(txn: Transaction) -> None:
-    info: WorktreeInfo = txn.get("worktree")
+    info: WorktreeInfo | None = txn.get("worktree", None)
+    if info is None:
+        return
     branch = info.branch if info.created_branch else None
     for done in gitops.remove_worktree(txn.get("repo_path"), info.path, branch):
         record_compensation(done)
 
 
-def create_worktrees(plan: Plan, request: DeploymentRequest, ports: dict[str, int]):
-    """All worktrees, concurrently when `parallel`; every future is awaited before a failure is
-    raised, so the rollback sees every worktree that was made."""
+def create_worktrees(
+    plan: Plan, request: DeploymentRequest, ports: dict[str, int]
+) -> dict[str, WorktreeInfo]:
+    """All worktrees, concurrently when `parallel`. Every future is awaited before a failure is
+    raised (here, in the flow), so the rollback sees every worktree that was made."""
     futures: dict[str, PrefectFuture] = {}
     for spec in request.worktrees:
         futures[spec.name] = create_worktree.submit(plan, spec, ports[spec.name])
         if not request.parallel:
             wait([futures[spec.name]])
     wait(list(futures.values()))
-    return {name: future.result() for name, future in futures.items()}
+    attempts: list[WorktreeAttempt] = [f.result() for f in futures.values()]
+    errors = [a.error for a in attempts if a.error]
+    if errors:
+        raise gitops.WorktreeError("; ".join(errors))
+    return {a.name: a.info for a in attempts if a.info is not None}
 
 
 # -- steps 3-5: install, start, health in dependency order -------------------------------------
@@ -119,7 +138,15 @@ def deploy_service(
 ) -> ServiceOutcome:
     """Install, start (own session, logs to a file, pid in the registry), poll health."""
     with get_tracer().start_as_current_span("worktree.deploy_service") as span:
-        outcome = deploy.launch_service(spec, worktree, port, request, _store())
+        try:
+            outcome = deploy.launch_service(spec, worktree, port, request, _store())
+        except Exception as exc:  # never raise inside the transaction (see WorktreeAttempt)
+            outcome = ServiceOutcome(
+                name=spec.name,
+                status=ServiceStatus.start_failed,
+                port=port,
+                reason=f"{type(exc).__name__}: {exc}",
+            )
         span.set_attributes(
             {
                 "worktree.name": spec.name,
@@ -222,11 +249,14 @@ DEPLOYMENT_SCHEMA = {
 
 
 def service_rows(result: DeploymentResult) -> list[dict[str, Any]]:
+    empty = dict.fromkeys(DEPLOYMENT_SCHEMA)
     rows = []
     for s in result.services:
-        rows.append({"run_id": result.run_id, **s.model_dump(mode="json", exclude={"log_path"})})
+        dumped = s.model_dump(mode="json", exclude={"log_path"})
+        rows.append({**empty, **dumped, "run_id": result.run_id})
     for name, why in result.skipped.items():
-        rows.append({"run_id": result.run_id, "name": name, "status": "skipped", "reason": why})
+        rows.append({**empty, "run_id": result.run_id, "name": name, "status": "skipped"})
+        rows[-1]["reason"] = why
     return rows
 
 

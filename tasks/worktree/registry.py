@@ -46,8 +46,10 @@ def registry_store(settings: Settings | None = None) -> JsonStore[Registry]:
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    """True when nothing listens on `port` (a bind test, as the kernel decides)."""
+    """True when nothing listens on `port` (a bind test, as the kernel decides). SO_REUSEADDR
+    as servers set it: a closed connection's TIME_WAIT does not make a port busy."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:

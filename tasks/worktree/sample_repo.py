@@ -41,6 +41,7 @@ def make_sample_repo(path: Path, services: list[str] | tuple[str, ...] = ()) -> 
         repo.index.add(["SERVICE_NAME"])
         repo.index.commit(f"service {name}")
         repo.git.checkout("-q", "main")
+    repo.close()  # stops GitPython's persistent `git cat-file` helpers
     return path
 
 
