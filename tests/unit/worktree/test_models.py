@@ -35,7 +35,7 @@ def test_unknown_dependency_is_named(tmp_path):
 
 
 def test_cycle_is_named_in_error(tmp_path):
-    with pytest.raises(ValidationError, match="worktree cycle: .*a -> b -> a|b -> a -> b"):
+    with pytest.raises(ValidationError, match=r"worktree cycle: (a -> b -> a|b -> a -> b)"):
         DeploymentRequest(
             repo_path=tmp_path,
             worktrees=[spec("a", dependencies=["b"]), spec("b", dependencies=["a"])],

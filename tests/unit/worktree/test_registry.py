@@ -67,7 +67,7 @@ def test_explicit_port_owned_by_another_name_is_a_clear_error_and_nothing_is_wri
 
 
 def test_reserved_explicit_port_is_refused(tmp_path):
-    with pytest.raises(InvalidInput, match="port 4369 .* reserved"):
+    with pytest.raises(InvalidInput, match=r"port 4369 .* reserved"):
         allocate_ports(store(tmp_path), {"epmd": 4369})
 
 
