@@ -262,11 +262,16 @@ def _units(text: str, sents: list[Sentence], level: str, band: tuple[int, int], 
         salience.append(mass / math.sqrt(max(1, len(sent.text.split()))))
     top = max(1, round(PROTECTED_SHARE * len(sents))) if sents else 0
     protected = set(sorted(range(len(sents)), key=lambda i: -salience[i])[:top])
+    by_first: dict[str, list[int]] = {}
+    for i, phrase in enumerate(phrases):
+        by_first.setdefault(phrase[0], []).append(i)
     units: list[_Unit] = []
     for n, (sentence_index, tokens) in enumerate(_statement_tokens(sents, level, band, terse)):
         statement = " ".join(tokens)
         terms = frozenset(content_terms(statement))
-        covered = frozenset(i for i, p in enumerate(phrases) if all(t in terms for t in p))
+        covered = frozenset(
+            i for t in terms for i in by_first.get(t, ()) if all(x in terms for x in phrases[i])
+        )
         units.append(
             _Unit(
                 order=(sentence_index, n),

@@ -53,7 +53,7 @@ IDENT = re.compile(
     r")(?![\w])"
 )
 # phrase boundaries: punctuation, but not the dot inside os.path or v2.14.0
-_PHRASE_BREAK = re.compile(r"[,;:!?()\[\]{}\"“”<>=|/\n]+|\.(?=\s|$)")
+_PHRASE_TOKEN = re.compile(r"[a-z0-9_]+(?:['.][a-z0-9_]+)*|[,;:!?()\[\]{}\"“”<>=|/\n]+|\.(?=\s|$)")
 _TRAILING = ".,;:!?\"')]}*"
 
 _stemmer = PorterStemmer()
@@ -90,11 +90,22 @@ def content_terms(text: str) -> list[str]:
 
 
 def special_tokens(text: str) -> set[str]:
-    """Numbers, identifiers and URLs, normalised (lowercase, trailing punctuation stripped)."""
+    """Numbers, identifiers and URLs, normalised (lowercase, trailing punctuation stripped).
+    Found word by word (none spans a space), so a statement's are a subset of its source's."""
     found: set[str] = set()
-    for match in URL.finditer(text):
+    for word in text.split():
+        found |= _word_specials(word)
+    return found
+
+
+@lru_cache(maxsize=200_000)
+def _word_specials(word: str) -> frozenset[str]:
+    if not any(c.isdigit() or c in "_./-()" or c.isupper() for c in word):
+        return frozenset()
+    found: set[str] = set()
+    for match in URL.finditer(word):
         found.add(match.group().rstrip(_TRAILING).lower())
-    stripped = URL.sub(" ", text)
+    stripped = URL.sub(" ", word)
     for pattern in (NUMBER, IDENT):
         for match in pattern.finditer(stripped):
             token = match.group().rstrip(_TRAILING).lower()
@@ -102,7 +113,7 @@ def special_tokens(text: str) -> set[str]:
                 token = token[:-2]
             if token and token not in STOPWORDS and any(c.isalnum() for c in token):
                 found.add(token)
-    return found
+    return frozenset(found)
 
 
 @dataclass(frozen=True)
@@ -178,19 +189,20 @@ def keyphrases(text: str, limit: int | None = None) -> list[tuple[str, ...]]:
         limit = max(5, min(20, word_count(text) // 40))
     candidates: Counter[tuple[str, ...]] = Counter()
     term_freq: Counter[str] = Counter()
-    for chunk in _PHRASE_BREAK.split(text):
-        run: list[str] = []
-        for token in raw_terms(chunk):
-            if token in STOPWORDS or len(token) < 2 or token.isdigit():
-                if run:
-                    candidates[tuple(run[:3])] += 1
-                run = []
-            else:
-                stemmed = stem(token)
-                run.append(stemmed)
-                term_freq[stemmed] += 1
-        if run:
+    run: list[str] = []
+    for token in _PHRASE_TOKEN.findall(text.lower().replace("’", "'")):
+        word = token[0].isalnum() or token[0] == "_"
+        stemmed = _content(token) if word and not token.isdigit() else ""
+        if stemmed:
+            run.append(stemmed)
+            continue
+        if run:  # a stopword, a number or punctuation ends the candidate
             candidates[tuple(run[:3])] += 1
+            term_freq.update(run)
+            run = []
+    if run:
+        candidates[tuple(run[:3])] += 1
+        term_freq.update(run)
     scored: list[tuple[float, tuple[str, ...]]] = []
     for phrase, count in candidates.items():
         specificity = 1.0 + 0.5 * (len(set(phrase)) - 1)
