@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from prefect import flow
 
-from flows.swarm_coordination import load_sample, swarm_coordination
+from flows.swarm_coordination import SAMPLE, load_sample, swarm_coordination
 from tasks.claims import ClaimLedger
 from tasks.compensation import compensating
 from tasks.coordination_log import read_log
@@ -255,3 +255,21 @@ def test_http_handler_gets_the_run_trace_and_a_timeout_is_recorded(reactor_env):
     assert timeline["slow"]["status"] == "timeout"
     assert any("slow" in r for r in result.telemetry.recommendations)
     assert result.success_rate == pytest.approx(2 / 3)
+
+
+def test_cli_swarm_run_with_agents_and_strategy(reactor_env, tmp_path):
+    from typer.testing import CliRunner
+
+    from reactor.cli import app
+    from tasks.swarm.models import SwarmResult
+
+    elsewhere = tmp_path / "elsewhere"
+    result = CliRunner().invoke(
+        app,
+        ["swarm", "run", str(SAMPLE), "--agents", "2", "--strategy", "balanced",
+         "--coordination-dir", str(elsewhere), "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    run = SwarmResult.model_validate_json(result.stdout)
+    assert run.strategy == "balanced" and len(run.agents) == 2 and run.success_rate == 1.0
+    assert ClaimLedger(elsewhere).counts() == {"completed": 12}
