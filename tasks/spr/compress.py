@@ -17,6 +17,7 @@ import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from tasks.errors import InvalidInput
 from tasks.spr.models import FORMATS, Compression
@@ -26,8 +27,9 @@ from tasks.spr.text import (
     content_terms,
     keyphrases,
     sentences,
-    special_tokens,
     word_count,
+    word_specials,
+    word_terms,
     wordset,
 )
 
@@ -82,17 +84,17 @@ class _Unit:
 def _terse(tokens: list[str], level: str, verbatim: bool) -> list[str]:
     """Drop filler words: stopwords (minimal), articles and fillers (standard, extended).
     Negations always stay; code/data lines keep every token."""
-    out = []
-    for token in tokens:
-        if _PUNCT_ONLY.match(token):
-            continue
-        if verbatim:
-            out.append(token)
-            continue
-        bare = token.strip("\"'()[],.;:!?").lower()
-        if bare in _NEGATION or not _droppable(bare, token, level):
-            out.append(token)
-    return out
+    return [t for t in tokens if _keep(t, level, verbatim)]
+
+
+@lru_cache(maxsize=100_000)
+def _keep(token: str, level: str, verbatim: bool) -> bool:
+    if _PUNCT_ONLY.match(token):
+        return False
+    if verbatim:
+        return True
+    bare = token.strip("\"'()[],.;:!?").lower()
+    return bare in _NEGATION or not _droppable(bare, token, level)
 
 
 def _droppable(bare: str, token: str, level: str) -> bool:
@@ -267,8 +269,7 @@ def _units(text: str, sents: list[Sentence], level: str, band: tuple[int, int], 
         by_first.setdefault(phrase[0], []).append(i)
     units: list[_Unit] = []
     for n, (sentence_index, tokens) in enumerate(_statement_tokens(sents, level, band, terse)):
-        statement = " ".join(tokens)
-        terms = frozenset(content_terms(statement))
+        terms = frozenset(t for token in tokens for t in word_terms(token))
         covered = frozenset(
             i for t in terms for i in by_first.get(t, ()) if all(x in terms for x in phrases[i])
         )
@@ -278,7 +279,7 @@ def _units(text: str, sents: list[Sentence], level: str, band: tuple[int, int], 
                 sentence=sentence_index,
                 tokens=tokens,
                 terms=terms,
-                specials=frozenset(special_tokens(statement)),
+                specials=frozenset(s for token in tokens for s in word_specials(token)),
                 phrases=covered,
                 protected=sentence_index in protected,
                 position=1.0 / (1 + sentence_index),

@@ -94,12 +94,19 @@ def special_tokens(text: str) -> set[str]:
     Found word by word (none spans a space), so a statement's are a subset of its source's."""
     found: set[str] = set()
     for word in text.split():
-        found |= _word_specials(word)
+        found |= word_specials(word)
     return found
 
 
 @lru_cache(maxsize=200_000)
-def _word_specials(word: str) -> frozenset[str]:
+def word_terms(word: str) -> tuple[str, ...]:
+    """`content_terms` of one whitespace-free word (cached: words repeat)."""
+    return tuple(content_terms(word))
+
+
+@lru_cache(maxsize=200_000)
+def word_specials(word: str) -> frozenset[str]:
+    """`special_tokens` of one whitespace-free word (cached)."""
     if not any(c.isdigit() or c in "_./-()" or c.isupper() for c in word):
         return frozenset()
     found: set[str] = set()
