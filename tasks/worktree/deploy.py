@@ -53,18 +53,18 @@ def launch_service(
         log_path=log,
     )
     url = health.health_url(port, spec.health_path)
-    update_environment(
-        store,
-        spec.name,
-        status="installing",
-        type=spec.type.value,
-        dependencies=list(spec.dependencies),
-        start_command=commands.start,
-        service_env={**ours, **spec.environment_variables},
-        log_path=str(log),
-        health_url=url,
-    )
+    # what the monitor needs to find and restart the service; written with the next status
+    # change (one locked write fewer on the critical path when there is no install step)
+    meta = {
+        "type": spec.type.value,
+        "dependencies": list(spec.dependencies),
+        "start_command": commands.start,
+        "service_env": {**ours, **spec.environment_variables},
+        "log_path": str(log),
+        "health_url": url,
+    }
     if commands.install:
+        update_environment(store, spec.name, status="installing", **meta)
         code, install_ms = process.run_install(
             commands.install, worktree.path, env, log, request.install_timeout_s
         )
@@ -72,7 +72,9 @@ def launch_service(
         if code != 0:
             outcome.status = ServiceStatus.install_failed
             outcome.reason = f"install {commands.install} exited {code}: {process.log_tail(log)}"
-            update_environment(store, spec.name, status="install_failed", reason=outcome.reason)
+            update_environment(
+                store, spec.name, status="install_failed", reason=outcome.reason, **meta
+            )
             return outcome
     started = now()
     try:
@@ -80,9 +82,12 @@ def launch_service(
     except process.StartFailed as exc:
         outcome.status = ServiceStatus.start_failed
         outcome.reason = str(exc)
-        update_environment(store, spec.name, status="start_failed", reason=outcome.reason)
+        update_environment(store, spec.name, status="start_failed", reason=outcome.reason, **meta)
         return outcome
     try:
+        update_environment(
+            store, spec.name, status="starting", pid=pid, started_at=started.isoformat(), **meta
+        )
         return _await_health(spec, request, store, outcome, pid, started, url, log)
     except BaseException:
         process.stop_process(pid)  # never leave a process the registry may not know
@@ -91,7 +96,6 @@ def launch_service(
 
 def _await_health(spec, request, store, outcome, pid, started, url, log) -> ServiceOutcome:
     outcome.pid, outcome.started_at = pid, started
-    update_environment(store, spec.name, status="starting", pid=pid, started_at=started.isoformat())
     check, checks = health.wait_healthy(
         url,
         request.health_check_timeout_s,

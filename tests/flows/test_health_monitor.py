@@ -50,7 +50,7 @@ def kill(pid: int) -> None:
 
 
 def test_sigkilled_service_is_restarted_after_three_failures(deployed, reactor_env):
-    repo, api = deployed
+    _, api = deployed
     first = health_monitor(MonitorRequest(**ONCE))
     assert first.checks[0].healthy and first.checks[0].action == "none"
     kill(api.pid)
@@ -70,7 +70,7 @@ def test_sigkilled_service_is_restarted_after_three_failures(deployed, reactor_e
 
 
 def test_restarts_beyond_the_hourly_cap_are_refused_and_alerted(deployed, reactor_env):
-    repo, api = deployed
+    _, api = deployed
     kill(api.pid)
     capped = MonitorRequest(**{**ONCE, "max_restarts_per_hour": 0, "failure_threshold": 1})
     check = health_monitor(capped).checks[0]
