@@ -15,7 +15,7 @@ export PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE := 100
 # Runs its command with PREFECT_API_URL set to the running server (PREFECT_API_URL's own, or the
 # one `make server` started); fails clearly when there is none.
 WITH_API = api=$$($(PY) -m deployments.server url) || { echo "no Prefect server: run 'make server' or set PREFECT_API_URL" >&2; exit 1; }; PREFECT_API_URL=$$api
-POOL ?= reactor-process
+POOL ?= reactor-process  # the work pool prefect.yaml names
 
 setup: $(VENV)/.installed
 
@@ -48,7 +48,7 @@ stop: setup
 	$(PY) -m deployments.server stop
 
 deploy: setup
-	@$(WITH_API) $(PY) -m deployments.deploy --pool $(POOL)
+	@$(WITH_API) $(PY) -m deployments.deploy
 
 worker: setup
 	@$(WITH_API) PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(BIN)/prefect worker start --pool $(POOL) --type process

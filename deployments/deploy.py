@@ -1,18 +1,18 @@
-"""`make deploy`: create the process work pool (idempotent), register every deployment in
-prefect.yaml with `prefect deploy --all`, then list what the server now holds with schedules.
+"""`make deploy`: create the process work pool named in prefect.yaml (idempotent), register
+every deployment with `prefect deploy --all`, then list what the server holds, with schedules.
 
-    PREFECT_API_URL=http://127.0.0.1:4200/api python -m deployments.deploy --pool reactor-process
+    PREFECT_API_URL=http://127.0.0.1:4200/api python -m deployments.deploy
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.exceptions import ObjectNotFound
@@ -68,10 +68,14 @@ async def list_deployments() -> list[DeploymentInfo]:
     )
 
 
-def deploy_all(pool: str) -> None:
+def work_pool_names(path: Path = PROJECT_DIR / "prefect.yaml") -> set[str]:
+    return {d["work_pool"]["name"] for d in yaml.safe_load(path.read_text())["deployments"]}
+
+
+def deploy_all() -> None:
     """Run `prefect deploy --all` from the project root (prefect.yaml's pull step points the
     worker at this checkout through REACTOR_PROJECT_DIR)."""
-    env = {**os.environ, "REACTOR_PROJECT_DIR": str(PROJECT_DIR), "REACTOR_WORK_POOL": pool}
+    env = {**os.environ, "REACTOR_PROJECT_DIR": str(PROJECT_DIR)}
     subprocess.run(
         [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
         cwd=PROJECT_DIR,
@@ -81,15 +85,13 @@ def deploy_all(pool: str) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pool", default="reactor-process")
-    args = parser.parse_args()
     if not os.environ.get("PREFECT_API_URL"):
         print("error: set PREFECT_API_URL (or use `make deploy`)", file=sys.stderr)
         return 2
-    created = asyncio.run(ensure_work_pool(args.pool))
-    print(f"work pool {args.pool!r} {'created' if created else 'exists'}")
-    deploy_all(args.pool)
+    for pool in sorted(work_pool_names()):
+        created = asyncio.run(ensure_work_pool(pool))
+        print(f"work pool {pool!r} {'created' if created else 'exists'}")
+    deploy_all()
     for d in asyncio.run(list_deployments()):
         print(f"{d.name:<55} pool={d.work_pool} schedules={', '.join(d.schedules) or '-'}")
     return 0
