@@ -21,9 +21,11 @@ def deploy(
     """Deploy the worktrees of SPEC: ports, git worktrees, ordered start, health, monitoring."""
     from flows.worktree_deployment import worktree_deployment
     from tasks.worktree.models import DeploymentRequest
+    from tasks.worktree.plan import plan_deployment
 
     with cli_errors():
         request = load_model(spec, DeploymentRequest)
+        plan_deployment(request)  # bad repo, ref or path: one clear line before any flow run
         result = worktree_deployment(request)
     if json_out:
         print_json(result)

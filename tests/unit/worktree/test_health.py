@@ -1,0 +1,71 @@
+"""The health rule: 2xx and, when the body is JSON with a status, healthy|ok."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tasks.worktree.health import check_health, wait_healthy
+
+ANSWERS = {
+    "/ok": (200, {"status": "ok"}),
+    "/healthy": (200, {"status": "Healthy"}),
+    "/plain": (200, None),
+    "/starting": (200, {"status": "starting"}),
+    "/down": (503, {"status": "ok"}),
+    "/nostatus": (204, None),
+}
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        code, body = ANSWERS[self.path]
+        data = json.dumps(body).encode() if body is not None else b"fine"
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(data) if code != 204 else 0))
+        self.end_headers()
+        if code != 204:
+            self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def base():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("path", "healthy"),
+    [
+        ("/ok", True),
+        ("/healthy", True),
+        ("/plain", True),
+        ("/nostatus", True),
+        ("/starting", False),
+        ("/down", False),
+    ],
+)
+def test_health_rule(base, path, healthy):
+    check = check_health(base + path)
+    assert check.healthy is healthy, check.detail
+    assert check.latency_ms > 0
+
+
+def test_connection_refused_is_unhealthy_not_an_exception():
+    check = check_health("http://127.0.0.1:1/health", timeout_s=0.5)
+    assert not check.healthy and "ConnectError" in check.detail
+
+
+def test_wait_healthy_gives_up_at_the_deadline(base):
+    check, checks = wait_healthy(base + "/starting", timeout_s=0.35, interval_s=0.1)
+    assert not check.healthy and "not healthy after 0.35 s" in check.detail
+    assert 3 <= checks <= 5
