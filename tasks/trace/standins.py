@@ -18,11 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import uvicorn
 from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, Field
@@ -294,3 +297,70 @@ def run_standins(
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+class StandinsProcess:
+    """Stand-ins running in a child process (own GIL, like real systems); same interface."""
+
+    def __init__(self, process: subprocess.Popen[str], base_url: str) -> None:
+        self.process, self.base_url = process, base_url
+        self.port = int(base_url.rsplit(":", 1)[1])
+        self._client = httpx.Client(base_url=base_url, trust_env=False, timeout=10)
+
+    def url(self, instance: str) -> str:
+        return f"{self.base_url}/{instance}"
+
+    def configure(self, config: StandinConfig) -> None:
+        self._client.put("/_config", json=config.model_dump()).raise_for_status()
+
+    def received(self, instance: str | None = None) -> list[ReceivedRequest]:
+        params = {"instance": instance} if instance else {}
+        response = self._client.get("/_received", params=params)
+        return [ReceivedRequest.model_validate(r) for r in response.raise_for_status().json()]
+
+
+@contextlib.contextmanager
+def run_standins_process(
+    config: StandinConfig | None = None, port: int = 0, startup_timeout_s: float = 20.0
+) -> Iterator[StandinsProcess]:
+    """Serve the stand-ins from a child process on 127.0.0.1:`port`; it exits when this block
+    ends (or when this process dies: the child stops when its stdin closes)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tasks.trace.standins", str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        process.stdin.write((config or StandinConfig()).model_dump_json() + "\n")
+        process.stdin.flush()
+        timer = threading.Timer(startup_timeout_s, process.kill)
+        timer.start()
+        line = process.stdout.readline().strip()
+        timer.cancel()
+        if not line.startswith("http://"):
+            raise ServiceUnhealthy(f"trace stand-ins process did not start on port {port}")
+        running = StandinsProcess(process, line)
+        yield running
+        running._client.close()
+    finally:
+        process.stdin.close()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _serve_from_stdin(port: int) -> None:
+    """Child-process entry: config JSON on the first stdin line, base URL on stdout, serve
+    until stdin closes."""
+    config = StandinConfig.model_validate_json(sys.stdin.readline())
+    with run_standins(config, port=port) as running:
+        print(running.base_url, flush=True)
+        sys.stdin.read()  # returns at EOF: the parent ended the block or died
+
+
+if __name__ == "__main__":
+    _serve_from_stdin(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
