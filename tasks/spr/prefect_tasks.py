@@ -22,6 +22,7 @@ from tasks.spr.pipeline import AnalyzedDocument, analyze_document, compress_docu
 from tasks.spr.pipeline import learn_adjustments as learn
 from tasks.spr.sprfile import render_spr
 from tasks.store import JsonStore
+from tasks.telemetry import get_tracer
 
 LEARNED_FILE = "spr_learned_ratios.json"
 
@@ -60,7 +61,15 @@ def compress_chunk(
     label: str,
 ) -> dict[str, FormatResult | str]:
     """Compress, decompress, score and (bounded) re-compress each document of the chunk."""
-    return compress_documents(docs, fmt, params, adjustments)
+    with get_tracer().start_as_current_span(
+        "spr.compress_chunk", attributes={"spr.format": fmt, "spr.documents": len(docs)}
+    ) as span:
+        out = compress_documents(docs, fmt, params, adjustments)
+        done = [r for r in out.values() if isinstance(r, FormatResult)]
+        span.set_attribute("spr.compressed", len(done))
+        span.set_attribute("spr.errors", len(out) - len(done))
+        span.set_attribute("spr.recompressions", sum(len(r.optimization_steps) - 1 for r in done))
+        return out
 
 
 def learned_store() -> JsonStore[dict[str, Any]]:

@@ -13,6 +13,7 @@ from tasks.export import read_export
 from tasks.spr.models import SPRDocument, SPRRequest
 from tasks.spr.sprfile import parse_spr, validate_spr
 from tasks.spr.text import word_count
+from tasks.telemetry import read_spans, spans_path
 
 
 def _docs(n: int, words: int = 120) -> list[SPRDocument]:
@@ -48,6 +49,8 @@ def test_sample_batch_runs_end_to_end(reactor_env):
     assert entry["scenario"] == "spr" and entry["processed"] == 5
     learned = json.loads((reactor_env.coordination_dir / "spr_learned_ratios.json").read_text())
     assert learned["last_run_id"] == result.run_id
+    names = {s["operation_name"] for s in read_spans(spans_path(reactor_env), result.trace_id)}
+    assert {f"compress-{f}-docs-1-5" for f in ("minimal", "standard", "extended")} <= names
 
 
 def test_bad_documents_get_their_own_error_and_the_rest_completes(reactor_env, tmp_path):
@@ -84,6 +87,14 @@ def test_fifty_documents_export_four_identical_formats_and_a_manifest(reactor_en
         pd.testing.assert_frame_equal(frame, frames["parquet"])
     first = frames["json"].iloc[0]
     assert isinstance(first["optimization_steps"], list)
+    spans = read_spans(spans_path(reactor_env), trace_id=result.trace_id)
+    task_spans = {s["span_id"]: s["operation_name"] for s in spans}
+    chunks = [s for s in spans if s["operation_name"] == "spr.compress_chunk"]
+    assert sum(s["span_attributes"]["spr.documents"] for s in chunks) == 50
+    assert {task_spans[s["parent_span_id"]] for s in chunks} == {
+        "compress-standard-docs-1-25",
+        "compress-standard-docs-26-50",
+    }
     manifest = json.loads(export.manifest.read_text())["runs"][result.run_id]
     assert manifest["rows"] == 50
     assert {f.format: f.sha256 for f in export.files} == {
