@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, as_completed, wait
 from prefect.transactions import Transaction, get_transaction
 
-from tasks.artifacts import markdown_table, publish_markdown, publish_table
+from tasks.artifacts import Progress, markdown_table, publish_markdown, publish_table
 from tasks.compensation import record_compensation
 from tasks.coordination_log import append_entries
 from tasks.events import emit
@@ -180,6 +180,7 @@ def deploy_in_dependency_order(
     skipped: dict[str, str] = {}
     running: dict[PrefectFuture, str] = {}
     halted: str | None = None
+    progress = Progress(len(graph), "Services healthy, failed or skipped")
     try:
         while True:
             if halted is None:
@@ -197,6 +198,7 @@ def deploy_in_dependency_order(
                 break
             done = next(as_completed(list(running)))
             outcomes[running.pop(done)] = done.result()
+            progress.advance()
             failed = [o.name for o in outcomes.values() if not o.ok]
             if failed and request.on_failure == "rollback" and halted is None:
                 halted = failed[0]
@@ -208,6 +210,7 @@ def deploy_in_dependency_order(
             skipped[name] = f"not started: deployment halted after {halted} failed"
     for name, why in skipped.items():
         registry.update_environment(_store(), name, status="skipped", reason=why)
+    progress.advance(len(skipped))
     return outcomes, skipped
 
 

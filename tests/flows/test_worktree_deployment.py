@@ -12,6 +12,7 @@ import pytest
 from flows.worktree_deployment import worktree_deployment
 from flows.worktree_teardown import worktree_teardown
 from tasks.errors import InvalidInput, RolledBack
+from tasks.telemetry import read_spans, spans_path
 from tasks.worktree.models import DeploymentRequest, ServiceStatus, TeardownRequest
 from tasks.worktree.registry import registry_store
 from tasks.worktree.sample_repo import make_sample_repo
@@ -81,10 +82,20 @@ def test_diamond_deploys_in_dependency_order_and_teardown_leaves_nothing(repo):
     assert (repo / "worktrees" / "db" / ".env").read_text().startswith(f"PORT={ports['db']}\n")
     assert "feature/gateway" in branches(repo)
 
+    # each service's span is a child of its Prefect task-run span, in the JSONL span file
+    spans = [
+        r for r in read_spans(spans_path()) if r["operation_name"] == "worktree.deploy_service"
+    ]
+    assert sorted(r["span_attributes"]["worktree.name"] for r in spans[-4:]) == sorted(ports)
+    assert all(r["parent_span_id"] for r in spans)
+
+    pids = [s.pid for s in result.services]
     down = worktree_teardown(TeardownRequest(repo_path=repo))
     assert sorted(i.name for i in down.items) == ["api", "db", "gateway", "web"]
     assert all(i.stopped_pid and i.worktree_removed for i in down.items)
     assert_nothing_left(repo, ports.values(), before)
+    assert not any(psutil.pid_exists(p) for p in pids)
+    assert not {c.pid for c in psutil.Process().children(recursive=True)} & set(pids)
 
 
 EXIT_3 = [sys.executable, "-c", "import sys; sys.exit(3)"]
