@@ -148,3 +148,15 @@ def test_timeout_multiplier_stretches_every_timeout(standins, spans):
     assert execute_system(s, ctx, {}).status == "ok"  # 0.6 s budget
     with pytest.raises(ServiceUnhealthy, match="timeout"):
         execute_system(s, context(fallback=False), {})  # 0.15 s budget
+
+
+def test_standins_in_a_child_process_serve_and_stop(spans):
+    from tasks.trace.standins import run_standins_process
+
+    with run_standins_process(StandinConfig(instances={"p": Behaviour(fail_first=1)})) as child:
+        result = execute_system(spec(child.url("p"), retries=1), context(), {})
+        assert [a.http_status for a in result.attempts] == [503, 200]
+        got = child.received("p")
+        assert [r.traceparent.split("-")[2] for r in got] == [a.span_id for a in result.attempts]
+        process = child.process
+    assert process.returncode == 0  # stopped when the block ended
