@@ -26,6 +26,7 @@ from tasks.spr.prefect_tasks import (
     export_results,
     load_adjustments,
     log_run,
+    pack,
     save_adjustments,
     write_spr_files,
 )
@@ -65,10 +66,9 @@ def spr_pipeline(request: SPRRequest) -> SPRRunResult:
     adjustments = load_adjustments()
 
     # 2-4. every (format, chunk) at once: compress, roundtrip quality, bounded re-compression.
-    # quote(): Prefect would otherwise walk every document of every chunk looking for futures
     futures = {
         fmt: [
-            compress_chunk.submit(quote(c), fmt, request.parameters(fmt), adjustments, lbl)
+            compress_chunk.submit(pack(c), fmt, request.parameters(fmt), adjustments, lbl)
             for c, lbl in zip(analyzed, labels, strict=True)
         ]
         for fmt in request.formats

@@ -103,26 +103,30 @@ def _droppable(bare: str, token: str, level: str) -> bool:
     return bare in _FILLER and token[:1].islower()
 
 
+_CUT_PRIORITY = {".": 3, "!": 3, "?": 3, ";": 2, ":": 2, ",": 1}
+
+
 def _pieces(tokens: list[str], low: int, high: int) -> list[list[str]]:
-    """Cut `tokens` into pieces of `low`..`high` words, preferring cuts after a comma."""
+    """Cut `tokens` into pieces of `low`..`high` words, preferring cuts at a sentence end, then
+    after a semicolon or colon, then after a comma; an even split when there is none."""
     if len(tokens) <= high:
         return [tokens]
     out: list[list[str]] = []
     start = 0
     while len(tokens) - start > high:
         rest = len(tokens) - start
-        cuts = [
-            b
-            for b in range(start + low, start + high + 1)
-            if tokens[b - 1].endswith((",", ";")) and (len(tokens) - b >= low)
-        ]
-        if cuts:
-            cut = cuts[-1]
-        else:  # no comma in reach: an even split of what is left
+        best, best_priority = 0, 0
+        for cut in range(start + low, start + high + 1):
+            if len(tokens) - cut < low:
+                break
+            priority = _CUT_PRIORITY.get(tokens[cut - 1].rstrip("\"')]")[-1:], 0)
+            if priority >= best_priority and priority > 0:
+                best, best_priority = cut, priority
+        if not best:
             n = math.ceil(rest / high)
-            cut = start + math.ceil(rest / n)
-        out.append(tokens[start:cut])
-        start = cut
+            best = start + math.ceil(rest / n)
+        out.append(tokens[start:best])
+        start = best
     out.append(tokens[start:])
     return out
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import INPUTS, TASK_SOURCE, CacheKeyFnPolicy
+from pydantic import TypeAdapter
 
 from tasks.coordination_log import append_entries
 from tasks.export import ExportResult, export_dataset
@@ -41,6 +42,16 @@ def code_version() -> str:
 COMPRESSION_CACHE = INPUTS + TASK_SOURCE + CacheKeyFnPolicy(cache_key_fn=lambda *_: code_version())
 
 
+_CHUNK = TypeAdapter(list[AnalyzedDocument])
+
+
+def pack(docs: list[AnalyzedDocument]) -> str:
+    """A chunk as one JSON string. Prefect walks model-valued task inputs looking for futures
+    (measured: ~40 % overhead on 1,000 documents); a string is a leaf, hashes stably for the
+    cache key, and crosses to Dask workers unchanged (a `quote()` wrapper does not)."""
+    return _CHUNK.dump_json(docs).decode()
+
+
 @task(task_run_name="analyze-{label}", retries=1, retry_delay_seconds=1)
 def analyze_chunk(docs: list[SPRDocument | Path], label: str) -> list[AnalyzedDocument]:
     return [analyze_document(doc) for doc in docs]
@@ -54,13 +65,15 @@ def analyze_chunk(docs: list[SPRDocument | Path], label: str) -> list[AnalyzedDo
     retry_delay_seconds=1,
 )
 def compress_chunk(
-    docs: list[AnalyzedDocument],
+    packed_docs: str,
     fmt: str,
     params: SPRRequest,
     adjustments: dict[str, dict[str, float]],
     label: str,
 ) -> dict[str, FormatResult | str]:
-    """Compress, decompress, score and (bounded) re-compress each document of the chunk."""
+    """Compress, decompress, score and (bounded) re-compress each document of the chunk
+    (`packed_docs` from `pack`)."""
+    docs = _CHUNK.validate_json(packed_docs)
     with get_tracer().start_as_current_span(
         "spr.compress_chunk", attributes={"spr.format": fmt, "spr.documents": len(docs)}
     ) as span:

@@ -64,7 +64,11 @@ def test_bad_documents_get_their_own_error_and_the_rest_completes(reactor_env, t
     huge.write_bytes(b"lorem ipsum " * (10 * 2**20 // 12))
     result = spr_pipeline(
         SPRRequest(
-            documents=good + bad, paths=[huge], formats=["standard"], export_formats=["json"]
+            documents=good + bad,
+            paths=[huge],
+            formats=["standard"],
+            export_formats=["json"],
+            compressor="auto",  # no key configured: extractive, and the result says why
         )
     )
     errors = {d.document_id: d.error for d in result.documents}
@@ -75,6 +79,9 @@ def test_bad_documents_get_their_own_error_and_the_rest_completes(reactor_env, t
     assert "10.0 MiB" in errors["huge"]
     assert result.processed == 2 and result.failed == 4
     assert result.export.rows == 2
+    for doc in result.documents[:2]:
+        (fr,) = doc.formats
+        assert fr.compressor == "extractive" and "no Anthropic API key" in fr.fallback_reason
 
 
 def test_fifty_documents_export_four_identical_formats_and_a_manifest(reactor_env):
