@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from deployments.server import Server, ensure_server, stop_server
+from tasks.settings import get_settings
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
@@ -56,7 +57,9 @@ Step = Callable[[contextlib.ExitStack], StepOutcome]
 
 def quiet_console_logs() -> None:
     """Flow logs still reach the server (and the UI); only the console copy is muted."""
-    for handler in logging.getLogger("prefect").handlers:
+    import prefect.main  # noqa: F401 - configures Prefect's logging (handlers on the root logger)
+
+    for handler in logging.getLogger().handlers:
         if type(handler).__name__ == "PrefectConsoleHandler":
             handler.setLevel(logging.WARNING)
 
@@ -96,28 +99,54 @@ def run_steps(steps: dict[str, Step], console: Console) -> list[StepReport]:
     return reports
 
 
+def _datasets(files: list[str]) -> str:
+    """`exports/<dataset>/<date>/<run>.<ext>` paths as `dataset (json, csv, …)`."""
+    formats: dict[str, list[str]] = {}
+    for f in files:
+        path = Path(f)
+        formats.setdefault(path.parent.parent.name, []).append(path.suffix.lstrip("."))
+    return "\n".join(f"{name} ({', '.join(sorted(exts))})" for name, exts in formats.items())
+
+
 def summary_table(reports: list[StepReport]) -> Table:
     table = Table(title="Reactor Flows demo")
-    for column in ("scenario", "result", "seconds", "flow runs (server view)", "datasets"):
+    for column in (
+        "scenario",
+        "ok",
+        "seconds",
+        "flow runs, as the server reports them",
+        "datasets",
+    ):
         table.add_column(column)
     for r in reports:
-        result = r.error or (r.outcome.summary if r.outcome else "")
         table.add_row(
             r.scenario,
-            ("[green]" if r.ok else "[red]") + result + "[/]",
+            "[green]yes[/]" if r.ok else "[red]no[/]",
             f"{r.seconds:.1f}",
             "\n".join(r.verified) or "-",
-            "\n".join(r.outcome.datasets) if r.outcome else "-",
+            _datasets(r.outcome.datasets) if r.outcome else "-",
         )
     return table
 
 
+def print_summaries(reports: list[StepReport], console: Console) -> None:
+    for r in reports:
+        text = r.error or (r.outcome.summary if r.outcome else "")
+        console.print(f"[bold]{r.scenario}[/]: {'[red]' if r.error else ''}{text}", highlight=False)
+
+
 @contextlib.contextmanager
 def prefect_api(server: Server) -> Iterator[None]:
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings({PREFECT_API_URL: server.api_url}):
-        yield
+        try:
+            yield
+        finally:  # deliver the runs' logs and events before the server may stop
+            APILogWorker.drain_all(timeout=10)
+            EventsWorker.drain_all(timeout=10)
 
 
 def demo(keep_server: bool = False, verbose: bool = False, console: Console | None = None) -> int:
@@ -139,6 +168,11 @@ def demo(keep_server: bool = False, verbose: bool = False, console: Console | No
         if server.started_here and not keep_server:
             stop_server()
     console.print(summary_table(reports))
+    print_summaries(reports, console)
+    settings = get_settings()
+    console.print(
+        f"Datasets: {settings.exports_dir}/   coordination files: {settings.coordination_dir}/"
+    )
     if server.started_here and not keep_server:
         console.print(
             "The server was stopped. Keep it for the UI with [bold]reactor demo --keep-server[/]"
