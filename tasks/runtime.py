@@ -31,16 +31,3 @@ def current_run_id() -> str:
     run_id = flow_run.get_id()
     return str(run_id) if run_id else new_id("coord")
 
-
-def quote_input(value):
-    """`prefect.utilities.annotations.quote(value)` — skips Prefect's walk of a large task input
-    looking for futures — except on Dask, where quote() arrives unwrapped wrongly (known
-    limitation, prefect-dask issue #43), so the value is passed as it is."""
-    from prefect.context import FlowRunContext
-    from prefect.utilities.annotations import quote
-
-    context = FlowRunContext.get()
-    runner = context.task_runner if context else None
-    if runner is not None and type(runner).__name__ == "DaskTaskRunner":
-        return value
-    return quote(value)
