@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -126,7 +127,7 @@ class SPRRequest(BaseModel):
         default_factory=lambda: ["json", "jsonl", "csv", "parquet"]
     )
     compressor: Compressor = "extractive"
-    chunk_size: int = Field(default=25, ge=1, le=500)
+    chunk_size: int | None = Field(default=None, ge=1, le=1000)  # None: `chunk_size_for(n)`
     write_spr_files: bool = True
     learn: bool = True  # persist per-content-type ratio adjustments between runs
 
@@ -175,6 +176,14 @@ class SPRRequest(BaseModel):
             optimization_step=self.optimization_step,
             compressor=self.compressor,
         )
+
+    def chunk_size_for(self, n_documents: int) -> int:
+        """Documents per task. Auto: about 8 chunks, 10..200 documents each — every task run
+        costs client and server time (measured: 40 chunks of 25 for 1,000 documents cost ~45 %
+        over direct calls), while 8 chunks x 3 formats still keep 4 workers busy."""
+        if self.chunk_size is not None:
+            return self.chunk_size
+        return max(10, min(200, math.ceil(n_documents / 8)))
 
     def ratio_for(self, fmt: str) -> float:
         if fmt in self.format_ratios:
