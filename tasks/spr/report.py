@@ -116,8 +116,8 @@ def markdown_report(
         f"passed: {s['passed_rate']:.0%}",
         "",
         "| format | docs | median ratio | median quality | keyphrases | num/id | tf-idf | "
-        "rouge-1 | median efficiency | re-compressions |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "rouge-1 | median efficiency | re-compressions | top-fifth sentences kept |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     by_format: dict[str, list] = {}
     for doc in results:
@@ -136,7 +136,8 @@ def markdown_report(
             f"{med([f.quality.semantic_coverage for f in frs])} | "
             f"{med([f.quality.rouge1_recall for f in frs])} | "
             f"{med([f.efficiency for f in frs])} | "
-            f"{sum(len(f.optimization_steps) - 1 for f in frs)} |"
+            f"{sum(len(f.optimization_steps) - 1 for f in frs)} | "
+            f"{sum(f.protected_sentences for f in frs)}/{sum(f.protected_total for f in frs)} |"
         )
     fallbacks = {fr.fallback_reason for d in results for fr in d.formats if fr.fallback_reason}
     if fallbacks:
