@@ -5,6 +5,7 @@ project created). No shell: GitPython runs git with argument lists."""
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -67,14 +68,31 @@ def list_worktrees(repo: git.Repo) -> list[dict[str, str]]:
     return records
 
 
-def _git_retrying(fn, tries: int = 6, retry_all: bool = False):
-    """Parallel `git worktree add` calls can meet on a ref or config lock; retry those briefly."""
+# Measured here: two `git worktree add` in one repository at the same moment can fail with
+# "failed to read .git/worktrees/<other>/commondir" (git reads the other, half-written admin dir).
+# Adds and removes are serialised per repository inside a process (each takes ~50 ms; the rest of a
+# worktree's setup stays parallel) and retried across processes.
+_add_locks: dict[str, threading.RLock] = {}
+_add_locks_guard = threading.Lock()
+_TRANSIENT = (".lock", "failed to read", "commondir")
+
+
+def _repo_lock(repo_path: Path) -> threading.RLock:
+    with _add_locks_guard:
+        return _add_locks.setdefault(str(Path(repo_path).resolve()), threading.RLock())
+
+
+def _git_retrying(fn, tries: int = 6, retry_all: bool = False, cleanup=None):
+    """Retry git calls that met another worktree operation (see above), cleaning up between."""
     for attempt in range(tries):
         try:
             return fn()
         except git.GitCommandError as exc:
-            if not (retry_all or ".lock" in str(exc)) or attempt == tries - 1:
+            transient = retry_all or any(t in str(exc) for t in _TRANSIENT)
+            if not transient or attempt == tries - 1:
                 raise
+            if cleanup is not None:
+                cleanup()
             time.sleep(0.05 * 2**attempt)
     raise AssertionError("unreachable")
 
@@ -100,9 +118,15 @@ def _create(
     root.mkdir(parents=True, exist_ok=True)
     try:
         if created_branch:
-            _git_retrying(lambda: repo.git.worktree("add", "-b", branch, str(path), base_ref))
+            args = ["add", "-b", branch, str(path), base_ref]
         else:
-            _git_retrying(lambda: repo.git.worktree("add", str(path), branch))
+            args = ["add", str(path), branch]
+
+        def cleanup() -> None:
+            remove_worktree(repo_path, path, branch if created_branch else None)
+
+        with _repo_lock(repo_path):
+            _git_retrying(lambda: repo.git.worktree(*args), cleanup=cleanup)
     except git.GitCommandError as exc:
         remove_worktree(repo_path, path, branch if created_branch else None)
         reason = (exc.stderr or str(exc)).strip().replace("\n", " ")
@@ -125,7 +149,7 @@ def remove_worktree(repo_path: Path, path: Path, delete_branch: str | None = Non
     """Force-remove the worktree, prune git's records and delete `delete_branch`; returns what
     was actually undone (safe to call on something half-made or already gone)."""
     done: list[str] = []
-    with git.Repo(repo_path) as repo:
+    with _repo_lock(repo_path), git.Repo(repo_path) as repo:
         _remove(repo, path, delete_branch, done)
     return done
 

@@ -46,3 +46,20 @@ def test_unknown_base_ref_is_refused(repo):
     with pytest.raises(WorktreeError, match="base_ref 'nope'"):
         create_worktree(repo, repo / "worktrees", "n", "feature/n", "nope")
     assert "feature/n" not in branches(repo)
+
+
+def test_many_worktrees_added_at_once_in_one_repository_all_succeed(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    repo = make_sample_repo(tmp_path / "repo")
+    with ThreadPoolExecutor(8) as pool:
+        infos = list(
+            pool.map(
+                lambda i: create_worktree(repo, repo / "worktrees", f"w{i}", f"feature/w{i}"),
+                range(8),
+            )
+        )
+    assert len(worktree_paths(repo)) == 9
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda info: remove_worktree(repo, info.path, info.branch), infos))
+    assert worktree_paths(repo) == [str(repo)] and branches(repo) == {"main"}
