@@ -80,11 +80,9 @@ def _time_to_healthy(healthy) -> float | None:
 
 if __name__ == "__main__":
     import tempfile
-    from pathlib import Path
 
-    from tasks.worktree.sample_repo import make_sample_repo, sample_request_data
+    from tasks.worktree.sample_repo import sample_request
 
-    repo = make_sample_repo(Path(tempfile.mkdtemp(prefix="reactor-worktree-")) / "repo")
-    result = worktree_deployment(DeploymentRequest(**sample_request_data(repo)))
-    print(result.model_dump_json(indent=2))
-    print(f"tear down with: reactor worktree teardown --repo {repo}")
+    sample = sample_request(tempfile.mkdtemp(prefix="reactor-worktree-"))
+    print(worktree_deployment(sample).model_dump_json(indent=2))
+    print(f"tear down with: reactor worktree teardown --repo {sample.repo_path}")

@@ -116,8 +116,8 @@ def init_sample(
     path: Path = typer.Argument(Path("/tmp/reactor-worktree-demo/repo")),
 ) -> None:
     """Create the sample git repository that samples/worktree/spec.yaml deploys."""
-    from tasks.worktree.sample_repo import make_sample_repo
+    from tasks.worktree.sample_repo import SAMPLE_SERVICES, make_sample_repo
 
     with cli_errors():
-        repo = make_sample_repo(path, ["db", "api", "web"])
+        repo = make_sample_repo(path, SAMPLE_SERVICES)
     typer.echo(f"sample repository ready at {repo}")

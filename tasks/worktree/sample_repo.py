@@ -52,3 +52,15 @@ def sample_request_data(repo_path: Path, worktrees_root: Path | None = None) -> 
     if worktrees_root is not None:
         data["worktrees_root"] = str(worktrees_root)
     return data
+
+
+SAMPLE_SERVICES = ("db", "api", "web")  # `gateway` gets a new branch from main at deploy time
+
+
+def sample_request(root: Path):
+    """The bundled sample as a DeploymentRequest, with its repository built under `root`
+    (one line for the demo: `worktree_deployment(sample_request(tmp_dir))`)."""
+    from tasks.worktree.models import DeploymentRequest
+
+    repo = make_sample_repo(Path(root) / "repo", SAMPLE_SERVICES)
+    return DeploymentRequest(**sample_request_data(repo))
