@@ -33,12 +33,13 @@ def test_deploy_refuses_a_directory_that_is_not_a_repository(tmp_path, reactor_e
     assert not (reactor_env.coordination_dir / "environment_registry.json").exists()
 
 
-def test_deploy_status_teardown_on_the_sample(tmp_path, reactor_env):
+def test_deploy_status_teardown_on_the_sample(tmp_path, reactor_env, request):
     repo = make_sample_repo(tmp_path / "repo", ["db", "api", "web"])
     spec = tmp_path / "spec.yaml"
     text = SAMPLE_SPEC.read_text()
     spec.write_text(text.replace("/tmp/reactor-worktree-demo/repo", str(repo)))
     deployed = runner.invoke(app, ["worktree", "deploy", str(spec), "--json"])
+    request.addfinalizer(lambda: runner.invoke(app, ["worktree", "teardown", "--repo", str(repo)]))
     assert deployed.exit_code == 0, deployed.output
     assert '"healthy": 4' in deployed.stdout
     status = runner.invoke(app, ["worktree", "status"])

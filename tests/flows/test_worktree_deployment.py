@@ -30,7 +30,10 @@ FAST = {"health_poll_interval_s": 0.1, "health_check_timeout_s": 15}
 
 @pytest.fixture
 def repo(tmp_path, reactor_env):
-    return make_sample_repo(tmp_path / "repo", ["db", "api", "web", "gateway", "bad"])
+    repo = make_sample_repo(tmp_path / "repo", ["db", "api", "web", "gateway", "bad"])
+    yield repo
+    worktree_teardown(TeardownRequest(repo_path=repo))  # even when a test failed half-way
+    assert processes_under(repo) == []
 
 
 def request(repo, worktrees, **kw):
