@@ -1,6 +1,6 @@
 """Compensation on Prefect 3 transactions.
 
-Side-effecting tasks run inside `with compensating("what") as undo:`; each registers an
+Side-effecting tasks run inside `with compensating("what") as undone:`; each registers an
 `@task.on_rollback` hook that calls `record_compensation("…what it undid…")`. When the block
 raises, Prefect runs the hooks in reverse order and `RolledBack` is raised listing every
 compensation performed. Await every submitted future inside the block. Imports Prefect.
@@ -9,14 +9,42 @@ compensation performed. Await every submitted future inside the block. Imports P
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from contextvars import ContextVar
 
-from prefect.transactions import transaction
+from prefect.exceptions import MissingContextError
+from prefect.logging import get_logger, get_run_logger
+from prefect.transactions import Transaction, TransactionState
+from pydantic import PrivateAttr
 
 from tasks.errors import RolledBack
 
 _current: ContextVar[list[str] | None] = ContextVar("reactor_compensations", default=None)
+
+
+class CompensatingTransaction(Transaction):
+    """A transaction that also undoes tasks finishing after it was rolled back.
+
+    Prefect 3.8 rolls the parent back as soon as one child task fails (`Transaction.reset`),
+    while sibling tasks may still be running; a sibling that finishes later joins a parent that
+    is already rolled back and its undo hook never runs (tests/flows/test_compensation.py shows
+    the file it leaves behind). Here a child that joins late is rolled back as it joins. One lock
+    orders the joins against the rollback, so no hook runs twice.
+    """
+
+    _guard: threading.RLock = PrivateAttr(default_factory=threading.RLock)
+
+    def rollback(self) -> bool:
+        with self._guard:
+            return super().rollback()
+
+    def add_child(self, transaction: Transaction) -> None:
+        with self._guard:
+            super().add_child(transaction)
+            late = self.state == TransactionState.ROLLED_BACK
+        if late:
+            transaction.rollback()
 
 
 def record_compensation(action: str) -> None:
@@ -32,7 +60,11 @@ def compensating(description: str) -> Iterator[list[str]]:
     done: list[str] = []
     token = _current.set(done)
     try:
-        with transaction():
+        logger = get_run_logger()
+    except MissingContextError:
+        logger = get_logger("transactions")
+    try:
+        with CompensatingTransaction(logger=logger):
             yield done
     except Exception as exc:
         raise RolledBack(f"{description} failed: {exc}", done) from exc

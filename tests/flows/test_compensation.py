@@ -3,10 +3,13 @@ reverse order, and the error lists what was undone."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 from prefect import flow, task
+from prefect.futures import wait
+from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.transactions import get_transaction
 
 from tasks.compensation import compensating, record_compensation
@@ -61,3 +64,39 @@ def test_success_keeps_side_effects_and_undoes_nothing(tmp_path):
     assert three_steps(tmp_path, fail=False) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["first.txt", "second.txt"]
     assert UNDO_ORDER == []
+
+
+@task(task_run_name="slow-write-{name}")
+def slow_write(directory: Path, name: str, delay_s: float) -> Path:
+    time.sleep(delay_s)  # still running when its sibling fails
+    return write_file.fn(directory, name)
+
+
+@slow_write.on_rollback
+def _remove_slow_file(txn) -> None:
+    _remove_file(txn)
+
+
+@task
+def fail_fast(directory: Path) -> None:
+    raise RuntimeError(f"sibling failed in {directory.name}")
+
+
+@flow(task_runner=ThreadPoolTaskRunner(max_workers=4))
+def concurrent_steps(directory: Path) -> list[str]:
+    with compensating("concurrent steps") as undone:
+        slow = slow_write.submit(directory, "slow.txt", 1.0)
+        failing = fail_fast.submit(directory)
+        wait([slow, failing])
+        failing.result()
+    return undone
+
+
+def test_a_sibling_finishing_after_the_failure_is_undone_too(tmp_path):
+    """Prefect rolls the parent back the moment one task fails; a task still running then
+    must be undone when it finishes, not left behind."""
+    UNDO_ORDER.clear()
+    with pytest.raises(RolledBack) as info:
+        concurrent_steps(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    assert info.value.compensations == ["removed slow.txt"]
