@@ -19,7 +19,7 @@ from tasks.runtime import current_run_id, task_runner
 from tasks.spr import report
 from tasks.spr.files import expand_paths
 from tasks.spr.models import SPRRequest, SPRRunResult
-from tasks.spr.pipeline import assemble
+from tasks.spr.pipeline import assemble, chunked
 from tasks.spr.prefect_tasks import (
     analyze_chunk,
     compress_chunk,
@@ -54,10 +54,7 @@ def spr_pipeline(request: SPRRequest) -> SPRRunResult:
     configure_telemetry()
     run_id, trace_id = current_run_id(), _trace_id()
     docs = [*request.all_documents(), *expand_paths(request.paths)]
-    size = request.chunk_size_for(len(docs))
-    starts = range(0, len(docs), size)
-    chunks = [docs[i : i + size] for i in starts]
-    labels = [f"docs-{i + 1}-{i + len(c)}" for i, c in zip(starts, chunks, strict=True)]
+    labels, chunks = map(list, zip(*chunked(docs, request.chunk_size_for(len(docs))), strict=True))
     emit("spr", "started", run_id, {"documents": len(docs), "formats": request.formats})
 
     # 1. content analysis (and per-document input checks), chunk by chunk

@@ -74,6 +74,14 @@ def decode(doc: SPRDocument) -> str:
     return text
 
 
+def chunked(docs: list, size: int) -> list[tuple[str, list]]:
+    """(label, documents) batches of `size`, labelled by position ("docs-1-25")."""
+    return [
+        (f"docs-{i + 1}-{i + len(docs[i : i + size])}", docs[i : i + size])
+        for i in range(0, len(docs), size)
+    ]
+
+
 def analyze_document(doc: SPRDocument | Path) -> AnalyzedDocument:
     """Decode, check and analyse one document (inline, or a file read here)."""
     doc_id = doc.name if isinstance(doc, Path) else doc.id
