@@ -19,7 +19,7 @@ from tasks.runtime import current_run_id, task_runner
 from tasks.spr import report
 from tasks.spr.files import expand_paths
 from tasks.spr.models import SPRRequest, SPRRunResult
-from tasks.spr.pipeline import assemble, chunked
+from tasks.spr.pipeline import adjustments_for, assemble, chunked
 from tasks.spr.prefect_tasks import (
     analyze_chunk,
     compress_chunk,
@@ -59,12 +59,14 @@ def spr_pipeline(request: SPRRequest) -> SPRRunResult:
 
     # 1. content analysis (and per-document input checks), chunk by chunk
     analyzed = [f.result() for f in analyze_chunk.map(chunks, labels)]
-    adjustments = load_adjustments()
+    learned = load_adjustments()
 
     # 2-4. every (format, chunk) at once: compress, roundtrip quality, bounded re-compression.
     futures = {
         fmt: [
-            compress_chunk.submit(pack(c), fmt, request.parameters(fmt), adjustments, lbl)
+            compress_chunk.submit(
+                pack(c), fmt, request.parameters(fmt), adjustments_for(c, fmt, learned), lbl
+            )
             for c, lbl in zip(analyzed, labels, strict=True)
         ]
         for fmt in request.formats
@@ -81,13 +83,10 @@ def spr_pipeline(request: SPRRequest) -> SPRRunResult:
     results = assemble([d for chunk in analyzed for d in chunk], per_format)
 
     # 5. learned per-content-type ratio adjustments, persisted for the next run
-    learned = (
-        save_adjustments(
+    if request.learn:
+        learned = save_adjustments(
             quote(results), request.optimization_step, request.quality_threshold, run_id
         )
-        if request.learn
-        else adjustments
-    )
 
     # 6. exports, .spr files, coordination log, UI
     spr_files = write_spr_files(quote(results), run_id, trace_id) if request.write_spr_files else []

@@ -154,6 +154,15 @@ def compress_format(
     )
 
 
+def adjustments_for(
+    docs: Iterable[AnalyzedDocument], fmt: str, adjustments: dict[str, dict[str, float]]
+) -> dict[str, float]:
+    """The learned adjustments that matter to `docs` in `fmt` (content type -> ratio delta), so a
+    chunk's cache key changes only when its own adjustments do."""
+    types = {d.analysis.content_type for d in docs if d.analysis is not None}
+    return {t: adjustments[t][fmt] for t in sorted(types) if fmt in adjustments.get(t, {})}
+
+
 def compress_documents(
     docs: Iterable[AnalyzedDocument],
     fmt: str,
@@ -221,5 +230,7 @@ def learn_adjustments(
         current = learned.get(ctype, {}).get(fmt, 0.0)
         observed = sum(extras) / len(extras)
         value = (1 - LEARNING_RATE) * current + LEARNING_RATE * observed
-        learned.setdefault(ctype, {})[fmt] = round(min(MAX_ADJUSTMENT, max(0.0, value)), 4)
+        # steps of 0.01: an adjustment settles (so repeat runs hit the cache) instead of
+        # creeping by fractions of a word forever
+        learned.setdefault(ctype, {})[fmt] = round(min(MAX_ADJUSTMENT, max(0.0, value)), 2)
     return learned

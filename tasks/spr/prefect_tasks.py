@@ -68,16 +68,17 @@ def compress_chunk(
     packed_docs: str,
     fmt: str,
     params: SPRRequest,
-    adjustments: dict[str, dict[str, float]],
+    adjustments: dict[str, float],
     label: str,
 ) -> dict[str, FormatResult | str]:
     """Compress, decompress, score and (bounded) re-compress each document of the chunk
-    (`packed_docs` from `pack`)."""
+    (`packed_docs` from `pack`; `adjustments`: learned ratio delta per content type)."""
     docs = _CHUNK.validate_json(packed_docs)
     with get_tracer().start_as_current_span(
         "spr.compress_chunk", attributes={"spr.format": fmt, "spr.documents": len(docs)}
     ) as span:
-        out = compress_documents(docs, fmt, params, adjustments)
+        per_type = {ctype: {fmt: delta} for ctype, delta in adjustments.items()}
+        out = compress_documents(docs, fmt, params, per_type)
         done = [r for r in out.values() if isinstance(r, FormatResult)]
         span.set_attribute("spr.compressed", len(done))
         span.set_attribute("spr.errors", len(out) - len(done))
