@@ -101,3 +101,28 @@ def test_target_ratio_outside_0_1_is_rejected_with_a_clear_message():
     for bad in (0, 1.5, -1):
         with pytest.raises(ValidationError, match="target_ratio"):
             SPRRequest(content="x", target_ratio=bad)
+
+
+def test_chunks_are_labelled_by_position():
+    from tasks.spr.pipeline import chunked
+
+    assert chunked(list("abcdefg"), 3) == [
+        ("docs-1-3", ["a", "b", "c"]),
+        ("docs-4-6", ["d", "e", "f"]),
+        ("docs-7-7", ["g"]),
+    ]
+
+
+def test_auto_chunk_size_aims_at_eight_chunks_of_10_to_200():
+    request = SPRRequest(content="")
+    assert [request.chunk_size_for(n) for n in (5, 100, 1000, 5000)] == [10, 13, 125, 200]
+    assert SPRRequest(content="", chunk_size=7).chunk_size_for(1000) == 7
+
+
+def test_a_chunk_sees_only_its_own_types_adjustments(reference_docs):
+    from tasks.spr.pipeline import adjustments_for
+
+    doc = analyze_document(SPRDocument(id="d", content=reference_docs[0]))
+    ctype = doc.analysis.content_type
+    learned = {ctype: {"standard": 0.05, "minimal": 0.02}, "business": {"standard": 0.1}}
+    assert adjustments_for([doc], "standard", learned) == {ctype: 0.05}
