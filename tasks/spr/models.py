@@ -45,6 +45,7 @@ FORMATS: dict[str, FormatSpec] = {
 
 MIN_DOCUMENT_WORDS = 20
 MAX_DOCUMENT_BYTES = 2 * 1024 * 1024  # larger documents are rejected per document
+MAX_INLINE_BYTES = 384 * 1024  # inline content of a request (flow parameters are capped at 512 KB)
 
 
 class QualityReport(BaseModel):
@@ -151,6 +152,12 @@ class SPRRequest(BaseModel):
         if not self.documents and self.content is None and not self.paths:
             raise ValueError(
                 "give `documents` (a list of {id, content}), one `content`, or `paths`"
+            )
+        inline = sum(len(d.content) for d in self.documents) + len(self.content or "")
+        if inline > MAX_INLINE_BYTES:
+            raise ValueError(
+                f"inline documents total {inline / 2**20:.1f} MiB; Prefect caps flow parameters "
+                f"at 512 KB, so pass large batches as `paths` (files or directories)"
             )
         ids = [d.id for d in self.documents]
         dupes = sorted({i for i in ids if ids.count(i) > 1})

@@ -126,3 +126,11 @@ def test_a_chunk_sees_only_its_own_types_adjustments(reference_docs):
     ctype = doc.analysis.content_type
     learned = {ctype: {"standard": 0.05, "minimal": 0.02}, "business": {"standard": 0.1}}
     assert adjustments_for([doc], "standard", learned) == {ctype: 0.05}
+
+
+def test_large_inline_batches_are_pointed_to_paths():
+    from pydantic import ValidationError
+
+    docs = [SPRDocument(id=f"d{i}", content="word " * 50_000) for i in range(2)]
+    with pytest.raises(ValidationError, match="pass large batches as `paths`"):
+        SPRRequest(documents=docs)
