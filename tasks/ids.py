@@ -1,9 +1,9 @@
 """The one ID generator: `<kind>_<ns>_<pid>`.
 
-`<ns>` is `time.time_ns()` forced strictly increasing within the process. Two processes running at
-once read the same nanosecond often (`python bench/ids_bench.py`: 28k–243k clashes in 2M reads
-each on two idle cores), so a short process-unique suffix (the PID in base 36) makes IDs
-unique across the processes of a host.
+`<ns>` is `time.time_ns()` forced strictly increasing within the process. Two processes running
+at once can read the same nanosecond (`python bench/ids_bench.py`: a trial clashes 60k–291k times
+in 2M reads each on two cores, or not at all), so a short process-unique suffix (the PID
+in base 36) makes IDs unique across the processes of a host.
 """
 
 from __future__ import annotations

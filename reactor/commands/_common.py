@@ -34,9 +34,10 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
 def validation_message(exc: ValidationError) -> str:
     """One line naming the first offending field and what was wrong."""
     first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "input"
+    message = first["msg"].removeprefix("Value error, ")  # pydantic's prefix for our ValueErrors
+    where = ".".join(str(p) for p in first["loc"])
     more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {first['msg']}{more}"
+    return f"{where}: {message}{more}" if where else f"{message}{more}"
 
 
 @contextlib.contextmanager

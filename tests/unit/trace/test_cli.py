@@ -33,13 +33,13 @@ def systems(url, **overrides):
     [
         (
             {"b": {"url": "http//nohost"}},
-            "systems.1.url: Value error, url 'http//nohost' is malformed",
+            "systems.1.url: url 'http//nohost' is malformed",
         ),
         ({"b": {"name": "a", "depends_on": []}}, "duplicate system names ['a']"),
         ({"a": {"depends_on": ["b"]}}, "system cycle: a -> b -> a"),
         (
             {"a": {"timeout_s": -3}},
-            "systems.0.timeout_s: Value error, timeout_s -3.0 must be a positive",
+            "systems.0.timeout_s: timeout_s -3.0 must be a positive",
         ),
     ],
 )
