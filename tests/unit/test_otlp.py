@@ -1,0 +1,54 @@
+"""OTLP/HTTP: with OTEL_EXPORTER_OTLP_ENDPOINT set, spans reach a collector through the real
+OTLP exporter (a loopback HTTP sink stands in for the collector), secrets redacted."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import subprocess
+import sys
+import threading
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+SCRIPT = """
+from tasks.telemetry import configure_telemetry, get_tracer
+provider = configure_telemetry()
+with get_tracer().start_as_current_span("reactor.otlp-check") as span:
+    span.set_attribute("llm.prompt", "key sk-ant-otlp-secret-123456")
+provider.force_flush()
+"""
+
+
+def test_spans_reach_an_otlp_http_collector(tmp_path):
+    received: list[tuple[str, bytes]] = []
+
+    class Collector(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {
+        **os.environ,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{server.server_port}",
+        "REACTOR_COORDINATION_DIR": str(tmp_path),
+        "REACTOR_ANTHROPIC_API_KEY": "sk-ant-otlp-secret-123456",
+    }
+    try:
+        subprocess.run([sys.executable, "-c", SCRIPT], env=env, check=True, timeout=60)
+    finally:
+        server.shutdown()
+    assert received and received[0][0] == "/v1/traces"
+    request = ExportTraceServiceRequest.FromString(received[0][1])
+    spans = [s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
+    span = next(s for s in spans if s.name == "reactor.otlp-check")
+    attributes = {a.key: a.value.string_value for a in span.attributes}
+    assert attributes["llm.prompt"] == "key [REDACTED]"
+    assert b"sk-ant-otlp-secret" not in received[0][1]
