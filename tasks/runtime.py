@@ -30,4 +30,3 @@ def current_run_id() -> str:
 
     run_id = flow_run.get_id()
     return str(run_id) if run_id else new_id("coord")
-
