@@ -46,7 +46,10 @@ def api_healthy(api_url: str, timeout_s: float = 2.0) -> bool:
 
 
 def _port_free(port: int) -> bool:
+    """Whether the server could bind `port`: like uvicorn, with SO_REUSEADDR, so sockets of an
+    earlier server still in TIME_WAIT do not count as taken."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
         except OSError:
