@@ -5,10 +5,8 @@ coordination files, datasets that read back; a low success rate rolls back."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from prefect import flow
@@ -27,29 +25,12 @@ from tasks.swarm.prefect_tasks import (
     form_agents,
 )
 from tasks.telemetry import read_spans, spans_path
+from tests.loopback import echo_server
 
 
 def sleeps(call: dict) -> dict:
     time.sleep(2.0)
     return {"too": "late"}
-
-
-class _Echo(BaseHTTPRequestHandler):
-    """A loopback HTTP handler: answers with the trace header it received."""
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-        answer = json.dumps(
-            {"task_id": body["task_id"], "traceparent": self.headers.get("traceparent")}
-        ).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *args):
-        pass
 
 
 def always_fails(call: dict) -> dict:
@@ -221,10 +202,7 @@ def test_crash_after_claiming_releases_every_claim_and_deregisters(reactor_env):
 
 
 def test_http_handler_gets_the_run_trace_and_a_timeout_is_recorded(reactor_env):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/execute"
-    try:
+    with echo_server("/execute") as url:
         result = swarm_coordination(
             SwarmRequest.model_validate(
                 {
@@ -244,9 +222,6 @@ def test_http_handler_gets_the_run_trace_and_a_timeout_is_recorded(reactor_env):
                 }
             )
         )  # fmt: skip
-    finally:
-        server.shutdown()
-        server.server_close()
     by_task = {e.task_id: e for e in result.executions}
     timeline = {r["task_id"]: r for r in result.telemetry.timeline}
     assert by_task["remote"].status == "completed" and by_task["check"].status == "completed"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 
 import pytest
@@ -19,6 +18,7 @@ from tasks.telemetry import read_spans, spans_path
 from tasks.trace.sample import SAMPLE_SYSTEMS, rebase_urls, sample_request
 from tasks.trace.standins import Behaviour, StandinConfig, run_standins
 from tasks.tracing import decode_baggage
+from tests.loopback import free_port
 
 FAST = StandinConfig(
     instances={
@@ -28,12 +28,6 @@ FAST = StandinConfig(
         "audit": Behaviour(latency_ms=5),
     }
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

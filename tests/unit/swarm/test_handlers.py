@@ -3,10 +3,7 @@ real (the HTTP one with W3C trace headers), timeouts and retries behave."""
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -20,6 +17,7 @@ from tasks.swarm.handlers import (
 )
 from tasks.swarm.models import HandlerSpec
 from tasks.telemetry import configure_telemetry, get_tracer
+from tests import loopback
 
 FLAKY_CALLS: list[int] = []
 
@@ -83,30 +81,10 @@ def test_import_path_errors_name_the_target():
         import_handler("no_colon")
 
 
-class _Echo(BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-        answer = json.dumps(
-            {"task_id": body["task_id"], "traceparent": self.headers.get("traceparent")}
-        ).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def echo_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/run"
-    server.shutdown()
-    server.server_close()
+    with loopback.echo_server("/run") as url:
+        yield url
 
 
 def test_http_handler_posts_with_trace_headers(echo_server, reactor_env):

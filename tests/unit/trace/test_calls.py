@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import httpx
@@ -15,6 +14,7 @@ from tasks.trace.calls import execute_system
 from tasks.trace.models import CallContext, SystemSpec
 from tasks.trace.standins import Behaviour, StandinConfig, run_standins
 from tasks.tracing import inject_headers
+from tests.loopback import free_port
 
 EXPORTER = InMemorySpanExporter()
 
@@ -42,12 +42,6 @@ def context(fallback: bool = True) -> CallContext:
     return CallContext(
         workflow_id="wf", correlation_id="coord_1_x", carrier=carrier, enable_fallback=fallback
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def spec(url: str, **fields) -> SystemSpec:
