@@ -28,7 +28,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from tasks.graph import critical_path, validate_graph
+from tasks.graph import batches, critical_path, validate_graph
 
 
 @dataclass(frozen=True)
@@ -84,30 +84,12 @@ def bottom_levels(tasks: Sequence[PlanTask]) -> dict[str, float]:
     for t in tasks:
         for d in t.dependencies:
             dependents[d].append(t.id)
-    order = _topological(tasks)
+    order = [tid for batch in batches({t.id: t.dependencies for t in tasks}) for tid in batch]
     level: dict[str, float] = {}
     for tid in reversed(order):
         after = max((level[c] for c in dependents[tid]), default=0.0)
         level[tid] = by_id[tid].duration + after
     return level
-
-
-def _topological(tasks: Sequence[PlanTask]) -> list[str]:
-    indegree = {t.id: len(t.dependencies) for t in tasks}
-    dependents: dict[str, list[str]] = {t.id: [] for t in tasks}
-    for t in tasks:
-        for d in t.dependencies:
-            dependents[d].append(t.id)
-    ready = [t.id for t in tasks if indegree[t.id] == 0]
-    out: list[str] = []
-    while ready:
-        tid = ready.pop()
-        out.append(tid)
-        for c in dependents[tid]:
-            indegree[c] -= 1
-            if indegree[c] == 0:
-                ready.append(c)
-    return out
 
 
 def value_first_set(tasks: Sequence[PlanTask]) -> tuple[list[str], set[str]]:
