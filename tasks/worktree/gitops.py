@@ -12,6 +12,7 @@ from pathlib import Path
 import git
 
 from tasks.errors import InvalidInput, ReactorError
+from tasks.retry import backoff_delays
 from tasks.store import atomic_write_bytes
 from tasks.worktree.models import WorktreeInfo
 
@@ -83,18 +84,19 @@ def _repo_lock(repo_path: Path) -> threading.RLock:
 
 
 def _git_retrying(fn, tries: int = 6, retry_all: bool = False, cleanup=None):
-    """Retry git calls that met another worktree operation (see above), cleaning up between."""
-    for attempt in range(tries):
+    """Retry git calls that met another worktree operation (see above), cleaning up between;
+    delays follow the project's one backoff policy (tasks/retry.py)."""
+    delays = backoff_delays(tries, base=0.05, cap=2.0)
+    while True:
         try:
             return fn()
         except git.GitCommandError as exc:
-            transient = retry_all or any(t in str(exc) for t in _TRANSIENT)
-            if not transient or attempt == tries - 1:
+            delay = next(delays, None)
+            if delay is None or not (retry_all or any(t in str(exc) for t in _TRANSIENT)):
                 raise
             if cleanup is not None:
                 cleanup()
-            time.sleep(0.05 * 2**attempt)
-    raise AssertionError("unreachable")
+            time.sleep(delay)
 
 
 def create_worktree(
