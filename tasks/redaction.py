@@ -81,3 +81,18 @@ class RedactingFilter(logging.Filter):
             record.msg = redact_text(record.getMessage(), secrets)
             record.args = None
         return True
+
+
+def install_log_redaction() -> int:
+    """Add `RedactingFilter` to every handler configured so far (Prefect's console and API
+    handlers included); a handler-level filter also covers records propagated from child
+    loggers, which a logger-level one would miss. Idempotent; returns handlers newly covered."""
+    loggers = [logging.getLogger()] + [
+        lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger)
+    ]
+    added = 0
+    for handler in {h for lg in loggers for h in lg.handlers}:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
+            added += 1
+    return added

@@ -31,7 +31,7 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace import StatusCode
 
-from tasks.redaction import known_secrets, redact
+from tasks.redaction import install_log_redaction, known_secrets, redact
 from tasks.settings import Settings, get_settings
 
 SPANS_FILE = "telemetry_spans.jsonl"
@@ -158,9 +158,11 @@ def configure_telemetry(
     settings: Settings | None = None, extra_exporter: SpanExporter | None = None
 ) -> TracerProvider:
     """Set up tracing once per process; later calls move the JSONL file to the current
-    coordination dir and may add `extra_exporter` (each exporter object is added once)."""
+    coordination dir and may add `extra_exporter` (each exporter object is added once).
+    Also puts the secret-redacting filter on every log handler configured so far."""
     global _provider, _jsonl
     settings = settings or get_settings()
+    install_log_redaction()
     with _lock:
         if _provider is None:
             current = trace.get_tracer_provider()

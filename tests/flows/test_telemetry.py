@@ -3,6 +3,8 @@ SPEC §6 records; no attribute holds a configured secret."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prefect import flow, task
@@ -75,3 +77,45 @@ def test_jsonl_records_have_the_spec_fields(memory, reactor_env):
     assert record["service"]["name"] == "reactor-flows"
     parent = [r for r in records if r["span_id"] == record["parent_span_id"]]
     assert parent and parent[0]["operation_name"].startswith("measure-")
+
+
+@task
+def log_secret() -> None:
+    from prefect import get_run_logger
+
+    get_run_logger().warning("calling Claude with key %s", SECRET)  # tests log WARNING+
+
+
+@flow
+def logs_a_secret() -> None:
+    configure_telemetry()
+    log_secret()
+
+
+def test_run_logs_reach_the_server_without_the_secret(memory):
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+
+    state = logs_a_secret(return_state=True)
+    APILogWorker.drain_all(timeout=10)
+
+    async def messages() -> list[str]:
+        async with get_client() as client:
+            logs = await client.read_logs(
+                log_filter=LogFilter(
+                    flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id])
+                )
+            )
+        return [log.message for log in logs]
+
+    text = ""
+    for _ in range(50):  # the server persists logs asynchronously
+        text = "\n".join(asyncio.run(messages()))
+        if "calling Claude" in text:
+            break
+        time.sleep(0.2)
+    assert "calling Claude with key [REDACTED]" in text
+    assert SECRET not in text
