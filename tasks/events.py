@@ -45,7 +45,8 @@ def emit(
         payload=clean,
     )
     if settings.broadcast_url:
-        return broadcast(settings.broadcast_url, {"event": event, "resource": resource_id, **clean})
+        body = {"event": event, "resource": resource_id, **clean}
+        return broadcast(settings.broadcast_url, body, timeout_s=settings.http_timeout_s)
     return None
 
 

@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(default=30.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0)
 
-    http_timeout_s: float = Field(default=10.0, gt=0)
+    http_timeout_s: float = Field(default=10.0, gt=0)  # the event broadcast POST
     lock_timeout_s: float = Field(default=10.0, gt=0)
     lock_tries: int = Field(default=5, ge=1)
 
