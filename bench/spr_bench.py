@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     for ratio in args.ratios:
         table = evaluate(docs, ratio, args.repeat)
-        print(f"\n== target word ratio {ratio} (medians over documents)")
+        print(f"\n== target word ratio {ratio} (medians over documents; max|err| = worst document)")
         head = (
             f"{'system':<14}{'composite':>10}{'keyphr':>8}{'num/id':>8}{'tfidf':>8}"
             f"{'rouge1':>8}{'ratio':>8}{'max|err|':>9}{'docs/s':>9}"
