@@ -35,6 +35,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tasks.errors import ServiceUnhealthy
+from tasks.ids import next_ns
 from tasks.telemetry import get_tracer
 from tasks.tracing import extract_context
 
@@ -109,7 +110,7 @@ class StandinState:
 
 
 def _shape_response(shape: str, instance: str, trace_id: str | None, body: dict[str, Any]):
-    suffix = f"{time.time_ns():x}"
+    suffix = f"{next_ns():x}"  # strictly increasing: concurrent requests get distinct ids
     upstream = sorted((body.get("upstream") or {}).keys())
     if shape == "phoenix":
         return {
