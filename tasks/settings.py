@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,16 +35,40 @@ class Settings(BaseSettings):
 
     broadcast_url: str | None = None  # optional HTTP sink for events (e.g. a Phoenix endpoint)
 
+    # Shared coordination state for several hosts (claim ledger, coordination log, agent
+    # registry): `postgresql://user:pass@host:port/db`. Unset = the embedded SQLite/JSON default.
+    database_url: SecretStr | None = None
+    # Prometheus scrape endpoint of the long-lived processes (serve, workers, health monitor);
+    # unset = none. Bound to `metrics_host` (loopback by default).
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    # Where the Prefect automations send their notifications (a webhook block is made from it).
+    alert_webhook_url: SecretStr | None = None
+
     @property
     def claude_configured(self) -> bool:
         return self.anthropic_api_key is not None and bool(
             self.anthropic_api_key.get_secret_value()
         )
 
+    @property
+    def database_dsn(self) -> str | None:
+        """The PostgreSQL URL in clear, for the driver only (never log it)."""
+        return self.database_url.get_secret_value() if self.database_url else None
+
     def secret_values(self) -> list[str]:
-        """Configured secret values, for redaction."""
-        key = self.anthropic_api_key
-        return [key.get_secret_value()] if key and key.get_secret_value() else []
+        """Configured secret values, for redaction (the API key, the database password and
+        the whole database URL, the alert webhook URL)."""
+        values: list[str] = []
+        for secret in (self.anthropic_api_key, self.alert_webhook_url):
+            if secret is not None and secret.get_secret_value():
+                values.append(secret.get_secret_value())
+        if self.database_dsn:
+            values.append(self.database_dsn)
+            password = urlsplit(self.database_dsn).password
+            if password:
+                values.append(password)
+        return values
 
 
 def get_settings() -> Settings:

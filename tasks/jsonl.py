@@ -1,0 +1,46 @@
+"""The one JSON Lines appender and reader (span log, alerts, coordination log).
+
+Each append is a single `write()` on an `O_APPEND` file, so concurrent writers in different
+processes never interleave lines (POSIX appends of one buffer are atomic on a local file).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+
+def append_jsonl(path: Path | str, records: Iterable[Any]) -> int:
+    """Append `records` as JSON lines in one write; returns how many were written."""
+    lines = [json.dumps(r, default=str) + "\n" for r in records]
+    if not lines:
+        return 0
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write("".join(lines))
+    return len(lines)
+
+
+def iter_jsonl(path: Path | str) -> Iterator[Any]:
+    """The records of a JSON Lines file in order; a missing file has none. A torn last line
+    (a writer killed mid-write) is skipped, any other bad line raises ValueError naming it."""
+    path = Path(path)
+    if not path.exists():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError as exc:
+            if number == len(lines):
+                return
+            raise ValueError(f"{path}: line {number} is not JSON ({exc.msg})") from exc
+
+
+def read_jsonl(path: Path | str) -> list[Any]:
+    return list(iter_jsonl(path))
