@@ -13,7 +13,8 @@ import os
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE", "100")
 os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE", "100")
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# INFO: the flows tell their story at INFO and tests read those lines back from the server
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
 for _name in ("ANTHROPIC_API_KEY", "REACTOR_ANTHROPIC_API_KEY", "OTEL_EXPORTER_OTLP_ENDPOINT"):
     os.environ.pop(_name, None)
 
