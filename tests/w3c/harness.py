@@ -118,7 +118,9 @@ def run_harness() -> Iterator[Harness]:
     received: dict[str, Headers] = {}
     handler = type("Recorder", (_Recorder,), {"received": received})
     recorder = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=recorder.serve_forever, name="w3c-recorder", daemon=True).start()
+    threading.Thread(
+        target=recorder.serve_forever, args=(0.05,), name="w3c-recorder", daemon=True
+    ).start()
     try:
         with serve_adapter() as service:
             yield Harness(service, f"http://127.0.0.1:{recorder.server_address[1]}", received)

@@ -69,7 +69,9 @@ def serve_adapter(port: int = 0) -> Iterator[str]:
     client = httpx.Client(trust_env=False, timeout=10)
     handler = type("Adapter", (_Adapter,), {"client": client})
     server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-    threading.Thread(target=server.serve_forever, name="w3c-adapter", daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, args=(0.05,), name="w3c-adapter", daemon=True
+    ).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/test"
     finally:
