@@ -12,6 +12,8 @@ from tasks.tracing import (
     decode_baggage,
     encode_baggage,
     extract_context,
+    format_span_id,
+    format_trace_id,
     inject_headers,
     parse_tracestate,
     truncate_tracestate,
@@ -31,8 +33,8 @@ def span_context(ctx):
 def test_valid_traceparent_is_continued():
     sc = span_context(extract_context({"traceparent": PARENT}))
     assert sc.is_valid and sc.is_remote
-    assert format(sc.trace_id, "032x") == TRACE_ID
-    assert format(sc.span_id, "016x") == "b7ad6b7169203331"
+    assert format_trace_id(sc.trace_id) == TRACE_ID
+    assert format_span_id(sc.span_id) == "b7ad6b7169203331"
 
 
 def test_duplicated_traceparent_starts_a_new_trace():
@@ -43,7 +45,7 @@ def test_duplicated_traceparent_starts_a_new_trace():
     ):
         assert not span_context(extract_context(headers)).is_valid
         with TRACER.start_as_current_span("next", context=extract_context(headers)) as span:
-            assert format(span.get_span_context().trace_id, "032x") != TRACE_ID
+            assert format_trace_id(span.get_span_context().trace_id) != TRACE_ID
 
 
 @pytest.mark.parametrize(
@@ -64,7 +66,7 @@ def test_invalid_traceparent_starts_a_new_trace(value):
 
 def test_higher_version_is_parsed_for_its_known_fields():
     sc = span_context(extract_context({"traceparent": f"cc-{TRACE_ID}-b7ad6b7169203331-01-future"}))
-    assert sc.is_valid and format(sc.trace_id, "032x") == TRACE_ID
+    assert sc.is_valid and format_trace_id(sc.trace_id) == TRACE_ID
 
 
 def test_outgoing_traceparent_is_version_00_without_unknown_flags():
@@ -194,4 +196,4 @@ def test_baggage_and_trace_context_travel_together():
         otel_context.detach(token)
     back = extract_context(headers)
     assert baggage.get_baggage("workflow.id", back) == "wf 1"
-    assert format(span_context(back).trace_id, "032x") == TRACE_ID
+    assert format_trace_id(span_context(back).trace_id) == TRACE_ID
