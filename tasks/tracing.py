@@ -51,6 +51,24 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+__all__ = [
+    "PROPAGATOR",
+    "InvalidTracestate",
+    "add_tracestate_entry",
+    "decode_baggage",
+    "encode_baggage",
+    "extract_context",
+    "format_span_id",
+    "format_trace_id",
+    "inject_headers",
+    "is_baggage_key",
+    "parse_tracestate",
+    "tracestate_members",
+    "truncate_tracestate",
+    "with_baggage",
+    "with_tracestate",
+]
+
 MAX_TRACESTATE_MEMBERS = 32
 MAX_TRACESTATE_CHARS = 512  # what W3C asks every vendor to propagate (n8n drops longer ones)
 LONG_TRACESTATE_ENTRY = 128  # entries longer than this are the first to go when truncating
@@ -190,20 +208,6 @@ def with_tracestate(key: str, value: str, context: Context | None = None) -> Con
         trace_state=add_tracestate_entry(span_ctx.trace_state, key, value),
     )
     return trace.set_span_in_context(NonRecordingSpan(new), ctx)
-
-
-__all__ = [
-    "decode_baggage",
-    "encode_baggage",
-    "extract_context",
-    "format_span_id",
-    "format_trace_id",
-    "inject_headers",
-    "parse_tracestate",
-    "truncate_tracestate",
-    "with_baggage",
-    "with_tracestate",
-]
 
 
 class _TraceContextPropagator(TraceContextTextMapPropagator):
