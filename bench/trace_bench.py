@@ -1,4 +1,4 @@
-"""Trace orchestration benchmark (issue 5).
+"""Trace orchestration benchmark.
 
 1. Orchestration efficiency: 3 and 20 systems on the loopback stand-ins with known injected
    latencies (one injected bottleneck each). Ratio = orchestration wall time (root span: trace
@@ -19,6 +19,7 @@ Run: .venv/bin/python bench/trace_bench.py [--runs N]
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import statistics
 import sys
@@ -97,10 +98,10 @@ def orchestration_rows(flow, runs: int) -> list[dict]:
         for where, serve in (("process", run_standins_process), ("thread", run_standins)):
             with serve(config) as standins:
                 request = request_for(graph, standins.base_url, f"bench-{len(graph)}")
-                flow(request)  # warm-up: first task runs in a process pay imports and pool start
+                asyncio.run(flow(request))  # warm-up: a process's first task runs pay imports
                 for run in range(runs):
                     start, cpu = time.perf_counter(), time.process_time()
-                    result = flow(request)
+                    result = asyncio.run(flow(request))
                     flow_s, cpu_s = time.perf_counter() - start, time.process_time() - cpu
                     rows.append(
                         {
@@ -167,18 +168,18 @@ def propagation_overhead(calls: int = 400) -> dict[str, float]:
 
 
 def empty_flow_ms(runs: int) -> float:
-    """What any flow call costs on this Prefect server: flow_ms below includes it."""
+    """What any async flow call costs on this Prefect server: flow_ms below includes it."""
     from prefect import flow
 
     @flow(name="trace-bench-empty")
-    def empty() -> None:
+    async def empty() -> None:
         return None
 
-    empty()
+    asyncio.run(empty())
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        empty()
+        asyncio.run(empty())
         times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
 
@@ -200,7 +201,7 @@ def main() -> int:
         f"max_workers={os.environ['REACTOR_MAX_WORKERS']} cpus={os.cpu_count()} "
         f"load average before/after: {load_before:.1f}/{os.getloadavg()[0]:.1f}"
     )
-    print(f"baseline: an empty Prefect flow call takes {empty:.0f} ms here (median)")
+    print(f"baseline: an empty async Prefect flow call takes {empty:.0f} ms here (median)")
     print(
         f"{'case':<11} {'standins':<8} {'run':>3} {'chain_ms':>9} {'orch_ms':>9} {'ratio':>6} "
         f"{'target':>6} {'flow_ms':>8} {'cpu_ms':>7}  bottlenecks found"

@@ -5,6 +5,7 @@ are registered on the ExitStack so they are stopped even when a step fails."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import tempfile
 from pathlib import Path
@@ -51,12 +52,13 @@ def swarm(resources: contextlib.ExitStack) -> StepOutcome:
 
 def trace(resources: contextlib.ExitStack) -> StepOutcome:
     from flows.trace_orchestration import trace_orchestration
-    from tasks.trace.sample import rebase_urls, sample_request, sample_standin_config
+    from tasks.trace.sample import rebase_urls, sample_standin_config, sample_trace_request
     from tasks.trace.standins import run_standins
 
     standins = resources.enter_context(run_standins(sample_standin_config()))
-    request = rebase_urls(sample_request(), standins.base_url)
-    result, run_id = _run(trace_orchestration, request)
+    request = rebase_urls(sample_trace_request(), standins.base_url)
+    state = asyncio.run(trace_orchestration(request, return_state=True))  # an async flow
+    result, run_id = state.result(), state.state_details.flow_run_id
     simulated = [p.system for p in result.path if p.status == "simulated"]
     return StepOutcome(
         summary=f"{len(result.path)} systems, one trace {result.trace_id[:8]}…, "

@@ -42,14 +42,20 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) ->
 
 
 class Progress:
-    """A progress artifact updated as work completes (percent of `total`)."""
+    """A progress artifact updated as work completes (percent of `total`).
+
+    Always through Prefect's sync API (`_sync=True`): inside an async flow Prefect would
+    otherwise hand back coroutines that nobody awaits, and the artifact would never exist."""
 
     def __init__(self, total: int, description: str) -> None:
         self.total = max(total, 1)
         self.done = 0
-        self.id: UUID | None = create_progress_artifact(progress=0.0, description=description)
+        self.id: UUID | None = create_progress_artifact(
+            progress=0.0, description=description, _sync=True
+        )
 
     def advance(self, n: int = 1) -> None:
         self.done += n
         if self.id is not None:
-            update_progress_artifact(self.id, progress=min(100.0, 100.0 * self.done / self.total))
+            progress = min(100.0, 100.0 * self.done / self.total)
+            update_progress_artifact(self.id, progress=progress, _sync=True)

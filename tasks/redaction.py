@@ -1,7 +1,10 @@
-"""Keep secrets out of span attributes, logs and exports.
+"""Keep secrets out of spans, logs and exports.
 
 A value is secret when it is a configured secret (e.g. the Anthropic key), the value of an
 environment variable whose name says it is one, or sits under a key whose name says so.
+The shared mechanisms: `redact` for values, `RedactingFilter` on every log handler (message,
+arguments, exception traceback and stack), and the redacting span processor of
+`tasks/telemetry.py` in front of every exporter.
 """
 
 from __future__ import annotations
@@ -72,14 +75,29 @@ def redact(value: Any, secrets: Iterable[str] | None = None, key: str | None = N
     return value
 
 
+_TRACEBACKS = logging.Formatter()
+
+
 class RedactingFilter(logging.Filter):
-    """A logging filter that rewrites records so secrets never reach a handler."""
+    """A logging filter that rewrites records so secrets never reach a handler: the message
+    with its arguments, and an exception's traceback (`exc_info`, rendered once here into
+    `exc_text`, which every formatter prints instead) and `stack_info`."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         secrets = known_secrets()
-        if secrets:
-            record.msg = redact_text(record.getMessage(), secrets)
-            record.args = None
+        if not secrets:
+            return True
+        record.msg = redact_text(record.getMessage(), secrets)
+        record.args = None
+        if record.exc_info:
+            # the exception object itself is dropped: a handler rendering it (its message,
+            # a rich traceback's locals) would print the secret again
+            record.exc_text = record.exc_text or _TRACEBACKS.formatException(record.exc_info)
+            record.exc_info = None
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text, secrets)
+        if record.stack_info:
+            record.stack_info = redact_text(record.stack_info, secrets)
         return True
 
 

@@ -1,11 +1,15 @@
 """The one telemetry setup: an OpenTelemetry TracerProvider with
 
-- a JSONL exporter writing SPEC §6 records to `<coordination_dir>/telemetry_spans.jsonl`,
+- a JSONL exporter writing one span record per line (`span_record`: trace_id, span_id,
+  parent_span_id, operation_name, span_kind, status, start_time, duration_ms, service,
+  resource_attributes, span_attributes) to `<coordination_dir>/telemetry_spans.jsonl`,
 - the real OTLP/HTTP exporter when `OTEL_EXPORTER_OTLP_ENDPOINT` (or the traces variant) is set,
 - any extra exporter (tests add an InMemorySpanExporter),
 
-every one behind a redacting processor. Prefect 3.8 starts its own flow/task-run spans through
-the global provider, so spans made here inside a task are children of the task-run span.
+every one behind a redacting processor: no exporter sees a known secret in a span's name,
+attributes, status description or events (an exception event's message and stacktrace
+included). Prefect starts its own flow/task-run spans through the global provider, so spans
+made here inside a task are children of the task-run span.
 """
 
 from __future__ import annotations
@@ -22,17 +26,18 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     SimpleSpanProcessor,
     SpanExporter,
     SpanExportResult,
 )
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import Link, Status, StatusCode
 
-from tasks.redaction import install_log_redaction, known_secrets, redact
+from tasks.redaction import install_log_redaction, known_secrets, redact, redact_text
 from tasks.settings import Settings, get_settings
+from tasks.tracing import format_span_id, format_trace_id
 
 SPANS_FILE = "telemetry_spans.jsonl"
 STATUS_ATTRIBUTE = "reactor.status"  # set to "timeout" to mark a timed-out span
@@ -49,7 +54,7 @@ _extra: list[int] = []
 
 
 def span_status(span: ReadableSpan) -> str:
-    """ok | error | timeout (SPEC §6)."""
+    """ok | error | timeout: `reactor.status` when set, else from the status and events."""
     explicit = (span.attributes or {}).get(STATUS_ATTRIBUTE)
     if explicit in ("ok", "error", "timeout"):
         return str(explicit)
@@ -68,14 +73,14 @@ def _iso(ns: int | None) -> str | None:
 
 
 def span_record(span: ReadableSpan) -> dict[str, Any]:
-    """A SPEC §6 record for a finished span."""
+    """The JSONL record of a finished span (ids as W3C hex, times ISO-8601 UTC)."""
     ctx = span.get_span_context()
     resource = dict(span.resource.attributes) if span.resource else {}
     start, end = span.start_time or 0, span.end_time or span.start_time or 0
     return {
-        "trace_id": format(ctx.trace_id, "032x"),
-        "span_id": format(ctx.span_id, "016x"),
-        "parent_span_id": format(span.parent.span_id, "016x") if span.parent else None,
+        "trace_id": format_trace_id(ctx.trace_id),
+        "span_id": format_span_id(ctx.span_id),
+        "parent_span_id": format_span_id(span.parent.span_id) if span.parent else None,
         "operation_name": span.name,
         "span_kind": span.kind.name.lower(),
         "status": span_status(span),
@@ -92,7 +97,7 @@ def span_record(span: ReadableSpan) -> dict[str, Any]:
 
 
 class JsonlSpanExporter(SpanExporter):
-    """Appends one SPEC §6 JSON record per span; the path can be moved between runs."""
+    """Appends one JSON record per span (`span_record`); the path can be moved between runs."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -112,7 +117,8 @@ class JsonlSpanExporter(SpanExporter):
 
 
 class RedactingSpanProcessor(SpanProcessor):
-    """Hands `inner` a copy of each span whose attributes hold no known secret."""
+    """Hands `inner` a copy of each span in which no known secret remains: name, attributes,
+    status description, events (an exception event's message and stacktrace) and links."""
 
     def __init__(self, inner: SpanProcessor) -> None:
         self.inner = inner
@@ -121,30 +127,60 @@ class RedactingSpanProcessor(SpanProcessor):
         self.inner.on_start(span, parent_context=parent_context)
 
     def on_end(self, span: ReadableSpan) -> None:
-        attributes = dict(span.attributes or {})
-        clean = redact(attributes, known_secrets())
-        if clean != attributes:
-            span = ReadableSpan(
-                name=span.name,
-                context=span.get_span_context(),
-                parent=span.parent,
-                resource=span.resource,
-                attributes=clean,
-                events=span.events,
-                links=span.links,
-                kind=span.kind,
-                status=span.status,
-                start_time=span.start_time,
-                end_time=span.end_time,
-                instrumentation_scope=span.instrumentation_scope,
-            )
-        self.inner.on_end(span)
+        self.inner.on_end(redacted_span(span, known_secrets()))
 
     def shutdown(self) -> None:
         self.inner.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self.inner.force_flush(timeout_millis)
+
+
+def redacted_span(span: ReadableSpan, secrets: list[str]) -> ReadableSpan:
+    """`span`, or a copy of it with every known secret (and every value under a sensitive
+    attribute name) replaced by [REDACTED]."""
+    name = redact_text(span.name, secrets)
+    attributes = dict(span.attributes or {})
+    clean_attributes = redact(attributes, secrets)
+    status = span.status
+    if status.description:
+        clean = redact_text(status.description, secrets)
+        if clean != status.description:
+            status = Status(status.status_code, clean)
+    events = [
+        Event(redact_text(e.name, secrets), redact(dict(e.attributes or {}), secrets), e.timestamp)
+        for e in span.events
+    ]
+    links = [Link(li.context, redact(dict(li.attributes or {}), secrets)) for li in span.links]
+    unchanged = (
+        name == span.name
+        and clean_attributes == attributes
+        and status is span.status
+        and all(
+            (e.name, dict(e.attributes or {})) == (o.name, dict(o.attributes or {}))
+            for e, o in zip(events, span.events, strict=True)
+        )
+        and all(
+            dict(li.attributes or {}) == dict(o.attributes or {})
+            for li, o in zip(links, span.links, strict=True)
+        )
+    )
+    if unchanged:
+        return span
+    return ReadableSpan(
+        name=name,
+        context=span.get_span_context(),
+        parent=span.parent,
+        resource=span.resource,
+        attributes=clean_attributes,
+        events=events,
+        links=links,
+        kind=span.kind,
+        status=status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
 
 
 def _otlp_configured() -> bool:
@@ -203,7 +239,7 @@ def spans_path(settings: Settings | None = None) -> Path:
 
 
 def read_spans(path: Path, trace_id: str | None = None) -> list[dict[str, Any]]:
-    """The SPEC §6 records in `path` (optionally one trace's), skipping none silently:
+    """The span records in `path` (optionally one trace's), skipping none silently:
     a malformed line raises ValueError naming the file and line."""
     if not path.exists():
         return []

@@ -1,17 +1,26 @@
-"""The one place that touches W3C headers: `traceparent`, `tracestate` and `baggage`.
+"""The one place that touches W3C headers: `traceparent`, `tracestate` and `baggage`, and the
+one formatter of trace and span ids (`format_trace_id`, `format_span_id`).
 
 Built on OpenTelemetry's TraceContext propagator (traceparent parsing: version `ff`, all-zero
 ids, upper-case hex, version-00 trailing data are rejected; higher versions are parsed for their
-first four fields). This module adds what OTel leaves out or does differently from the specs:
+first four fields). This module adds what OTel leaves out or does differently from the W3C
+Trace Context and Baggage recommendations:
 
-- a duplicated `traceparent` header is invalid (Trace Context §3.2: the receiver starts a new
-  trace);
-- `tracestate` follows the list rules: invalid members are dropped instead of discarding the whole
-  list, a duplicated key keeps its first (leftmost) occurrence, at most 32 members are kept (the
-  rightmost are dropped), and our own entry is written leftmost (`with_tracestate`);
-- `baggage` is percent-encoded (W3C Baggage §3.2.1.1) rather than form-encoded: OTel's
-  `quote_plus` turns a space into `+`, which a W3C receiver reads as a literal plus. Properties
-  (`;key=value` after a value) are accepted and dropped on extract.
+- a duplicated `traceparent` header is invalid: the receiver starts a new trace;
+- `tracestate` is parsed by its grammar (`parse_tracestate`): a key is a simple key
+  (`[a-z][a-z0-9_*/-]{0,255}`) or a multi-tenant `tenant@system` key (tenant up to 241
+  characters, system up to 14), a value is up to 256 printable ASCII characters except `,` and
+  `=` whose leading spaces belong to it and which does not end in a space. One invalid member,
+  or more than 32 members, invalidates the whole header, which is then not propagated at all
+  (never in part). A duplicated key keeps its leftmost occurrence;
+- our own entry is written leftmost (`with_tracestate`), and an outgoing `tracestate` is kept
+  within 512 characters the way W3C says to truncate: whole entries, those longer than 128
+  characters first, then from the right (`truncate_tracestate`);
+- `baggage` is percent-encoded rather than form-encoded: OTel's `quote_plus` turns a space into
+  `+`, which a W3C receiver reads as a literal plus. Properties (`;key=value` after a value)
+  are accepted and dropped on extract.
+
+The conformance is checked by the W3C test suite through `tests/w3c/` (docs/trace.md).
 """
 
 from __future__ import annotations
@@ -33,18 +42,46 @@ from opentelemetry.propagators.textmap import (
     TextMapPropagator,
     default_setter,
 )
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceState
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    TraceState,
+    format_span_id,
+    format_trace_id,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+__all__ = [
+    "PROPAGATOR",
+    "InvalidTracestate",
+    "add_tracestate_entry",
+    "decode_baggage",
+    "encode_baggage",
+    "extract_context",
+    "format_span_id",
+    "format_trace_id",
+    "inject_headers",
+    "is_baggage_key",
+    "parse_tracestate",
+    "tracestate_members",
+    "truncate_tracestate",
+    "with_baggage",
+    "with_tracestate",
+]
+
 MAX_TRACESTATE_MEMBERS = 32
+MAX_TRACESTATE_CHARS = 512  # what W3C asks every vendor to propagate (n8n drops longer ones)
+LONG_TRACESTATE_ENTRY = 128  # entries longer than this are the first to go when truncating
 MAX_BAGGAGE_MEMBERS = 180
 MAX_BAGGAGE_BYTES = 8192
 
-# W3C Trace Context §3.3.1.3: key = simple-key / multi-tenant-key; value = printable ASCII
-# without "," and "=", not ending in a space.
+# tracestate grammar: key = simple-key / tenant "@" system; value = 0*255(chr) nblk-chr with
+# chr = %x20 / nblk-chr and nblk-chr = printable ASCII except space, "," and "=".
+# No whitespace around "=": a space after it is the value's own leading space.
 _TS_KEY = r"[a-z][_0-9a-z\-*/]{0,255}|[a-z0-9][_0-9a-z\-*/]{0,240}@[a-z][_0-9a-z\-*/]{0,13}"
 _TS_VALUE = r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
-_TS_MEMBER = re.compile(rf"[ \t]*({_TS_KEY})[ \t]*=[ \t]*({_TS_VALUE})[ \t]*")
+_TS_MEMBER = re.compile(rf"[ \t]*({_TS_KEY})=({_TS_VALUE})[ \t]*")
+_OWS = " \t"
 # RFC 7230 token: what a baggage key may be.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # W3C Baggage baggage-octet, minus "%" (it must encode itself so values roundtrip).
@@ -90,24 +127,58 @@ _GETTER = _HeaderGetter()
 # --- tracestate ---------------------------------------------------------------------------
 
 
+class InvalidTracestate(ValueError):
+    """A `tracestate` header that breaks the grammar or the member limit."""
+
+
+def tracestate_members(headers: Iterable[str] | str) -> list[tuple[str, str]]:
+    """The (key, value) members of `headers` (one or several header values, combined in order
+    with ","), duplicates dropped after the leftmost. Empty and whitespace-only members are
+    allowed; raises InvalidTracestate naming the first invalid member, or for more than 32."""
+    combined = headers if isinstance(headers, str) else ",".join(headers)
+    members: dict[str, str] = {}
+    count = 0
+    for member in combined.split(","):
+        if not member.strip(_OWS):
+            continue
+        match = _TS_MEMBER.fullmatch(member)
+        if not match:
+            raise InvalidTracestate(f"tracestate member {member!r} is not key=value by the grammar")
+        count += 1
+        if count > MAX_TRACESTATE_MEMBERS:
+            raise InvalidTracestate(f"tracestate has more than {MAX_TRACESTATE_MEMBERS} members")
+        members.setdefault(match.group(1), match.group(2))
+    return list(members.items())
+
+
 def parse_tracestate(headers: Iterable[str] | str | None) -> TraceState:
-    """The tracestate list in `headers` (one or several header values, combined in order):
-    invalid members are dropped, a duplicated key keeps its leftmost occurrence, and only the
-    leftmost 32 members are kept."""
+    """The tracestate list in `headers`, or an empty one when the header is missing or invalid
+    (an invalid tracestate is dropped whole, never propagated in part)."""
     if headers is None:
         return TraceState()
-    if isinstance(headers, str):
-        headers = [headers]
-    members: dict[str, str] = {}
-    for header in headers:
-        for member in header.split(","):
-            match = _TS_MEMBER.fullmatch(member)
-            if not match or match.group(1) in members:
-                continue
-            members[match.group(1)] = match.group(2)
-            if len(members) == MAX_TRACESTATE_MEMBERS:
-                return TraceState(list(members.items()))
-    return TraceState(list(members.items()))
+    try:
+        return TraceState(tracestate_members(headers))
+    except InvalidTracestate:
+        return TraceState()
+
+
+def truncate_tracestate(state: TraceState, limit: int = MAX_TRACESTATE_CHARS) -> TraceState:
+    """`state` cut to at most `limit` characters of header, by whole entries: entries longer
+    than 128 characters go first (rightmost first), then entries from the right."""
+    members = [(k, v) for k, v in state.items()]
+
+    def size() -> int:
+        return sum(len(k) + 1 + len(v) for k, v in members) + max(len(members) - 1, 0)
+
+    for index in reversed(range(len(members))):
+        if size() <= limit:
+            break
+        key, value = members[index]
+        if len(key) + 1 + len(value) > LONG_TRACESTATE_ENTRY:
+            del members[index]
+    while members and size() > limit:
+        members.pop()
+    return TraceState(members)
 
 
 def add_tracestate_entry(state: TraceState, key: str, value: str) -> TraceState:
@@ -140,7 +211,26 @@ def with_tracestate(key: str, value: str, context: Context | None = None) -> Con
 
 
 class _TraceContextPropagator(TraceContextTextMapPropagator):
-    """OTel's traceparent handling with the tracestate list rules above."""
+    """OTel's traceparent handling with the tracestate rules above."""
+
+    def inject(
+        self,
+        carrier: CarrierT,
+        context: Context | None = None,
+        setter: Setter[CarrierT] = default_setter,
+    ) -> None:
+        span_context = trace.get_current_span(context).get_span_context()
+        if not span_context.is_valid:
+            return
+        trace_id, span_id = (
+            format_trace_id(span_context.trace_id),
+            format_span_id(span_context.span_id),
+        )
+        flags = f"{span_context.trace_flags:02x}"
+        setter.set(carrier, "traceparent", f"00-{trace_id}-{span_id}-{flags}")
+        state = truncate_tracestate(span_context.trace_state)
+        if state:
+            setter.set(carrier, "tracestate", state.to_header())
 
     def extract(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def run(
             )
             result = run_with_standins(trace_orchestration, request, config)
         else:
-            result = trace_orchestration(request)
+            result = asyncio.run(trace_orchestration(request))
     if json_output:
         print_json(result)
         return
@@ -79,14 +80,11 @@ def standins(
         with run_standins(behaviour, port=port) as running:
             base = running.base_url
             typer.echo(f"stand-ins on {base} (any /<instance> prefix is its own system)")
-            for shape, path in (
-                ("phoenix", "/api/reactor/execute"),
-                ("n8n", "/webhook/reactor-integration"),
-                ("xavos", "/api/coordination/execute"),
-                ("generic", "/api/execute"),
-            ):
+            from tasks.trace.models import DEFAULT_PATHS
+
+            for shape, path in DEFAULT_PATHS.items():
                 typer.echo(f"  {shape:<8} POST {base}/<instance>{path}")
-            typer.echo(f"  health   GET  {base}/<instance>/health")
+            typer.echo(f"  health   GET  {base}/<instance>/health (and /healthz, n8n's)")
             typer.echo(f"  received GET  {base}/_received   config PUT {base}/_config")
             try:
                 while True:

@@ -1,5 +1,6 @@
-"""Cross-system performance analysis from the spans a run wrote (SPEC §3 step 3), and the
-`trace_hops` dataset rows. Pure functions over SPEC §6 span records; no Prefect."""
+"""Cross-system performance analysis from the spans a run wrote: per-system latency, per-hop
+latency, the critical path, bottlenecks and recommendations. Pure functions over the span
+records of `tasks/telemetry.py` (`span_record`); the span layout is in spans.py."""
 
 from __future__ import annotations
 
@@ -9,37 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from tasks.export import Column
 from tasks.graph import critical_path
-from tasks.trace.calls import KIND_ATTR, SYSTEM_ATTR
-from tasks.trace.models import HopLatency, SystemLatency, SystemResult, TraceAnalysis
+from tasks.trace.models import HopLatency, SystemLatency, TraceAnalysis
+from tasks.trace.spans import KIND_ATTR, STATUS_ATTR, SYSTEM_ATTR
 
-BOTTLENECK_SHARE = 0.7  # on the critical path and >= 0.7 x the slowest system (SPEC §3)
-ORCHESTRATOR = "orchestrator"
-
-HOPS_SCHEMA: dict[str, Column] = {
-    "run_id": Column.str,
-    "workflow_id": Column.str,
-    "trace_id": Column.str,
-    "correlation_id": Column.str,
-    "source": Column.str,
-    "system": Column.str,
-    "system_type": Column.str,
-    "status": Column.str,
-    "simulated": Column.bool,
-    "reason": Column.str,
-    "execution_id": Column.str,
-    "attempts": Column.int,
-    "handoff_ms": Column.float,
-    "call_ms": Column.float,
-    "server_ms": Column.float,
-    "step_ms": Column.float,
-    "on_critical_path": Column.bool,
-    "bottleneck": Column.bool,
-    "span_id": Column.str,
-    "started_at": Column.timestamp,
-    "traceparents": Column.json,
-}
+# A bottleneck is a system on the critical path taking at least this share of the slowest one.
+BOTTLENECK_SHARE = 0.7
+ORCHESTRATOR = "orchestrator"  # the source of the hop into a system with no dependencies
 
 
 def _epoch(iso: str) -> float:
@@ -54,7 +31,7 @@ def _percentile(values: Sequence[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 3) if values else None
 
 
-def analyse_spans(
+def analyze_spans(
     trace_id: str, spans: Sequence[Mapping[str, Any]], graph: Mapping[str, Sequence[str]]
 ) -> TraceAnalysis:
     """Per-system latency (p50/p95/max over attempts), per-hop latency, the critical path,
@@ -83,7 +60,7 @@ def analyse_spans(
         latencies.append(
             SystemLatency(
                 name=name,
-                status=systems[name]["span_attributes"].get("reactor.trace.status", "error"),
+                status=systems[name]["span_attributes"].get(STATUS_ATTR, "error"),
                 attempts=len(durations),
                 p50_ms=_percentile(durations, 50),
                 p95_ms=_percentile(durations, 95),
@@ -124,11 +101,11 @@ def analyse_spans(
         bottlenecks=bottlenecks,
         recommendations=[],
     )
-    analysis.recommendations = recommendations(analysis)
+    analysis.recommendations = trace_recommendations(analysis)
     return analysis
 
 
-def recommendations(analysis: TraceAnalysis) -> list[str]:
+def trace_recommendations(analysis: TraceAnalysis) -> list[str]:
     """What to do about what the analysis found, most important first."""
     out: list[str] = []
     by_name = {s.name: s for s in analysis.systems}
@@ -157,43 +134,3 @@ def recommendations(analysis: TraceAnalysis) -> list[str]:
             "REACTOR_MAX_WORKERS if independent systems queue for threads"
         )
     return out or ["no action needed: no retries, fallbacks or dominant system"]
-
-
-def hop_records(
-    run_id: str,
-    workflow_id: str,
-    correlation_id: str,
-    analysis: TraceAnalysis,
-    results: Mapping[str, SystemResult],
-) -> list[dict[str, Any]]:
-    """One `trace_hops` row per hop (dependency edge into a system)."""
-    latency = {s.name: s for s in analysis.systems}
-    rows = []
-    for hop in analysis.hops:
-        r = results[hop.system]
-        rows.append(
-            {
-                "run_id": run_id,
-                "workflow_id": workflow_id,
-                "trace_id": analysis.trace_id,
-                "correlation_id": correlation_id,
-                "source": hop.source,
-                "system": hop.system,
-                "system_type": r.type,
-                "status": r.status,
-                "simulated": r.simulated,
-                "reason": r.reason,
-                "execution_id": r.execution_id,
-                "attempts": len(r.attempts),
-                "handoff_ms": hop.handoff_ms,
-                "call_ms": hop.call_ms,
-                "server_ms": hop.server_ms,
-                "step_ms": latency[hop.system].step_ms,
-                "on_critical_path": hop.system in analysis.critical_path,
-                "bottleneck": hop.system in analysis.bottlenecks,
-                "span_id": r.span_id,
-                "started_at": r.started_at,
-                "traceparents": [a.traceparent for a in r.attempts],
-            }
-        )
-    return rows

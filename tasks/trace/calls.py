@@ -1,19 +1,18 @@
 """One system step of the trace workflow, without Prefect: health check, then the call in its
 own CLIENT span (a new parent-id per attempt) with traceparent, tracestate, baggage and
-`X-Correlation-ID`, retries with backoff, and the labelled fallback.
+`X-Correlation-ID`, retries with backoff, and the labelled fallback (span layout: spans.py).
 
-Span layout (all in the workflow's trace):
-    system <name>          INTERNAL, child of the root span carried in `CallContext.carrier`
-      GET <name> health    CLIENT
-      POST <name>          CLIENT, one per attempt
+What a system answers is taken as it comes: any 2xx body (a JSON object or array, or text) is
+the result, and the execution id is read from it when the system put one there. A real n8n
+webhook answers its last node's output (e.g. `{"ok": true}`); that is a success, not a
+malformed answer.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,23 +21,28 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from tasks import metrics
 from tasks.errors import ServiceUnhealthy
+from tasks.health import HealthCheck, probe
+from tasks.redaction import redact
 from tasks.retry import backoff_delays
 from tasks.telemetry import STATUS_ATTRIBUTE, get_tracer
 from tasks.trace.models import (
     EXECUTION_ID_FIELDS,
+    UNKNOWN_EXECUTION,
     Attempt,
     CallContext,
-    HealthCheck,
     SystemResult,
     SystemSpec,
 )
-from tasks.tracing import extract_context, inject_headers
+from tasks.trace.spans import ATTEMPT_ATTR, KIND_ATTR, STATUS_ATTR, SYSTEM_ATTR
+from tasks.tracing import extract_context, format_span_id, format_trace_id, inject_headers
 
-SYSTEM_ATTR = "reactor.trace.system"
-KIND_ATTR = "reactor.trace.kind"  # system | health | attempt | root | server
 CORRELATION_HEADER = "X-Correlation-ID"
 RETRY_AFTER_CAP_S = 5.0  # the same cap as the backoff policy (tasks/retry.py)
+
+# Called before each retry with the attempt that failed and the delay about to be slept.
+RetryHook = Callable[[Attempt, float], None]
 
 _client_lock = threading.Lock()
 _client: httpx.Client | None = None
@@ -58,19 +62,28 @@ def shared_client() -> httpx.Client:
 
 
 class _CallFailed(Exception):
-    def __init__(self, reason: str, retryable: bool, retry_after_s: float | None = None):
+    def __init__(
+        self,
+        reason: str,
+        retryable: bool,
+        retry_after_s: float | None = None,
+        http_status: int | None = None,
+        timed_out: bool = False,
+    ):
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
         self.retry_after_s = retry_after_s
+        self.http_status = http_status
+        self.timed_out = timed_out
 
 
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-def _hex_span_id(span: trace.Span) -> str:
-    return format(span.get_span_context().span_id, "016x")
+def _span_id(span: trace.Span) -> str:
+    return format_span_id(span.get_span_context().span_id)
 
 
 def simulated_result(name: str, reason: str) -> dict[str, Any]:
@@ -84,58 +97,65 @@ def simulated_result(name: str, reason: str) -> dict[str, Any]:
 
 
 def execution_id_of(spec: SystemSpec, body: Any) -> str:
-    """The execution id in a system's response, by the shape its type promises."""
-    field = EXECUTION_ID_FIELDS[spec.type]
-    value = body.get(field) if isinstance(body, dict) else None
-    if not isinstance(value, str) or not value:
-        shape = type(body).__name__ if not isinstance(body, dict) else sorted(body)[:8]
-        raise _CallFailed(
-            f"malformed {spec.type} response: expected a non-empty string {field!r}, got {shape}",
-            retryable=False,
-        )
-    return value
+    """The execution id a system's answer carries (in a JSON object, or the first object of
+    an array), by the field names its type uses; UNKNOWN_EXECUTION when there is none."""
+    first = body[0] if isinstance(body, list) and body else body
+    if isinstance(first, dict):
+        for field in EXECUTION_ID_FIELDS[spec.type]:
+            value = first.get(field)
+            if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+                return str(value)
+    return UNKNOWN_EXECUTION
 
 
-def check_health(spec: SystemSpec, ctx: CallContext, client: httpx.Client) -> HealthCheck:
-    """GET the health path in a CLIENT span. Healthy = 2xx and, when the body is JSON with a
-    `status`, status is ok/healthy."""
+def response_body(response: httpx.Response) -> Any:
+    """A 2xx answer as it came: parsed JSON when it says it is JSON and is, else the text."""
+    if "json" in response.headers.get("content-type", ""):
+        try:
+            return response.json()
+        except ValueError:
+            pass
+    return response.text
+
+
+def check_system_health(spec: SystemSpec, ctx: CallContext, client: httpx.Client) -> HealthCheck:
+    """GET the health path in a CLIENT span and judge it by the one health rule
+    (tasks/health.py); where the type has a JSON health endpoint, a page is not an answer."""
     url = spec.health_url
     assert url is not None
-    tracer = get_tracer()
     attrs = {SYSTEM_ATTR: spec.name, KIND_ATTR: "health", "url.full": url}
-    with tracer.start_as_current_span(
+    with get_tracer().start_as_current_span(
         f"GET {spec.name} health", kind=SpanKind.CLIENT, attributes=attrs
     ) as span:
         headers = dict(inject_headers())
         headers[CORRELATION_HEADER] = ctx.correlation_id
-        start = time.perf_counter()
         timeout = spec.timeout_s * ctx.timeout_multiplier
-        try:
-            response = client.get(url, headers=headers, timeout=timeout)
-        except httpx.HTTPError as exc:
-            latency = (time.perf_counter() - start) * 1000
-            error = f"{type(exc).__name__}: {exc or 'no detail'}"
-            span.set_status(Status(StatusCode.ERROR, error))
-            if isinstance(exc, httpx.TimeoutException):
-                span.set_attribute(STATUS_ATTRIBUTE, "timeout")
-            return HealthCheck(healthy=False, latency_ms=latency, error=error)
-        latency = (time.perf_counter() - start) * 1000
-        span.set_attribute("http.response.status_code", response.status_code)
-        healthy, error = response.is_success, None
-        if not healthy:
-            error = f"HTTP {response.status_code}"
-        else:
-            try:
-                status = response.json().get("status")
-            except (ValueError, AttributeError):
-                status = None
-            if status is not None and str(status).lower() not in ("ok", "healthy"):
-                healthy, error = False, f"reported status {status!r}"
-        if not healthy:
-            span.set_status(Status(StatusCode.ERROR, error))
-        return HealthCheck(
-            healthy=healthy, status_code=response.status_code, latency_ms=latency, error=error
-        )
+        health = probe(client, url, timeout, headers, expects_json=spec.health_expects_json)
+        if health.status_code is not None:
+            span.set_attribute("http.response.status_code", health.status_code)
+        if not health.healthy:  # a timeout's detail names it, so the span record says timeout
+            span.set_status(Status(StatusCode.ERROR, health.detail))
+        return health
+
+
+def _post(
+    spec: SystemSpec, body: dict[str, Any], headers: dict[str, str], timeout: float, client
+) -> tuple[int, Any]:
+    """POST once; (status code, answer) on a 2xx, else raises _CallFailed."""
+    try:
+        response = client.post(spec.endpoint, json=body, headers=headers, timeout=timeout)
+    except httpx.TimeoutException as exc:
+        reason = f"timeout after {timeout:g} s ({type(exc).__name__})"
+        raise _CallFailed(reason, True, timed_out=True) from None
+    except httpx.HTTPError as exc:
+        raise _CallFailed(f"{type(exc).__name__}: {exc or 'no detail'}", True) from None
+    code = response.status_code
+    if code == 429 or code >= 500:
+        raise _CallFailed(f"HTTP {code}", True, _retry_after(response.headers), code)
+    if not response.is_success:
+        # the answer's text is the remote system's: a secret it echoes goes no further
+        raise _CallFailed(f"HTTP {code}: {redact(response.text[:200])}", False, None, code)
+    return code, response_body(response)
 
 
 def _attempt(
@@ -144,17 +164,16 @@ def _attempt(
     body: dict[str, Any],
     number: int,
     client: httpx.Client,
-) -> tuple[Attempt, dict[str, Any] | None, _CallFailed | None]:
-    tracer = get_tracer()
+) -> tuple[Attempt, Any, _CallFailed | None]:
     attrs = {
         SYSTEM_ATTR: spec.name,
         KIND_ATTR: "attempt",
-        "reactor.trace.attempt": number,
+        ATTEMPT_ATTR: number,
         "http.request.method": "POST",
         "url.full": spec.endpoint,
         "correlation.id": ctx.correlation_id,
     }
-    with tracer.start_as_current_span(
+    with get_tracer().start_as_current_span(
         f"POST {spec.name}", kind=SpanKind.CLIENT, attributes=attrs, record_exception=False
     ) as span:
         headers = dict(inject_headers())  # this span's context: a new parent-id per attempt
@@ -162,50 +181,30 @@ def _attempt(
         timeout = spec.timeout_s * ctx.timeout_multiplier
         start = time.perf_counter()
         failure: _CallFailed | None = None
-        response_body: dict[str, Any] | None = None
+        answer: Any = None
         http_status: int | None = None
-        status = "ok"
         try:
-            response = client.post(spec.endpoint, json=body, headers=headers, timeout=timeout)
-            http_status = response.status_code
-            span.set_attribute("http.response.status_code", http_status)
-            if response.status_code == 429 or response.status_code >= 500:
-                failure = _CallFailed(
-                    f"HTTP {response.status_code}", True, _retry_after(response.headers)
-                )
-            elif not response.is_success:
-                failure = _CallFailed(f"HTTP {response.status_code}: {response.text[:200]}", False)
-            else:
-                try:
-                    parsed = response.json()
-                except json.JSONDecodeError:
-                    raise _CallFailed(
-                        f"malformed {spec.type} response: not JSON", retryable=False
-                    ) from None
-                execution_id_of(spec, parsed)
-                response_body = parsed
+            http_status, answer = _post(spec, body, headers, timeout, client)
         except _CallFailed as exc:
-            failure = exc
-        except httpx.TimeoutException as exc:
-            status = "timeout"
-            failure = _CallFailed(f"timeout after {timeout:g} s ({type(exc).__name__})", True)
-        except httpx.HTTPError as exc:
-            failure = _CallFailed(f"{type(exc).__name__}: {exc or 'no detail'}", True)
+            failure, http_status = exc, exc.http_status
         duration = (time.perf_counter() - start) * 1000
+        status = "ok"
+        if http_status is not None:
+            span.set_attribute("http.response.status_code", http_status)
         if failure is not None:
-            status = "timeout" if status == "timeout" else "error"
+            status = "timeout" if failure.timed_out else "error"
             span.set_attribute(STATUS_ATTRIBUTE, status)
             span.set_status(Status(StatusCode.ERROR, failure.reason))
         attempt = Attempt(
             attempt=number,
-            span_id=_hex_span_id(span),
+            span_id=_span_id(span),
             traceparent=headers.get("traceparent", ""),
             status=status,  # type: ignore[arg-type]
             http_status=http_status,
             duration_ms=round(duration, 3),
             error=None if failure is None else failure.reason,
         )
-        return attempt, response_body, failure
+        return attempt, answer, failure
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -242,19 +241,58 @@ def execute_system(
     ctx: CallContext,
     upstream: Mapping[str, SystemResult],
     client: httpx.Client | None = None,
-    sleep: Any = time.sleep,
+    sleep: Callable[[float], None] = time.sleep,
+    on_retry: RetryHook | None = None,
 ) -> SystemResult:
     """Run one system step under the trace context carried by `ctx`. Returns the real result,
     or with `ctx.enable_fallback` a labelled simulated one; otherwise raises ServiceUnhealthy
-    naming the system."""
+    naming the system. `on_retry` hears of every retry before its backoff."""
     client = client or shared_client()
     # attach the carried context (not just pass it as the parent): the SDK builds each span's
     # current context from the *current* one, and baggage must ride along to every call
     token = otel_context.attach(extract_context(ctx.carrier))
+    start = time.perf_counter()
     try:
-        return _run_step(spec, ctx, upstream, client, sleep)
+        result = _run_step(spec, ctx, upstream, client, sleep, on_retry)
+    except ServiceUnhealthy:
+        _record(spec, "error", time.perf_counter() - start)
+        raise
     finally:
         otel_context.detach(token)
+    _record(spec, result.status, result.duration_ms / 1000)
+    return result
+
+
+def _record(spec: SystemSpec, status: str, seconds: float) -> None:
+    metrics.trace_hop_duration.record(seconds, {"system": spec.name, "status": status})
+    if status == "simulated":
+        metrics.trace_fallbacks.add(1, {"system": spec.name})
+
+
+def _call_with_retries(
+    spec: SystemSpec,
+    ctx: CallContext,
+    body: dict[str, Any],
+    client: httpx.Client,
+    sleep: Callable[[float], None],
+    on_retry: RetryHook | None,
+) -> tuple[list[Attempt], Any, str | None]:
+    """Every attempt, the answer (None when all failed) and the last failure's reason."""
+    attempts: list[Attempt] = []
+    delays = backoff_delays(tries=spec.retries + 1)  # the one backoff policy (tasks/retry.py)
+    for number in range(1, spec.retries + 2):
+        attempt, answer, failure = _attempt(spec, ctx, body, number, client)
+        attempts.append(attempt)
+        if failure is None:
+            return attempts, answer, None
+        delay = next(delays, None)
+        if not failure.retryable or delay is None:
+            return attempts, None, f"{failure.reason} after {number} attempt(s)"
+        delay = max(delay, failure.retry_after_s or 0.0)
+        if on_retry is not None:
+            on_retry(attempt, delay)
+        sleep(delay)
+    raise AssertionError("unreachable: the last attempt returns")
 
 
 def _run_step(
@@ -262,7 +300,8 @@ def _run_step(
     ctx: CallContext,
     upstream: Mapping[str, SystemResult],
     client: httpx.Client,
-    sleep: Any,
+    sleep: Callable[[float], None],
+    on_retry: RetryHook | None,
 ) -> SystemResult:
     started_at, start = _now_iso(), time.perf_counter()
     attrs = {
@@ -273,52 +312,40 @@ def _run_step(
         "correlation.id": ctx.correlation_id,
     }
     with get_tracer().start_as_current_span(f"system {spec.name}", attributes=attrs) as span:
-        health = check_health(spec, ctx, client) if spec.health_url else None
+        health = check_system_health(spec, ctx, client) if spec.health_url else None
         attempts: list[Attempt] = []
-        result: dict[str, Any] | None = None
-        reason: str | None = None
+        answer: Any = None
         if health is not None and not health.healthy:
-            reason = f"health check {spec.health_url} failed: {health.error}"
+            reason: str | None = f"health check {spec.health_url} failed: {health.detail}"
         else:
-            delays = backoff_delays(tries=spec.retries + 1)
             body = request_body(spec, ctx, upstream)
-            for number in range(1, spec.retries + 2):
-                attempt, result, failure = _attempt(spec, ctx, body, number, client)
-                attempts.append(attempt)
-                if failure is None:
-                    break
-                reason = f"{failure.reason} after {number} attempt(s)"
-                delay = next(delays, None)
-                if not failure.retryable or delay is None:
-                    break
-                sleep(max(delay, failure.retry_after_s or 0.0))
-        if result is None:
-            reason = reason or "no response"
+            attempts, answer, reason = _call_with_retries(spec, ctx, body, client, sleep, on_retry)
+        if reason is not None:
             if not ctx.enable_fallback:
                 error = ServiceUnhealthy(f"system {spec.name!r} ({spec.endpoint}) failed: {reason}")
                 span.set_status(Status(StatusCode.ERROR, str(error)))
                 raise error
-            result = simulated_result(spec.name, reason)
+            answer = simulated_result(spec.name, reason)
             span.set_attribute("reactor.trace.simulated", True)
             span.set_attribute("reactor.trace.reason", reason)
-            status, execution_id = "simulated", result["execution_id"]
+            status, execution_id = "simulated", answer["execution_id"]
         else:
-            status, execution_id = "ok", execution_id_of(spec, result)
-        span.set_attribute("reactor.trace.status", status)
+            status, execution_id = "ok", execution_id_of(spec, answer)
+        span.set_attribute(STATUS_ATTR, status)
         return SystemResult(
             name=spec.name,
             type=spec.type,
             endpoint=spec.endpoint,
             status=status,
             simulated=status == "simulated",
-            reason=reason if status == "simulated" else None,
+            reason=reason,
             execution_id=execution_id,
-            response=result,
+            response=answer,
             upstream=list(upstream),
             health=health,
             attempts=attempts,
-            trace_id=format(span.get_span_context().trace_id, "032x"),
-            span_id=_hex_span_id(span),
+            trace_id=format_trace_id(span.get_span_context().trace_id),
+            span_id=_span_id(span),
             started_at=started_at,
             finished_at=_now_iso(),
             duration_ms=round((time.perf_counter() - start) * 1000, 3),

@@ -1,5 +1,5 @@
-"""Trace initialisation (SPEC §3 step 1): the root span, the `coord_<ns>` correlation id, the
-W3C baggage and our tracestate entry, serialized into a carrier each step gets a copy of."""
+"""Trace initialisation: the root span, the `coord_<ns>` correlation id, the W3C baggage and
+our tracestate entry, serialized into a carrier each step gets a copy of."""
 
 from __future__ import annotations
 
@@ -9,40 +9,20 @@ from collections.abc import Iterator
 from typing import Any
 
 from opentelemetry.trace import Status, StatusCode
-from pydantic import BaseModel
 
 from tasks.ids import new_id
 from tasks.telemetry import get_tracer
-from tasks.trace.calls import KIND_ATTR
-from tasks.trace.models import SYSTEM_ORIGIN, WORKFLOW_TYPE, CallContext, TraceRequest
-from tasks.tracing import inject_headers, with_baggage, with_tracestate
+from tasks.trace.models import SYSTEM_ORIGIN, WORKFLOW_TYPE, TraceRequest, TraceStart
+from tasks.trace.spans import KIND_ATTR
+from tasks.tracing import (
+    format_span_id,
+    format_trace_id,
+    inject_headers,
+    with_baggage,
+    with_tracestate,
+)
 
 TRACESTATE_KEY = "reactor"
-
-
-class TraceStart(BaseModel):
-    """The workflow's trace: ids, baggage and the serialized W3C carrier."""
-
-    workflow_id: str
-    trace_id: str
-    root_span_id: str
-    correlation_id: str
-    baggage: dict[str, str]
-    carrier: dict[str, str]
-    started: float  # perf_counter at the root span's start
-
-    def call_context(self, request: TraceRequest) -> CallContext:
-        """A fresh copy of the trace context for one step."""
-        return CallContext(
-            workflow_id=self.workflow_id,
-            correlation_id=self.correlation_id,
-            carrier=dict(self.carrier),
-            timeout_multiplier=request.timeout_multiplier,
-            enable_fallback=request.enable_fallback,
-        )
-
-    def elapsed_ms(self) -> float:
-        return round((time.perf_counter() - self.started) * 1000, 3)
 
 
 def workflow_baggage(request: TraceRequest, correlation_id: str) -> dict[str, str]:
@@ -76,8 +56,8 @@ def open_trace(request: TraceRequest) -> Iterator[TraceStart]:
         span_ctx = root.get_span_context()
         start = TraceStart(
             workflow_id=request.workflow_id,
-            trace_id=format(span_ctx.trace_id, "032x"),
-            root_span_id=format(span_ctx.span_id, "016x"),
+            trace_id=format_trace_id(span_ctx.trace_id),
+            root_span_id=format_span_id(span_ctx.span_id),
             correlation_id=correlation_id,
             baggage=baggage,
             carrier=dict(inject_headers(context=ctx)),

@@ -1,35 +1,52 @@
 """The models that cross the trace scenario's boundaries: the request (validated before any
-call is made), per-system results, the analysis and the run result."""
+call is made), the trace each step gets a copy of, per-system results, the analysis and the
+run result."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
+import time
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tasks.graph import validate_graph
+from tasks.health import HealthCheck
 from tasks.tracing import is_baggage_key
 
 SystemType = Literal["phoenix", "n8n", "xavos", "generic"]
 SYSTEM_TYPES: tuple[str, ...] = ("phoenix", "n8n", "xavos", "generic")
 
-# The endpoint each kind of system exposes for a reactor step (SPEC §3), all POST.
+# The endpoint each kind of system exposes for a reactor step, all POST.
 DEFAULT_PATHS: dict[str, str] = {
     "phoenix": "/api/reactor/execute",
     "n8n": "/webhook/reactor-integration",
     "xavos": "/api/coordination/execute",
     "generic": "/api/execute",
 }
-# Where each kind of system puts the id of the execution it ran, in its response body.
-EXECUTION_ID_FIELDS: dict[str, str] = {
-    "phoenix": "execution_id",
-    "n8n": "executionId",
-    "xavos": "coordination_id",
-    "generic": "execution_id",
+# Where each kind answers health checks. n8n's health endpoint is /healthz ({"status":"ok"});
+# its /health is the 52 KB editor page, answered with 200 whatever the state.
+DEFAULT_HEALTH_PATHS: dict[str, str] = {
+    "phoenix": "/health",
+    "n8n": "/healthz",
+    "xavos": "/health",
+    "generic": "/health",
 }
+# Kinds whose health endpoint answers JSON: an HTML (or other non-JSON) page is no health answer.
+JSON_HEALTH_TYPES: frozenset[str] = frozenset({"n8n"})
+# Where a system's answer may carry the id of the execution it ran, most specific first. These
+# are conventions, not a contract: a real n8n webhook answers its last node's output, so an id
+# is there only when the workflow puts one in (see samples/n8n/); without one it is recorded as
+# UNKNOWN_EXECUTION, and the call still succeeded.
+EXECUTION_ID_FIELDS: dict[str, tuple[str, ...]] = {
+    "phoenix": ("execution_id", "executionId"),
+    "n8n": ("executionId", "execution_id"),
+    "xavos": ("coordination_id", "execution_id", "executionId"),
+    "generic": ("execution_id", "executionId"),
+}
+UNKNOWN_EXECUTION = "unknown"
 WORKFLOW_TYPE = "multi-system-trace"
 SYSTEM_ORIGIN = "reactor-flows"
 
@@ -76,7 +93,10 @@ class SystemSpec(BaseModel):
     type: SystemType = "generic"
     url: str = Field(description="base URL, e.g. http://127.0.0.1:4000")
     path: str | None = Field(default=None, description="POST path; defaults by type")
-    health_path: str | None = Field(default="/health", description="GET path; null skips it")
+    health_path: str | None = Field(
+        default=None,
+        description="GET path; defaults by type (n8n /healthz, others /health); null skips it",
+    )
     timeout_s: float = 5.0
     retries: int = Field(default=2, ge=0, le=10)
     payload: dict[str, Any] = Field(default_factory=dict)
@@ -112,9 +132,11 @@ class SystemSpec(BaseModel):
         return timeout_s
 
     @model_validator(mode="after")
-    def _default_path(self) -> SystemSpec:
+    def _default_paths(self) -> SystemSpec:
         if self.path is None:
             self.path = DEFAULT_PATHS[self.type]
+        if "health_path" not in self.model_fields_set:  # an explicit null skips the check
+            self.health_path = DEFAULT_HEALTH_PATHS[self.type]
         return self
 
     @property
@@ -125,9 +147,13 @@ class SystemSpec(BaseModel):
     def health_url(self) -> str | None:
         return None if self.health_path is None else f"{self.url}{self.health_path}"
 
+    @property
+    def health_expects_json(self) -> bool:
+        return self.type in JSON_HEALTH_TYPES
+
 
 class TraceRequest(BaseModel):
-    """The multi-system trace workflow to run (SPEC §3)."""
+    """The multi-system trace workflow to run."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -185,11 +211,29 @@ class CallContext(BaseModel):
     enable_fallback: bool = True
 
 
-class HealthCheck(BaseModel):
-    healthy: bool
-    status_code: int | None = None
-    latency_ms: float
-    error: str | None = None
+class TraceStart(BaseModel):
+    """The workflow's trace: ids, baggage and the serialized W3C carrier."""
+
+    workflow_id: str
+    trace_id: str
+    root_span_id: str
+    correlation_id: str
+    baggage: dict[str, str]
+    carrier: dict[str, str]
+    started: float  # perf_counter at the root span's start
+
+    def call_context(self, request: TraceRequest) -> CallContext:
+        """A fresh copy of the trace context for one step."""
+        return CallContext(
+            workflow_id=self.workflow_id,
+            correlation_id=self.correlation_id,
+            carrier=dict(self.carrier),
+            timeout_multiplier=request.timeout_multiplier,
+            enable_fallback=request.enable_fallback,
+        )
+
+    def elapsed_ms(self) -> float:
+        return round((time.perf_counter() - self.started) * 1000, 3)
 
 
 class Attempt(BaseModel):
@@ -205,7 +249,9 @@ class Attempt(BaseModel):
 
 
 class SystemResult(BaseModel):
-    """What one system step produced; `status` is `simulated` when the fallback answered."""
+    """What one system step produced; `status` is `simulated` when the fallback answered.
+    `response` is the system's answer as it came (a JSON object or array, or text);
+    `execution_id` is UNKNOWN_EXECUTION when the answer carried none."""
 
     name: str
     type: SystemType
@@ -214,7 +260,7 @@ class SystemResult(BaseModel):
     simulated: bool = False
     reason: str | None = None
     execution_id: str
-    response: dict[str, Any]
+    response: Any
     upstream: list[str] = Field(default_factory=list)
     health: HealthCheck | None = None
     attempts: list[Attempt] = Field(default_factory=list)

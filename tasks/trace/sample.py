@@ -8,6 +8,8 @@ to the actual one; URLs elsewhere are left alone.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -38,7 +40,7 @@ def rebase_urls(
     return request.model_copy(update={"systems": systems})
 
 
-def sample_request() -> TraceRequest:
+def sample_trace_request() -> TraceRequest:
     return TraceRequest.model_validate_json(SAMPLE_SYSTEMS.read_text(encoding="utf-8"))
 
 
@@ -51,11 +53,13 @@ def run_with_standins(
     systems: Path | TraceRequest = SAMPLE_SYSTEMS,
     config: StandinConfig | None = None,
 ) -> Any:
-    """Start stand-ins on a free port, rebase `systems` onto them and run `flow_fn`."""
+    """Start stand-ins on a free port, rebase `systems` onto them and run `flow_fn` (a sync
+    function or an async flow, run to completion here)."""
     request = (
         systems
         if isinstance(systems, TraceRequest)
         else TraceRequest.model_validate_json(Path(systems).read_text(encoding="utf-8"))
     )
     with run_standins(config or sample_standin_config()) as standins:
-        return flow_fn(rebase_urls(request, standins.base_url))
+        outcome = flow_fn(rebase_urls(request, standins.base_url))
+        return asyncio.run(outcome) if inspect.isawaitable(outcome) else outcome

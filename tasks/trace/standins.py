@@ -4,13 +4,13 @@ uvicorn on 127.0.0.1, used by the demo, the tests and the bench.
 Every system shape is served at the root and under any instance prefix, so one server can play
 many systems with different behaviour: `http://127.0.0.1:<port>/<instance>` is a system's base
 URL, and `<base>/api/reactor/execute` (phoenix), `<base>/webhook/reactor-integration` (n8n),
-`<base>/api/coordination/execute` (xavos), `<base>/api/execute` (generic) and `<base>/health`
-answer for that instance. Each instance has a `Behaviour` (latency, failure rate, fail-first-N,
-unhealthy, malformed output). `GET /_received` lists the trace headers every request carried;
-`PUT /_config` replaces the behaviour; `POST /_broadcast` is a dashboard sink for
-`REACTOR_BROADCAST_URL` that records the events it gets. When the app runs in a process with
-telemetry configured it opens a SERVER span per call under the incoming traceparent, as a real
-instrumented system would.
+`<base>/api/coordination/execute` (xavos), `<base>/api/execute` (generic), `<base>/health` and
+`<base>/healthz` (n8n's health path) answer for that instance. Each instance has a `Behaviour`
+(latency, failure rate, fail-first-N, unhealthy, what a success answers). `GET /_received` lists
+the trace headers every request carried; `PUT /_config` replaces the behaviour; `POST
+/_broadcast` is a dashboard sink for `REACTOR_BROADCAST_URL` that records the events it gets.
+When the app runs in a process with telemetry configured it opens a SERVER span per call under
+the incoming traceparent, as a real instrumented system would.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import uvicorn
@@ -31,12 +31,13 @@ from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from tasks.errors import ServiceUnhealthy
 from tasks.ids import next_ns
 from tasks.telemetry import get_tracer
+from tasks.trace.spans import KIND_ATTR
 from tasks.tracing import extract_context
 
 DEFAULT_PORT = 8790
@@ -52,7 +53,9 @@ class Behaviour(BaseModel):
     failure_status: int = Field(default=503, ge=400, le=599)
     retry_after_s: float | None = Field(default=None, ge=0, description="Retry-After on failure")
     healthy: bool = True
-    malformed: bool = False
+    # what a success answers: the type's own shape (with its execution id), or what other
+    # real systems answer: a bare JSON object, a JSON array, plain text
+    answer: Literal["shaped", "bare", "array", "text"] = "shaped"
 
 
 class StandinConfig(BaseModel):
@@ -140,6 +143,16 @@ def _shape_response(shape: str, instance: str, trace_id: str | None, body: dict[
     return {"execution_id": f"gen_{suffix}", "status": "ok", "instance": instance}
 
 
+def _answer(behaviour: Behaviour, shape: str, instance: str, trace_id: str | None, body):
+    if behaviour.answer == "bare":
+        return {"ok": True}
+    if behaviour.answer == "array":
+        return [{"ok": True, "instance": instance}]
+    if behaviour.answer == "text":
+        return f"done by {instance}"
+    return _shape_response(shape, instance, trace_id, body)
+
+
 def create_app(state: StandinState) -> Starlette:
     """The stand-ins ASGI app over `state`."""
     tracer = get_tracer("reactor.standins")
@@ -154,7 +167,7 @@ def create_app(state: StandinState) -> Starlette:
         return JSONResponse({"status": "ok", "instance": instance})
 
     def endpoint(shape: str):
-        async def execute(request: Request) -> JSONResponse:
+        async def execute(request: Request) -> Response:
             instance = instance_of(request)
             behaviour = state.behaviour(instance)
             ctx = extract_context(request.headers)
@@ -167,7 +180,7 @@ def create_app(state: StandinState) -> Starlette:
                 f"standin {instance} {shape}",
                 context=ctx,
                 kind=SpanKind.SERVER,
-                attributes={"reactor.trace.kind": "server", "reactor.standin.instance": instance},
+                attributes={KIND_ATTR: "server", "reactor.standin.instance": instance},
             ) as span:
                 if behaviour.latency_ms:
                     await asyncio.sleep(behaviour.latency_ms / 1000)
@@ -176,10 +189,9 @@ def create_app(state: StandinState) -> Starlette:
                 trace_id = traceparent.split("-")[1] if traceparent else None
                 if fails:
                     status, payload = behaviour.failure_status, {"error": "injected failure"}
-                elif behaviour.malformed:
-                    status, payload = 200, {"unexpected": True}
                 else:
-                    status, payload = 200, _shape_response(shape, instance, trace_id, body)
+                    status = 200
+                    payload = _answer(behaviour, shape, instance, trace_id, body)
                 span.set_attribute("http.response.status_code", status)
             state.record(
                 ReceivedRequest(
@@ -200,6 +212,8 @@ def create_app(state: StandinState) -> Starlette:
             headers = {}
             if fails and behaviour.retry_after_s is not None:
                 headers["Retry-After"] = f"{behaviour.retry_after_s:g}"
+            if isinstance(payload, str):
+                return PlainTextResponse(payload, status_code=status, headers=headers)
             return JSONResponse(payload, status_code=status, headers=headers)
 
         return execute
@@ -235,7 +249,9 @@ def create_app(state: StandinState) -> Starlette:
         Route("/_config", configure, methods=["PUT"]),
         Route("/_broadcast", broadcast, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
+        Route("/healthz", health, methods=["GET"]),
         Route("/{instance}/health", health, methods=["GET"]),
+        Route("/{instance}/healthz", health, methods=["GET"]),
     ]
     for shape, path in shapes.items():
         routes.append(Route(path, endpoint(shape), methods=["POST"]))

@@ -1,5 +1,5 @@
-"""Telemetry: project spans are children of Prefect's task-run spans; the JSONL file holds
-SPEC §6 records; no attribute holds a configured secret."""
+"""Telemetry: project spans are children of Prefect's task-run spans; the JSONL file holds one
+record per span with the documented fields; no span part holds a configured secret."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import time
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Status, StatusCode
 from prefect import flow, task
 
 from tasks.telemetry import configure_telemetry, get_tracer, read_spans, spans_path
@@ -119,3 +120,31 @@ def test_run_logs_reach_the_server_without_the_secret(memory):
         time.sleep(0.2)
     assert "calling Claude with key [REDACTED]" in text
     assert SECRET not in text
+
+
+@task
+def fail_with_secret() -> None:
+    with get_tracer().start_as_current_span("reactor.leaky") as span:
+        span.set_status(Status(StatusCode.ERROR, f"HTTP 401: bad key {SECRET}"))
+    raise RuntimeError(f"rejected key {SECRET}")
+
+
+@flow
+def fails_with_secret() -> None:
+    fail_with_secret()
+
+
+def test_status_descriptions_and_exception_events_hold_no_secret(memory, reactor_env):
+    fails_with_secret(return_state=True)
+    spans = memory.get_finished_spans()
+    leaky = next(s for s in spans if s.name == "reactor.leaky")
+    assert leaky.status.description == "HTTP 401: bad key [REDACTED]"
+    # Prefect's task-run span records the exception as an event and in its status
+    task_span = next(s for s in spans if s.name.startswith("fail_with_secret"))
+    [event] = [e for e in task_span.events if e.name == "exception"]
+    assert event.attributes["exception.message"] == "rejected key [REDACTED]"
+    for span in spans:
+        assert SECRET not in (span.status.description or "")
+        for e in span.events:
+            assert all(SECRET not in str(v) for v in (e.attributes or {}).values())
+    assert SECRET not in spans_path(reactor_env).read_text()

@@ -32,3 +32,24 @@ def test_log_records_are_redacted(monkeypatch):
     )
     RedactingFilter().filter(record)
     assert record.getMessage() == f"using {REDACTED}"
+
+
+def test_exception_tracebacks_and_stacks_in_logs_are_redacted(monkeypatch):
+    import io
+
+    monkeypatch.setenv("REACTOR_ANTHROPIC_API_KEY", "sk-ant-trace-0123456789")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
+    logger = logging.getLogger("reactor.test.redaction")
+    logger.addHandler(handler)
+    try:
+        try:
+            raise RuntimeError("rejected key sk-ant-trace-0123456789")
+        except RuntimeError:
+            logger.exception("call failed", stack_info=True)
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert "sk-ant-trace-0123456789" not in text
+    assert f"RuntimeError: rejected key {REDACTED}" in text and "Stack (most recent" in text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tasks.trace.analysis import analyse_spans
+from tasks.trace.analysis import analyze_spans
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TRACE = "a" * 32
@@ -52,7 +52,7 @@ def spans():
 
 
 def test_bottleneck_is_the_slow_system_on_the_critical_path():
-    a = analyse_spans(TRACE, spans(), GRAPH)
+    a = analyze_spans(TRACE, spans(), GRAPH)
     assert a.critical_path == ["a", "b", "c"]
     assert a.critical_path_ms == 650
     assert a.slowest == "b" and a.bottlenecks == ["b"]
@@ -60,7 +60,7 @@ def test_bottleneck_is_the_slow_system_on_the_critical_path():
 
 
 def test_per_system_latency_is_over_attempts():
-    a = analyse_spans(TRACE, spans(), GRAPH)
+    a = analyze_spans(TRACE, spans(), GRAPH)
     b = next(s for s in a.systems if s.name == "b")
     assert (b.attempts, b.p50_ms, b.max_ms, b.step_ms) == (3, 60.0, 280.0, 400.0)
     assert b.p95_ms == 258.0  # linear interpolation between 60 and 280
@@ -68,7 +68,7 @@ def test_per_system_latency_is_over_attempts():
 
 
 def test_hops_measure_handoff_and_call_and_server_time():
-    a = analyse_spans(TRACE, spans(), GRAPH)
+    a = analyze_spans(TRACE, spans(), GRAPH)
     hops = {(h.source, h.system): h for h in a.hops}
     assert set(hops) == {("orchestrator", "a"), ("a", "b"), ("b", "c"), ("orchestrator", "side")}
     assert hops[("a", "b")].handoff_ms == 5.0  # a ended at 105, b started at 110
@@ -83,13 +83,13 @@ def test_two_systems_near_the_slowest_on_the_path_are_both_bottlenecks():
         *step("b", 300, 400, [400]),
         *step("c", 700, 50, [50]),
     ]
-    a = analyse_spans(TRACE, records, {"a": [], "b": ["a"], "c": ["b"]})
+    a = analyze_spans(TRACE, records, {"a": [], "b": ["a"], "c": ["b"]})
     assert a.bottlenecks == ["a", "b"]  # 300 >= 0.7 * 400
 
 
 def test_simulated_system_gets_a_recommendation():
     records = [span("root", None, "root", ms=10), *step("a", 0, 5, [], status="simulated")]
-    a = analyse_spans(TRACE, records, {"a": []})
+    a = analyze_spans(TRACE, records, {"a": []})
     assert a.systems[0].p50_ms is None
     assert any(r.startswith("a was simulated") for r in a.recommendations)
 
@@ -98,4 +98,4 @@ def test_missing_system_span_is_an_error():
     import pytest
 
     with pytest.raises(ValueError, match=r"no system span for \['ghost'\]"):
-        analyse_spans(TRACE, spans(), {**GRAPH, "ghost": []})
+        analyze_spans(TRACE, spans(), {**GRAPH, "ghost": []})

@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from tasks.errors import ServiceUnhealthy
 from tasks.telemetry import configure_telemetry, get_tracer
-from tasks.trace.calls import execute_system
+from tasks.trace.calls import execute_system, execution_id_of
 from tasks.trace.models import CallContext, SystemSpec
 from tasks.trace.standins import Behaviour, StandinConfig, run_standins
 from tasks.tracing import inject_headers
@@ -97,11 +97,61 @@ def test_slow_system_times_out_within_its_budget(standins, spans):
     assert statuses.count("timeout") == 2
 
 
-def test_malformed_response_is_not_retried_and_falls_back(standins, spans):
-    behave(standins, odd=Behaviour(malformed=True))
-    result = execute_system(spec(standins.url("odd"), type="xavos"), context(), {})
+@pytest.mark.parametrize("system_type", ["phoenix", "n8n", "xavos", "generic"])
+@pytest.mark.parametrize(
+    ("answer", "body"),
+    [
+        ("bare", {"ok": True}),
+        ("array", [{"ok": True, "instance": "plain"}]),
+        ("text", "done by plain"),
+    ],
+)
+def test_any_2xx_body_is_the_result_with_an_unknown_execution_id(
+    standins, spans, system_type, answer, body
+):
+    behave(standins, plain=Behaviour(answer=answer))
+    result = execute_system(spec(standins.url("plain"), type=system_type), context(False), {})
+    assert result.status == "ok" and not result.simulated and result.reason is None
+    assert result.response == body and result.execution_id == "unknown"
+    assert len(result.attempts) == 1
+
+
+@pytest.mark.parametrize(
+    ("system_type", "body", "execution_id"),
+    [
+        ("n8n", {"executionId": "1234", "ok": True}, "1234"),
+        ("n8n", [{"executionId": 77}], "77"),
+        ("phoenix", {"execution_id": "phx_1"}, "phx_1"),
+        ("xavos", {"coordination_id": "xav_1"}, "xav_1"),
+        ("generic", {"executionId": "g1"}, "g1"),
+        ("generic", {"execution_id": ""}, "unknown"),
+        ("n8n", {"executionId": True}, "unknown"),
+    ],
+)
+def test_execution_id_is_read_from_the_answer_when_there_is_one(system_type, body, execution_id):
+    s = spec("http://127.0.0.1:1", type=system_type)
+    assert execution_id_of(s, body) == execution_id
+
+
+def test_client_error_is_not_retried_and_falls_back(standins, spans):
+    behave(standins, gone=Behaviour(fail_first=5, failure_status=404))
+    result = execute_system(spec(standins.url("gone"), retries=3), context(), {})
     assert result.status == "simulated" and len(result.attempts) == 1
-    assert "malformed xavos response" in result.reason and "coordination_id" in result.reason
+    assert result.reason.startswith("HTTP 404: ") and result.reason.endswith("after 1 attempt(s)")
+
+
+def test_every_retry_is_reported_before_its_backoff(standins, spans):
+    behave(standins, flaky2=Behaviour(fail_first=2))
+    heard = []
+    result = execute_system(
+        spec(standins.url("flaky2"), retries=2),
+        context(),
+        {},
+        on_retry=lambda attempt, delay: heard.append((attempt.attempt, attempt.error, delay)),
+    )
+    assert result.status == "ok"
+    assert [(n, e) for n, e, _ in heard] == [(1, "HTTP 503"), (2, "HTTP 503")]
+    assert all(0.0 < d < 1.0 for _, _, d in heard)
 
 
 def test_unhealthy_system_is_not_called(standins, spans):
@@ -123,6 +173,7 @@ def test_standins_serve_every_shape_and_record_headers(standins):
             body = client.post(standins.url("shape") + path, json={}).json()
             assert field in body
         assert client.get(standins.base_url + "/health").json()["status"] == "ok"
+        assert client.get(standins.url("shape") + "/healthz").json()["status"] == "ok"
         received = client.get(standins.base_url + "/_received?instance=shape").json()
     assert [r["shape"] for r in received] == ["phoenix", "n8n", "xavos", "generic"]
 

@@ -99,3 +99,13 @@ def test_system_types_get_their_default_paths():
 def test_unknown_system_type_is_rejected():
     with pytest.raises(ValidationError, match="phoenix"):
         request(system("a", type="kafka"))
+
+
+def test_health_paths_default_by_type_and_null_skips_the_check():
+    r = request(
+        system("n", type="n8n"), system("p", type="phoenix"), system("g"),
+        system("c", type="n8n", health_path="/custom"), system("off", health_path=None),
+    )  # fmt: skip
+    paths = {s.name: s.health_path for s in r.systems}
+    assert paths == {"n": "/healthz", "p": "/health", "g": "/health", "c": "/custom", "off": None}
+    assert r.system("n").health_expects_json and not r.system("p").health_expects_json

@@ -12,8 +12,11 @@ from tasks.tracing import (
     decode_baggage,
     encode_baggage,
     extract_context,
+    format_span_id,
+    format_trace_id,
     inject_headers,
     parse_tracestate,
+    truncate_tracestate,
     with_baggage,
     with_tracestate,
 )
@@ -30,8 +33,8 @@ def span_context(ctx):
 def test_valid_traceparent_is_continued():
     sc = span_context(extract_context({"traceparent": PARENT}))
     assert sc.is_valid and sc.is_remote
-    assert format(sc.trace_id, "032x") == TRACE_ID
-    assert format(sc.span_id, "016x") == "b7ad6b7169203331"
+    assert format_trace_id(sc.trace_id) == TRACE_ID
+    assert format_span_id(sc.span_id) == "b7ad6b7169203331"
 
 
 def test_duplicated_traceparent_starts_a_new_trace():
@@ -42,7 +45,7 @@ def test_duplicated_traceparent_starts_a_new_trace():
     ):
         assert not span_context(extract_context(headers)).is_valid
         with TRACER.start_as_current_span("next", context=extract_context(headers)) as span:
-            assert format(span.get_span_context().trace_id, "032x") != TRACE_ID
+            assert format_trace_id(span.get_span_context().trace_id) != TRACE_ID
 
 
 @pytest.mark.parametrize(
@@ -63,7 +66,7 @@ def test_invalid_traceparent_starts_a_new_trace(value):
 
 def test_higher_version_is_parsed_for_its_known_fields():
     sc = span_context(extract_context({"traceparent": f"cc-{TRACE_ID}-b7ad6b7169203331-01-future"}))
-    assert sc.is_valid and format(sc.trace_id, "032x") == TRACE_ID
+    assert sc.is_valid and format_trace_id(sc.trace_id) == TRACE_ID
 
 
 def test_outgoing_traceparent_is_version_00_without_unknown_flags():
@@ -87,16 +90,44 @@ def test_each_outgoing_call_gets_its_own_parent_id():
     assert len({h.split("-")[2] for h in sent}) == 5
 
 
-def test_tracestate_keeps_at_most_32_members_dropping_the_rightmost():
-    header = ",".join(f"k{i}=v{i}" for i in range(40))
-    state = parse_tracestate(header)
-    assert len(state) == 32
-    assert list(state.keys())[::31] == ["k0", "k31"]
+def test_tracestate_with_more_than_32_members_is_dropped_whole():
+    assert len(parse_tracestate(",".join(f"k{i}=v{i}" for i in range(32)))) == 32
+    assert len(parse_tracestate(",".join(f"k{i}=v{i}" for i in range(33)))) == 0
 
 
-def test_tracestate_duplicate_key_keeps_the_leftmost_and_invalid_members_are_dropped():
-    state = parse_tracestate(["a=1, b=2", "a=3,BAD=x,c=4,=nokey,d"])
+def test_tracestate_duplicate_key_keeps_the_leftmost():
+    state = parse_tracestate(["a=1, b=2", "a=3,c=4"])
     assert list(state.items()) == [("a", "1"), ("b", "2"), ("c", "4")]
+
+
+@pytest.mark.parametrize("bad", ["BAD=x", "=nokey", "d", "k=", "k=v ,x@=1", "a = 1", "k=a=b"])
+def test_one_invalid_member_drops_the_whole_tracestate(bad):
+    assert len(parse_tracestate(["a=1, b=2", f"c=4,{bad}"])) == 0
+
+
+def test_leading_spaces_of_a_value_are_kept_and_trailing_ones_are_whitespace():
+    assert list(parse_tracestate("k=  v w  ,j=x\t").items()) == [("k", "  v w"), ("j", "x")]
+
+
+def test_outgoing_tracestate_stays_within_512_characters():
+    members = [f"k{i:02d}={'v' * 20}" for i in range(30)]  # 30 x 24 + 29 commas = 749
+    ctx = extract_context({"traceparent": PARENT, "tracestate": ",".join(members)})
+    with TRACER.start_as_current_span("call", context=ctx):
+        header = inject_headers()["tracestate"]
+    assert len(header) <= 512
+    assert header == ",".join(members[:20])  # whole entries, dropped from the right
+
+
+def test_truncation_drops_entries_over_128_characters_first():
+    long = [f"big{i}={'x' * 200}" for i in range(2)]
+    short = [f"s{i:02d}={'y' * 30}" for i in range(12)]  # 12 x 34 + 11 = 419
+    state = parse_tracestate(",".join([short[0], long[0], *short[1:6], long[1], *short[6:]]))
+    assert truncate_tracestate(state).to_header() == ",".join(short)
+
+
+def test_truncation_keeps_a_long_entry_when_the_rest_fits():
+    state = parse_tracestate(f"a=1,big={'x' * 200},b=2")
+    assert truncate_tracestate(state) == state
 
 
 def test_tracestate_survives_extraction_with_the_list_rules():
@@ -165,4 +196,4 @@ def test_baggage_and_trace_context_travel_together():
         otel_context.detach(token)
     back = extract_context(headers)
     assert baggage.get_baggage("workflow.id", back) == "wf 1"
-    assert format(span_context(back).trace_id, "032x") == TRACE_ID
+    assert format_trace_id(span_context(back).trace_id) == TRACE_ID

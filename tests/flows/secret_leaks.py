@@ -1,0 +1,151 @@
+"""What `tests/flows/test_secrets.py` runs in a fresh interpreter: a swarm handler, a trace call
+and a worktree service start that each raise a secret, through the public flows, against the
+session's Prefect server and a loopback OTLP collector. Prints the flow run ids as JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import os
+import shutil
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+SECRET_ENV = "SERVICE_API_SECRET"  # a configured secret: its name says it is one
+
+
+def secret() -> str:
+    return os.environ[SECRET_ENV]
+
+
+def raise_secret(call: dict[str, Any]) -> dict[str, Any]:
+    """A swarm handler (`tests.flows.secret_leaks:raise_secret`) that fails quoting the key."""
+    raise RuntimeError(f"upstream rejected key {secret()}")
+
+
+def _run(flow_fn, *args):
+    """Run a flow (sync or async) to its final state; the flow run id."""
+    outcome = flow_fn(*args, return_state=True)
+    state = asyncio.run(outcome) if inspect.isawaitable(outcome) else outcome
+    return str(state.state_details.flow_run_id)
+
+
+@contextlib.contextmanager
+def _echoing_system():
+    """A system that refuses every call with 401, quoting the key it was 'given'."""
+
+    class Refuse(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            body = f"invalid key {secret()}".encode()
+            self.send_response(401)
+            self.send_header("content-type", "text/plain")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def swarm_run() -> str:
+    from flows.swarm_coordination import swarm_coordination
+    from tasks.swarm.models import SwarmRequest
+
+    request = SwarmRequest.model_validate(
+        {
+            "tasks": [
+                {"id": "leaky", "type": "leak", "estimated_duration_ms": 50, "retries": 0},
+                {"id": "fine", "type": "validation", "estimated_duration_ms": 50},
+            ],
+            "handlers": {"leak": {"kind": "python", "target": f"{__name__}:raise_secret"}},
+            "min_success_rate": 0.0,
+        }
+    )
+    return _run(swarm_coordination, request)
+
+
+def trace_runs() -> list[str]:
+    from flows.trace_orchestration import trace_orchestration
+    from tasks.trace.models import TraceRequest
+
+    ids = []
+    with _echoing_system() as url:
+        for fallback in (True, False):
+            system = {"name": "hook", "url": url, "path": f"/hooks/{secret()}", "health_path": None}
+            request = TraceRequest(workflow_id="leak", systems=[system], enable_fallback=fallback)
+            ids.append(_run(trace_orchestration, request))
+    return ids
+
+
+def worktree_runs(root: Path) -> list[str]:
+    from flows.worktree_deployment import worktree_deployment
+    from flows.worktree_teardown import worktree_teardown
+    from tasks.worktree.models import DeploymentRequest, TeardownRequest
+    from tasks.worktree.sample_repo import make_sample_repo
+
+    repo = make_sample_repo(root / "repo", ["ok", "leaky"])
+    leak = (
+        f"import os, sys; print('key', os.environ['{SECRET_ENV}'], flush=True); "
+        f"sys.exit('bad key ' + os.environ['{SECRET_ENV}'])"
+    )
+    request = DeploymentRequest.model_validate(
+        {
+            "repo_path": str(repo),
+            "worktrees_root": str(root / "worktrees"),
+            "on_failure": "keep_healthy",
+            "health_check_timeout_s": 10,
+            "health_poll_interval_s": 0.2,
+            "worktrees": [
+                {
+                    "name": "ok",
+                    "branch": "service/ok",
+                    "type": "python",
+                    "start_command": [sys.executable, "service.py"],
+                    "environment_variables": {"UPSTREAM_API_SECRET": secret()},
+                },
+                {
+                    "name": "leaky",
+                    "branch": "service/leaky",
+                    "type": "python",
+                    "start_command": [sys.executable, "-c", leak],
+                },
+            ],
+        }
+    )
+    ids = [_run(worktree_deployment, request)]
+    # what the deployment left, before teardown removes it
+    shutil.copytree(root / "worktrees", root / "worktree-files", dirs_exist_ok=True)
+    shutil.copytree(root / "coordination", root / "coordination-deployed", dirs_exist_ok=True)
+    force = {"force": True} if "force" in TeardownRequest.model_fields else {}
+    ids.append(
+        _run(worktree_teardown, TeardownRequest(names=["ok", "leaky"], repo_path=repo, **force))
+    )
+    return ids
+
+
+def main(root: Path) -> None:
+    from tasks.telemetry import configure_telemetry
+
+    provider = configure_telemetry()
+    runs = {"swarm": [swarm_run()], "trace": trace_runs()}
+    runs["worktree"] = worktree_runs(root)
+    provider.force_flush()
+    print(json.dumps(runs))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

@@ -1,0 +1,142 @@
+"""A secret raised inside a swarm handler, a trace call and a worktree service start (the
+public flows, as they are) never reaches what the run leaves behind: no file under the
+coordination dir, the exports dir or the worktrees, no span the real OTLP exporter sends to a
+loopback collector, no log line the Prefect server holds. The flows run in a fresh interpreter
+(tests/flows/secret_leaks.py) so that the OTLP exporter is configured from the environment
+as in production."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.flows.secret_leaks import SECRET_ENV
+from tests.prefect_api import run_logs
+
+SECRET = "sk-live-leak-7f3a9c2e5b8d1046"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def leaked(tmp_path_factory):
+    """Run the three scenarios once; what they left: (files by area, OTLP bodies, logs)."""
+    from prefect.settings import PREFECT_API_URL
+
+    received: list[bytes] = []
+
+    class Collector(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    collector = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=collector.serve_forever, args=(0.05,), daemon=True).start()
+    root = tmp_path_factory.mktemp("secrets")
+    env = {
+        **os.environ,
+        SECRET_ENV: SECRET,
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.server_port}",
+        "REACTOR_COORDINATION_DIR": str(root / "coordination"),
+        "REACTOR_EXPORTS_DIR": str(root / "exports"),
+    }
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.flows.secret_leaks", str(root)],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+    finally:
+        collector.shutdown()
+        collector.server_close()
+    assert done.returncode == 0, done.stderr[-4000:]
+    runs = json.loads(done.stdout.strip().splitlines()[-1])
+    logs = {
+        scenario: "\n".join(run_logs(run_id, expect="Finished in state") for run_id in ids)
+        for scenario, ids in runs.items()
+    }
+    files = {
+        str(p.relative_to(root)): p.read_bytes()
+        for area in ("coordination", "coordination-deployed", "exports", "worktree-files")
+        for p in (root / area).rglob("*")
+        if p.is_file()
+    }
+    return files, received, logs
+
+
+# Files whose secret is another engineer's part of issue 12, with the reason (see the two
+# xfail tests below); every other file the runs wrote must hold no secret.
+OWNED_ELSEWHERE = {
+    "swarm": (
+        ("claims.sqlite3", "work_claims.json", "exports/swarm_"),
+        "swarm/ledger: a failed handler's error is stored and exported as raised "
+        "(the claim ledger, work_claims.json and the swarm datasets do not redact)",
+    ),
+    "worktree": (
+        ("environment_registry.json", "/.reactor-logs/", "/.env", "exports/worktree_"),
+        "worktree: user env vars such as *_SECRET are kept in plain text in "
+        "environment_registry.json and .env, a service's own output is logged as is, and the "
+        "worktree datasets carry its error unredacted",
+    ),
+}
+
+
+def _holding_secret(files: dict[str, bytes]) -> list[str]:
+    return sorted(p for p, data in files.items() if SECRET.encode() in data)
+
+
+def _owner(path: str) -> str | None:
+    for owner, (patterns, _) in OWNED_ELSEWHERE.items():
+        if any(pattern in path for pattern in patterns):
+            return owner
+    return None
+
+
+def test_no_file_the_runs_wrote_holds_the_secret(leaked):
+    files, _, _ = leaked
+    assert any(p.startswith("exports/trace_hops/") for p in files)
+    assert any(p.startswith("worktree-files/leaky/") for p in files)
+    spans = files["coordination/telemetry_spans.jsonl"]
+    assert b"[REDACTED]" in spans  # the secret did pass through the spans, and was redacted
+    assert [p for p in _holding_secret(files) if _owner(p) is None] == []
+
+
+@pytest.mark.xfail(reason=OWNED_ELSEWHERE["swarm"][1], strict=False)
+def test_swarm_ledger_and_datasets_hold_no_secret(leaked):
+    files, _, _ = leaked
+    assert [p for p in _holding_secret(files) if _owner(p) == "swarm"] == []
+
+
+@pytest.mark.xfail(reason=OWNED_ELSEWHERE["worktree"][1], strict=False)
+def test_worktree_registry_env_and_logs_hold_no_secret(leaked):
+    files, _, _ = leaked
+    assert [p for p in _holding_secret(files) if _owner(p) == "worktree"] == []
+
+
+def test_no_span_sent_over_otlp_holds_the_secret(leaked):
+    _, received, _ = leaked
+    assert received and any(b"[REDACTED]" in body for body in received)
+    assert [i for i, body in enumerate(received) if SECRET.encode() in body] == []
+
+
+@pytest.mark.parametrize("scenario", ["swarm", "trace", "worktree"])
+def test_no_log_line_on_the_server_holds_the_secret(leaked, scenario):
+    _, _, logs = leaked
+    assert SECRET not in logs[scenario]
+
+
+def test_trace_logs_show_the_redacted_failure(leaked):
+    _, _, logs = leaked
+    assert "hook: fallback, simulated result" in logs["trace"]
+    assert "HTTP 401: invalid key [REDACTED]" in logs["trace"]
+    assert "/hooks/[REDACTED]" in logs["trace"]  # the failed run's error names the endpoint
