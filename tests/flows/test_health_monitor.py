@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 
@@ -14,7 +15,7 @@ from flows.worktree_deployment import worktree_deployment
 from flows.worktree_teardown import worktree_teardown
 from tasks.worktree.models import DeploymentRequest, MonitorRequest, TeardownRequest
 from tasks.worktree.monitor import ALERTS_FILE, read_alerts
-from tasks.worktree.registry import registry_store
+from tasks.worktree.registry import open_registry
 from tasks.worktree.sample_repo import make_sample_repo
 from tests.unit.worktree.helpers import port_range, processes_under, service, worktree_paths
 
@@ -27,20 +28,27 @@ ONCE = {
 }
 
 
+def monitor(**kw) -> object:
+    return asyncio.run(health_monitor(MonitorRequest(**{**ONCE, **kw})))
+
+
+def deploy(repo, worktrees):
+    request = DeploymentRequest(
+        repo_path=repo,
+        worktrees=worktrees,
+        port_range=port_range(),
+        health_poll_interval_s=0.1,
+        health_check_timeout_s=15,
+    )
+    return asyncio.run(worktree_deployment(request))
+
+
 @pytest.fixture
 def deployed(tmp_path, reactor_env):
     repo = make_sample_repo(tmp_path / "repo", ["api"])
-    result = worktree_deployment(
-        DeploymentRequest(
-            repo_path=repo,
-            worktrees=[service("api")],
-            port_range=port_range(),
-            health_poll_interval_s=0.1,
-            health_check_timeout_s=15,
-        )
-    )
+    result = deploy(repo, [service("api")])
     yield repo, result.service("api")
-    worktree_teardown(TeardownRequest(repo_path=repo))
+    asyncio.run(worktree_teardown(TeardownRequest(repo_path=repo, force=True)))
     assert worktree_paths(repo) == [str(repo)] and processes_under(repo) == []
 
 
@@ -51,20 +59,20 @@ def kill(pid: int) -> None:
 
 def test_sigkilled_service_is_restarted_after_three_failures(deployed, reactor_env):
     _, api = deployed
-    first = health_monitor(MonitorRequest(**ONCE))
+    first = monitor()
     assert first.checks[0].healthy and first.checks[0].action == "none"
     kill(api.pid)
 
-    actions = [health_monitor(MonitorRequest(**ONCE)).checks[0] for _ in range(3)]
+    actions = [monitor().checks[0] for _ in range(3)]
     assert [c.consecutive_failures for c in actions[:2]] == [1, 2]
     assert [c.action for c in actions] == ["alert", "none", "restarted"]
     assert not actions[0].process_alive
 
-    env = registry_store().read()["worktree_environments"]["api"]
-    assert env["pid"] != api.pid and psutil.pid_exists(env["pid"])
-    assert env["status"] == "healthy" and len(env["restarts"]) == 1
-    body = httpx.get(env["health_url"]).json()
-    assert body["pid"] == env["pid"] and body["port"] == api.port
+    env = open_registry().entry("api")
+    assert env.pid != api.pid and psutil.pid_exists(env.pid)
+    assert env.status == "healthy" and len(env.restarts) == 1
+    body = httpx.get(env.health_url).json()
+    assert body["pid"] == env.pid and body["port"] == api.port
     kinds = [a["kind"] for a in read_alerts(reactor_env.coordination_dir / ALERTS_FILE)]
     assert kinds == ["unhealthy", "restarted"]
 
@@ -72,10 +80,8 @@ def test_sigkilled_service_is_restarted_after_three_failures(deployed, reactor_e
 def test_restarts_beyond_the_hourly_cap_are_refused_and_alerted(deployed, reactor_env):
     _, api = deployed
     kill(api.pid)
-    capped = MonitorRequest(**{**ONCE, "max_restarts_per_hour": 0, "failure_threshold": 1})
-    check = health_monitor(capped).checks[0]
+    check = monitor(max_restarts_per_hour=0, failure_threshold=1).checks[0]
     assert check.action == "capped" and not check.healthy
-    env = registry_store().read()["worktree_environments"]["api"]
-    assert env["status"] == "restart_capped"
+    assert open_registry().entry("api").status == "restart_capped"
     alerts = read_alerts(reactor_env.coordination_dir / ALERTS_FILE)
     assert [a["kind"] for a in alerts] == ["restart_capped"]

@@ -39,7 +39,9 @@ def test_deploy_status_teardown_on_the_sample(tmp_path, reactor_env, request):
     text = SAMPLE_SPEC.read_text()
     spec.write_text(text.replace("/tmp/reactor-worktree-demo/repo", str(repo)))
     deployed = runner.invoke(app, ["worktree", "deploy", str(spec), "--json"])
-    request.addfinalizer(lambda: runner.invoke(app, ["worktree", "teardown", "--repo", str(repo)]))
+    request.addfinalizer(
+        lambda: runner.invoke(app, ["worktree", "teardown", "--repo", str(repo), "--force"])
+    )
     assert deployed.exit_code == 0, deployed.output
     assert '"healthy": 4' in deployed.stdout
     status = runner.invoke(app, ["worktree", "status"])

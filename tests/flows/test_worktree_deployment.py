@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from datetime import datetime
 
@@ -14,7 +15,7 @@ from flows.worktree_teardown import worktree_teardown
 from tasks.errors import InvalidInput, RolledBack
 from tasks.telemetry import read_spans, spans_path
 from tasks.worktree.models import DeploymentRequest, ServiceStatus, TeardownRequest
-from tasks.worktree.registry import registry_store
+from tasks.worktree.registry import open_registry
 from tasks.worktree.sample_repo import make_sample_repo
 from tests.unit.worktree.helpers import (
     branches,
@@ -28,11 +29,19 @@ from tests.unit.worktree.helpers import (
 FAST = {"health_poll_interval_s": 0.1, "health_check_timeout_s": 15}
 
 
+def deploy(req: DeploymentRequest):
+    return asyncio.run(worktree_deployment(req))
+
+
+def teardown(**kw):
+    return asyncio.run(worktree_teardown(TeardownRequest(**kw)))
+
+
 @pytest.fixture
 def repo(tmp_path, reactor_env):
     repo = make_sample_repo(tmp_path / "repo", ["db", "api", "web", "gateway", "bad"])
     yield repo
-    worktree_teardown(TeardownRequest(repo_path=repo))  # even when a test failed half-way
+    teardown(repo_path=repo, force=True)  # even when a test failed half-way
     assert processes_under(repo) == []
 
 
@@ -47,8 +56,8 @@ def assert_nothing_left(repo, ports, before_branches):
     assert branches(repo) == before_branches, "a created branch was left behind"
     assert processes_under(repo) == [], "a service process was left running"
     assert ports_free(ports), "a port is still in use"
-    reg = registry_store().read()
-    assert reg["port_allocations"] == {} and reg["worktree_environments"] == {}
+    reg = open_registry().read()
+    assert reg.port_allocations == {} and reg.worktree_environments == {}
 
 
 def test_diamond_deploys_in_dependency_order_and_teardown_leaves_nothing(repo):
@@ -59,7 +68,7 @@ def test_diamond_deploys_in_dependency_order_and_teardown_leaves_nothing(repo):
         service("web", ["db"]),
         {**service("gateway", ["api", "web"]), "branch": "feature/gateway", "base_ref": "main"},
     ]
-    result = worktree_deployment(request(repo, diamond))
+    result = deploy(request(repo, diamond))
 
     assert [s.status for s in result.services] == [ServiceStatus.healthy] * 4
     assert result.batches == [["db"], ["api", "web"], ["gateway"]]
@@ -74,14 +83,16 @@ def test_diamond_deploys_in_dependency_order_and_teardown_leaves_nothing(repo):
     for name, deps in {"api": ["db"], "web": ["db"], "gateway": ["api", "web"]}.items():
         for dep in deps:
             assert started[name] > healthy_at[dep], f"{name} started before {dep} was healthy"
-    # the registry matches reality: the recorded pid serves the recorded port from the worktree
-    envs = registry_store().read()["worktree_environments"]
+    # the registry matches reality: the recorded process serves the recorded port from the
+    # worktree, and its recorded identity is the running process's
+    envs = open_registry().environments()
     for s in result.services:
         env, body = envs[s.name], bodies[s.name]
-        assert env["status"] == "healthy" and env["port"] == body["port"] == s.port
-        assert env["pid"] == body["pid"] and psutil.pid_exists(env["pid"])
-        assert psutil.Process(env["pid"]).cwd() == env["worktree_path"]
-        assert env["worktree_path"] in worktree_paths(repo)
+        assert env.status == "healthy" and env.port == body["port"] == s.port
+        assert env.pid == body["pid"] and psutil.pid_exists(env.pid)
+        assert env.process.create_time == pytest.approx(psutil.Process(env.pid).create_time())
+        assert psutil.Process(env.pid).cwd() == str(env.worktree_path)
+        assert str(env.worktree_path) in worktree_paths(repo)
     assert (repo / "worktrees" / "db" / ".env").read_text().startswith(f"PORT={ports['db']}\n")
     assert "feature/gateway" in branches(repo)
 
@@ -93,7 +104,7 @@ def test_diamond_deploys_in_dependency_order_and_teardown_leaves_nothing(repo):
     assert all(r["parent_span_id"] for r in spans)
 
     pids = [s.pid for s in result.services]
-    down = worktree_teardown(TeardownRequest(repo_path=repo))
+    down = teardown(repo_path=repo)
     assert sorted(i.name for i in down.items) == ["api", "db", "gateway", "web"]
     assert all(i.stopped_pid and i.worktree_removed for i in down.items)
     assert_nothing_left(repo, ports.values(), before)
@@ -122,7 +133,7 @@ def test_a_failure_at_each_step_rolls_everything_back(repo, step, bad, expect):
     ]
     req = request(repo, worktrees, health_check_timeout_s=1.0)
     with pytest.raises(RolledBack, match=expect) as info:
-        worktree_deployment(req)
+        deploy(req)
     done = info.value.compensations
     assert any(c.startswith("released port") for c in done)
     assert any(c.startswith("removed worktree") for c in done)
@@ -138,9 +149,7 @@ def test_never_healthy_service_is_reported_and_its_dependents_skipped(repo):
         service("gateway", ["api"]),
         service("db"),
     ]
-    result = worktree_deployment(
-        request(repo, worktrees, on_failure="keep_healthy", health_check_timeout_s=1.0)
-    )
+    result = deploy(request(repo, worktrees, on_failure="keep_healthy", health_check_timeout_s=1.0))
     bad = result.service("bad")
     assert bad.status is ServiceStatus.unhealthy and "status='starting'" in bad.reason
     assert result.skipped == {
@@ -148,10 +157,10 @@ def test_never_healthy_service_is_reported_and_its_dependents_skipped(repo):
         "gateway": "dependency api was skipped",
     }
     assert result.service("db").ok and result.healthy == 1 and result.failed == 1
-    envs = registry_store().read()["worktree_environments"]
-    assert envs["api"]["status"] == "skipped" and envs["api"]["pid"] is None
-    assert envs["bad"]["pid"] is None  # failed means stopped, never left running
-    worktree_teardown(TeardownRequest(repo_path=repo))
+    envs = open_registry().environments()
+    assert envs["api"].status == "skipped" and envs["api"].pid is None
+    assert envs["bad"].pid is None  # failed means stopped, never left running
+    teardown(repo_path=repo)
     assert worktree_paths(repo) == [str(repo)] and processes_under(repo) == []
 
 
@@ -159,16 +168,16 @@ def test_a_repo_path_that_is_not_a_repository_creates_nothing(tmp_path, reactor_
     plain = tmp_path / "plain"
     plain.mkdir()
     with pytest.raises(InvalidInput, match="not a git repository"):
-        worktree_deployment(request(plain, [service("db")]))
+        deploy(request(plain, [service("db")]))
     assert list(plain.iterdir()) == []
     assert not (reactor_env.coordination_dir / "environment_registry.json").exists()
 
 
 def test_explicit_port_owned_by_another_name_rolls_back_cleanly(repo):
-    first = worktree_deployment(request(repo, [service("db")]))
+    first = deploy(request(repo, [service("db")]))
     taken = first.service("db").port
     with pytest.raises(RolledBack, match=f"port {taken} requested by 'api' is allocated to 'db'"):
-        worktree_deployment(request(repo, [{**service("api"), "port": taken}]))
-    assert set(registry_store().read()["port_allocations"]) == {"db"}
-    worktree_teardown(TeardownRequest())
+        deploy(request(repo, [{**service("api"), "port": taken}]))
+    assert set(open_registry().read().port_allocations) == {"db"}
+    teardown()
     assert worktree_paths(repo) == [str(repo)]
