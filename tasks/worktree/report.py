@@ -188,14 +188,16 @@ def log_check(logger: Logger, check: MonitorCheck) -> None:
     if check.action in ("restarted", "restart_failed"):
         metrics.restarts.add(1, {"service": check.name, "outcome": check.action})
     level = logging.INFO if check.action in ("none", "restarted") else logging.WARNING
+    verdict = "healthy" if check.healthy else f"unhealthy ({check.detail})"
+    now = f", now pid {check.pid}" if check.action == "restarted" else ""
     logger.log(
         level,
-        "%s: %s, %d consecutive failure(s) -> %s (%s)",
+        "%s: %s; %d consecutive failure(s); action: %s%s",
         check.name,
-        "healthy" if check.healthy else "unhealthy",
+        verdict,
         check.consecutive_failures,
         check.action,
-        check.detail,
+        now,
     )
 
 

@@ -1,14 +1,17 @@
-"""Auto-recovery: the monitor notices a SIGKILLed service and restarts it after 3 failures."""
+"""Auto-recovery: the monitor notices a SIGKILLed service and restarts it after 3 failures,
+once even when passes overlap, with the service's real environment; one active run at a time."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import threading
 
 import httpx
 import psutil
 import pytest
+import yaml
 
 from flows.health_monitor import health_monitor
 from flows.worktree_deployment import worktree_deployment
@@ -17,6 +20,7 @@ from tasks.worktree.models import DeploymentRequest, MonitorRequest, TeardownReq
 from tasks.worktree.monitor import ALERTS_FILE, read_alerts
 from tasks.worktree.registry import open_registry
 from tasks.worktree.sample_repo import make_sample_repo
+from tests.prefect_api import run_logs
 from tests.unit.worktree.helpers import port_range, processes_under, service, worktree_paths
 
 ONCE = {
@@ -85,3 +89,84 @@ def test_restarts_beyond_the_hourly_cap_are_refused_and_alerted(deployed, reacto
     assert open_registry().entry("api").status == "restart_capped"
     alerts = read_alerts(reactor_env.coordination_dir / ALERTS_FILE)
     assert [a["kind"] for a in alerts] == ["restart_capped"]
+
+
+def test_two_overlapping_monitor_passes_restart_a_failing_service_once(tmp_path, reactor_env):
+    repo = make_sample_repo(tmp_path / "repo", ["slow"])
+    # a restart takes over a second (the app "boots"), so the second pass overlaps it
+    deploy(repo, [service("slow", env={"START_DELAY_S": "1.5"})])
+    try:
+        kill(open_registry().entry("slow").pid)
+        start = threading.Barrier(2)
+        results: list = []
+
+        def one_pass() -> None:
+            start.wait()
+            results.append(monitor(failure_threshold=1))
+
+        passes = [threading.Thread(target=one_pass) for _ in range(2)]
+        for t in passes:
+            t.start()
+        for t in passes:
+            t.join(timeout=120)
+        actions = sorted(r.checks[0].action for r in results if r.checks)
+        restarts = [a for a in actions if a in ("restarted", "restart_failed")]
+        assert restarts == ["restarted"], actions
+        entry = open_registry().entry("slow")
+        assert entry.status == "healthy" and len(entry.restarts) == 1
+        listening = [p for p in processes_under(repo) if p.pid != entry.pid]
+        assert listening == [], "a second copy of the service was started"
+    finally:
+        asyncio.run(worktree_teardown(TeardownRequest(repo_path=repo, force=True)))
+    assert processes_under(repo) == []
+
+
+def test_a_restart_gives_the_service_its_real_secrets_from_the_worktree_env(tmp_path, reactor_env):
+    repo = make_sample_repo(tmp_path / "repo", ["api"])
+    secret = "tok-5b0e9d13c7"
+    deploy(repo, [service("api", env={"GITHUB_TOKEN": secret})])
+    try:
+        old = open_registry().entry("api")
+        assert old.service_env["GITHUB_TOKEN"] == "[REDACTED]"
+        kill(old.pid)
+        check = monitor(failure_threshold=1).checks[0]
+        assert check.action == "restarted"
+        new = open_registry().entry("api")
+        assert psutil.Process(new.pid).environ()["GITHUB_TOKEN"] == secret
+    finally:
+        asyncio.run(worktree_teardown(TeardownRequest(repo_path=repo, force=True)))
+
+
+def test_the_monitor_logs_its_decisions(deployed):
+    _, api = deployed
+    kill(api.pid)
+    state = asyncio.run(
+        health_monitor(MonitorRequest(**{**ONCE, "failure_threshold": 1}), return_state=True)
+    )
+    logs = run_logs(state.state_details.flow_run_id, expect="round 1")
+    assert f"api: unhealthy (process {api.pid} is gone)" in logs, logs
+    assert "action: restarted, now pid" in logs, logs
+    assert "round 1: 1 service(s) checked" in logs and "actions ['api:restarted']" in logs, logs
+
+
+def test_the_health_monitor_deployment_allows_one_active_run_and_cancels_the_next():
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
+    from deployments.deploy import PROJECT_DIR
+
+    entries = yaml.safe_load((PROJECT_DIR / "prefect.yaml").read_text())["deployments"]
+    entry = next(e for e in entries if e["name"] == "health-monitor")
+    limit = ConcurrencyLimitConfig(**entry["concurrency_limit"])
+    assert limit.limit == 1 and limit.collision_strategy is ConcurrencyLimitStrategy.CANCEL_NEW
+
+    async def registered():
+        deployment_id = await health_monitor.to_deployment(
+            name="health-monitor-limit-check", concurrency_limit=limit
+        ).apply()
+        async with get_client() as client:
+            return await client.read_deployment(deployment_id)
+
+    got = asyncio.run(registered())
+    assert got.concurrency_limit == 1
+    assert got.concurrency_options.collision_strategy == ConcurrencyLimitStrategy.CANCEL_NEW
