@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from prefect import flow, get_run_logger
+from prefect.context import SyncClientContext
 
 from tasks.telemetry import configure_telemetry
 from tasks.worktree.models import MonitorCheck, MonitorRequest, MonitorResult
@@ -30,7 +31,8 @@ async def health_monitor(request: MonitorRequest | None = None) -> MonitorResult
     while rounds is None or done < rounds:
         if done:
             await asyncio.sleep(request.interval_s)
-        checks = monitor_round(request, done + 1)
+        with SyncClientContext.get_or_create():  # one API client per pass (docs/worktree.md)
+            checks = monitor_round(request, done + 1)
         done += 1
         logger.info(
             "round %d: %d service(s) checked, %d healthy, actions %s",

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow, get_run_logger
+from prefect.context import SyncClientContext
 from prefect.futures import wait
 
 from tasks.runtime import task_runner
@@ -24,8 +25,13 @@ from tasks.worktree.teardown import select
 @flow(name="worktree-teardown", task_runner=task_runner(), validate_parameters=True)
 async def worktree_teardown(request: TeardownRequest | None = None) -> TeardownResult:
     configure_telemetry()
+    # one sync API client for every task (each would open its own: docs/worktree.md)
+    with SyncClientContext.get_or_create():
+        return _teardown(request or TeardownRequest())
+
+
+def _teardown(request: TeardownRequest) -> TeardownResult:
     logger = get_run_logger()
-    request = request or TeardownRequest()
     envs = open_registry().environments()
     names = select(envs, request.names, request.repo_path)
     repo = Path(request.repo_path).resolve() if request.repo_path else None

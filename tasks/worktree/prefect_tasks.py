@@ -25,8 +25,7 @@ from tasks.worktree.models import (
     WorktreeSpec,
 )
 from tasks.worktree.registry import open_registry
-
-SCENARIO = "worktree"
+from tasks.worktree.report import SCENARIO
 
 
 @task(cache_policy=NO_CACHE, task_run_name="allocate-ports")

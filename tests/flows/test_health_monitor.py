@@ -118,7 +118,11 @@ def test_two_overlapping_monitor_passes_restart_a_failing_service_once(tmp_path,
         assert listening == [], "a second copy of the service was started"
     finally:
         asyncio.run(worktree_teardown(TeardownRequest(repo_path=repo, force=True)))
-    assert processes_under(repo) == []
+        strays = processes_under(repo)  # a second copy the registry never knew of
+        for proc in strays:
+            proc.kill()
+        psutil.wait_procs(strays, timeout=5)
+    assert strays == [], "a service process was left running"
 
 
 def test_a_restart_gives_the_service_its_real_secrets_from_the_worktree_env(tmp_path, reactor_env):
