@@ -153,7 +153,7 @@ def test_the_monitor_logs_its_decisions(deployed):
     assert "round 1: 1 service(s) checked" in logs and "actions ['api:restarted']" in logs, logs
 
 
-def test_the_health_monitor_deployment_allows_one_active_run_and_cancels_the_next():
+def test_the_health_monitor_deployment_is_limited_to_one_active_run_cancelling_new_ones():
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 
@@ -165,12 +165,13 @@ def test_the_health_monitor_deployment_allows_one_active_run_and_cancels_the_nex
     assert limit.limit == 1 and limit.collision_strategy is ConcurrencyLimitStrategy.CANCEL_NEW
 
     async def registered():
-        deployment_id = await health_monitor.to_deployment(
+        deployment = await health_monitor.ato_deployment(
             name="health-monitor-limit-check", concurrency_limit=limit
-        ).apply()
+        )
+        deployment_id = await deployment.apply()
         async with get_client() as client:
             return await client.read_deployment(deployment_id)
 
     got = asyncio.run(registered())
-    assert got.concurrency_limit == 1
+    assert got.global_concurrency_limit.limit == 1
     assert got.concurrency_options.collision_strategy == ConcurrencyLimitStrategy.CANCEL_NEW
