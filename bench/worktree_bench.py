@@ -10,6 +10,7 @@ Run: .venv/bin/python bench/worktree_bench.py [N]   (uses a temporary Prefect se
 
 from __future__ import annotations
 
+import asyncio
 import os
 import statistics
 import sys
@@ -38,20 +39,20 @@ def spec(name: str, deps=(), delay: float = 0.3) -> dict:
 
 def own_start_s(repo: Path, delay: float, runs: int = 3) -> float:
     """Median time from launch to healthy of the sample service started alone."""
-    from tasks.worktree import health, process
-    from tasks.worktree.registry import port_is_free
+    from tasks.net import port_is_free
+    from tasks.worktree import environment, health, process
 
     times = []
     for _ in range(runs):
         port = next(p for p in range(47000, 48000) if port_is_free(p))
-        env = process.process_env({"PORT": str(port)}, {"START_DELAY_S": str(delay)})
+        env = environment.process_env({"PORT": str(port)}, {"START_DELAY_S": str(delay)})
         started = time.perf_counter()
-        pid = process.start_process(
+        identity = process.start_process(
             process.resolve_executable(["python", "service.py"]), repo, env, repo / "own.log"
         )
         check, _ = health.wait_healthy(health.health_url(port), 30, POLL_S)
         times.append(time.perf_counter() - started)
-        process.stop_process(pid)
+        process.stop_process(identity)
         assert check.healthy, check.detail
     return statistics.median(times)
 
@@ -80,9 +81,9 @@ def main(n: int = 6) -> None:
             health_check_timeout_s=30,
         )
         started = time.perf_counter()
-        result = worktree_deployment(request)
+        result = asyncio.run(worktree_deployment(request))
         wall = time.perf_counter() - started
-        worktree_teardown(TeardownRequest(repo_path=repo))
+        asyncio.run(worktree_teardown(TeardownRequest(repo_path=repo)))
         assert result.healthy == len(worktrees), result
         return wall, result
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import tempfile
 from pathlib import Path
 from uuid import UUID
@@ -15,8 +16,11 @@ from deployments.demo import StepOutcome
 
 
 def _run(flow_fn, *args):
-    """Run a flow, returning (result, flow run id); a failed run raises with its message."""
+    """Run a flow (sync or async), returning (result, flow run id); a failed run raises with
+    its message."""
     state = flow_fn(*args, return_state=True)
+    if inspect.isawaitable(state):
+        state = asyncio.run(state)
     run_id = state.state_details.flow_run_id
     return state.result(), run_id
 

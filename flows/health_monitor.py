@@ -1,48 +1,54 @@
-"""Health monitor (SPEC §5 step 6): checks every registered service, counts consecutive
-failures, restarts after the threshold with backoff and a cap per hour, raises alert events and
-appends to `worktree_alerts.jsonl`. Deploy it on a 30 s interval with `once=True` (one round per
-run), or run it as a loop with `once=False`."""
+"""Health monitor: checks every registered service, counts consecutive failures, restarts after
+the threshold with backoff and a cap per hour, raises `reactor.worktree.alert.<kind>` events and
+appends to `worktree_alerts.jsonl` (docs/worktree.md). Deploy it on a 30 s interval with
+`once=True` (one round per run; prefect.yaml allows one active run), or run it as a loop with
+`once=False`. Each service is checked and restarted under its own lock, so overlapping passes
+never restart a service twice."""
 
 from __future__ import annotations
 
-import time
+import asyncio
 
-from prefect import flow
+from prefect import flow, get_run_logger
+from prefect.context import SyncClientContext
 
-from tasks.artifacts import markdown_table, publish_markdown, publish_table
 from tasks.telemetry import configure_telemetry
-from tasks.worktree.models import MonitorRequest, MonitorResult
+from tasks.worktree.models import MonitorCheck, MonitorRequest, MonitorResult
 from tasks.worktree.prefect_tasks import monitor_round
+from tasks.worktree.report import publish_health
+
+ALERTING = ("alert", "restarted", "restart_failed", "capped")
 
 
 @flow(name="worktree-health-monitor", validate_parameters=True)
-def health_monitor(request: MonitorRequest | None = None) -> MonitorResult:
+async def health_monitor(request: MonitorRequest | None = None) -> MonitorResult:
     configure_telemetry()
+    logger = get_run_logger()
     request = request or MonitorRequest()
     rounds = 1 if request.once else request.rounds
-    checks, done = [], 0
+    checks: list[MonitorCheck] = []
+    done = 0
     while rounds is None or done < rounds:
         if done:
-            time.sleep(request.interval_s)
-        checks = monitor_round(request, done + 1)
+            await asyncio.sleep(request.interval_s)
+        with SyncClientContext.get_or_create():  # one API client per pass (docs/worktree.md)
+            checks = monitor_round(request, done + 1)
         done += 1
-    actions = [c for c in checks if c.action != "none"]
-    rows = [c.model_dump(mode="json") for c in checks]
-    publish_table("worktree-health", rows, "Last round of health checks")
-    publish_markdown(
-        "worktree-health-summary",
-        f"# Worktree health\n\n{sum(c.healthy for c in checks)}/{len(checks)} healthy after "
-        f"{done} round(s); {len(actions)} action(s).\n\n"
-        + markdown_table(rows, ["name", "healthy", "consecutive_failures", "action", "detail"]),
-        "Worktree health summary",
-    )
+        logger.info(
+            "round %d: %d service(s) checked, %d healthy, actions %s",
+            done,
+            len(checks),
+            sum(c.healthy for c in checks),
+            [f"{c.name}:{c.action}" for c in checks if c.action != "none"] or "none",
+        )
+    publish_health(checks, done)
     return MonitorResult(
         rounds=done,
         checks=checks,
-        alerts=sum(c.action in ("alert", "restarted", "restart_failed", "capped") for c in checks),
+        alerts=sum(c.action in ALERTING for c in checks),
         restarts=sum(c.action == "restarted" for c in checks),
     )
 
 
 if __name__ == "__main__":
-    print(health_monitor(MonitorRequest(once=True)).model_dump_json(indent=2))
+    print(asyncio.run(health_monitor(MonitorRequest(once=True))).model_dump_json(indent=2))

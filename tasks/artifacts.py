@@ -1,5 +1,9 @@
 """What a flow shows in the Prefect UI: a table, a markdown summary, a progress bar.
-Imports Prefect (edge module)."""
+Imports Prefect (edge module).
+
+Prefect's artifact functions return a coroutine when called from an async flow (its
+`async_dispatch`); `_sync=True` makes them run here either way, so sync and async flows
+publish the same way."""
 
 from __future__ import annotations
 
@@ -25,13 +29,16 @@ def artifact_key(text: str) -> str:
 
 def publish_table(key: str, rows: Sequence[Mapping[str, Any]], description: str) -> None:
     create_table_artifact(
-        key=artifact_key(key), table=[redact(dict(r)) for r in rows], description=description
+        key=artifact_key(key),
+        table=[redact(dict(r)) for r in rows],
+        description=description,
+        _sync=True,
     )
 
 
 def publish_markdown(key: str, markdown: str, description: str) -> None:
     create_markdown_artifact(
-        key=artifact_key(key), markdown=redact(markdown), description=description
+        key=artifact_key(key), markdown=redact(markdown), description=description, _sync=True
     )
 
 

@@ -2,7 +2,8 @@
 
 Built on the standard library's `graphlib`, which finds cycles and yields ready batches; this
 module adds what the scenarios need on top: unknown-dependency errors, a named cycle, Kahn
-batches in a stable order, and the critical (longest-duration) path.
+batches in a stable order, the critical (longest-duration) path, and `ReadySet` for a scheduler
+that starts each node as soon as its own dependencies have succeeded.
 """
 
 from __future__ import annotations
@@ -77,3 +78,67 @@ def critical_path(graph: Graph, duration: Mapping[str, float]) -> tuple[float, l
         path.append(end)
         end = via[end]
     return length, path[::-1]
+
+
+class ReadySet:
+    """Hands out the nodes of a dependency graph as they become ready, for a scheduler that
+    starts each node as soon as its own dependencies have succeeded (not batch by batch).
+
+    Built on `graphlib.TopologicalSorter`: `succeeded(node)` marks it done there, so its
+    dependents become ready. `failed(node, why)` does not, and instead skips every node that
+    can no longer run (a dependency failed or was skipped), with the reason, at once, so a
+    dependent is reported the moment its dependency fails rather than when its other
+    dependencies finish.
+    """
+
+    def __init__(self, graph: Graph, what: str = "dependency") -> None:
+        self._graph = {n: list(d) for n, d in graph.items()}
+        self._sorter = graphlib.TopologicalSorter(self._graph)
+        try:
+            self._sorter.prepare()
+        except graphlib.CycleError as exc:
+            raise DependencyCycle(list(reversed(exc.args[1])), what) from None
+        self._waiting: list[str] = []  # ready, not taken yet
+        self._taken: set[str] = set()
+        self._failed: dict[str, str] = {}
+        self.skipped: dict[str, str] = {}  # node -> why
+
+    def take(self, limit: int | None = None) -> list[str]:
+        """Ready nodes not handed out before (sorted), at most `limit` of them."""
+        fresh = [n for n in self._sorter.get_ready() if n not in self.skipped]
+        self._waiting = sorted({*self._waiting, *fresh})
+        taken = self._waiting if limit is None else self._waiting[: max(limit, 0)]
+        self._waiting = self._waiting[len(taken) :]
+        self._taken.update(taken)
+        return taken
+
+    def succeeded(self, node: str) -> None:
+        self._sorter.done(node)
+
+    def failed(self, node: str, why: str) -> dict[str, str]:
+        """Record that `node` failed (`why`, e.g. its status); returns the nodes newly skipped
+        because of it, each with its reason (`dependency api unhealthy`, `dependency api was
+        skipped`): the first failed or skipped dependency in the order they are listed."""
+        self._failed[node] = why
+        new: dict[str, str] = {}
+        changed = True
+        while changed:  # a skip can make its own dependents skippable
+            changed = False
+            for name, deps in self._graph.items():
+                if name in self._taken or name in self.skipped or name in new:
+                    continue
+                for dep in deps:
+                    if dep in self._failed:
+                        new[name] = f"dependency {dep} {self._failed[dep]}"
+                    elif dep in self.skipped or dep in new:
+                        new[name] = f"dependency {dep} was skipped"
+                    else:
+                        continue
+                    changed = True
+                    break
+        self.skipped.update(new)
+        return new
+
+    def pending(self) -> list[str]:
+        """Nodes neither handed out nor skipped (in graph order)."""
+        return [n for n in self._graph if n not in self._taken and n not in self.skipped]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import typer
@@ -21,12 +22,12 @@ def deploy(
     """Deploy the worktrees of SPEC: ports, git worktrees, ordered start, health, monitoring."""
     from flows.worktree_deployment import worktree_deployment
     from tasks.worktree.models import DeploymentRequest
-    from tasks.worktree.plan import plan_deployment
+    from tasks.worktree.preflight import preflight
 
     with cli_errors():
         request = load_model(spec, DeploymentRequest)
-        plan_deployment(request)  # bad repo, ref or path: one clear line before any flow run
-        result = worktree_deployment(request)
+        preflight(request)  # bad repo, ref or path: one clear line before any flow run
+        result = asyncio.run(worktree_deployment(request))
     if json_out:
         print_json(result)
         return
@@ -43,22 +44,23 @@ def status(
 ) -> None:
     """Registered environments and whether each one's process and health check are alive."""
     from tasks.worktree import health, process
-    from tasks.worktree.registry import environments, registry_store
+    from tasks.worktree.registry import open_registry
 
     with cli_errors():
-        envs = environments(registry_store())
+        envs = open_registry().environments()
     rows = []
     for name, env in sorted(envs.items()):
-        check = health.check_health(env["health_url"]) if env.get("health_url") else None
+        check = health.check_health(env.health_url) if env.health_url else None
         rows.append(
             {
                 "name": name,
-                "status": env.get("status"),
-                "port": env.get("port"),
-                "pid": env.get("pid"),
-                "alive": process.is_alive(env.get("pid")),
+                "status": env.status.value,
+                "port": env.port,
+                "pid": env.pid,
+                # the recorded process itself, not whatever now holds its pid
+                "alive": process.is_alive(env.process),
                 "healthy_now": bool(check and check.healthy),
-                "worktree_path": env.get("worktree_path"),
+                "worktree_path": str(env.worktree_path) if env.worktree_path else None,
             }
         )
     if json_out:
@@ -84,7 +86,7 @@ def monitor(
     from tasks.worktree.models import MonitorRequest
 
     with cli_errors():
-        result = health_monitor(MonitorRequest(once=once, interval_s=interval))
+        result = asyncio.run(health_monitor(MonitorRequest(once=once, interval_s=interval)))
     if json_out:
         print_json(result)
         return
@@ -96,14 +98,30 @@ def monitor(
 def teardown(
     names: list[str] = typer.Argument(None, help="environments to remove (default: all)"),
     repo: Path | None = typer.Option(None, help="only environments of this repository"),
+    force: bool = typer.Option(
+        False, "--force", help="discard uncommitted files and unmerged commits in the worktrees"
+    ),
     json_out: bool = typer.Option(False, "--json", help="print the result as JSON on stdout"),
 ) -> None:
-    """Stop services, remove worktrees (and branches deployments created), release ports."""
+    """Stop services, remove worktrees (and branches deployments created), release ports.
+    Refuses, touching nothing, when a worktree holds uncommitted files or commits no other
+    branch has, unless --force."""
     from flows.worktree_teardown import worktree_teardown
+    from tasks.worktree import teardown as steps
+    from tasks.worktree.errors import UnsavedWorkError
     from tasks.worktree.models import TeardownRequest
+    from tasks.worktree.registry import open_registry
 
     with cli_errors():
-        result = worktree_teardown(TeardownRequest(names=names or None, repo_path=repo))
+        request = TeardownRequest(names=names or None, repo_path=repo, force=force)
+        if not force:  # work at risk: one clear line before any flow run (the flow checks too)
+            registry = open_registry()
+            selected = steps.select(registry.environments(), request.names, request.repo_path)
+            found = [steps.unsaved_work(registry, name) for name in selected]
+            unsaved = [u for u in found if u is not None and u.at_risk]
+            if unsaved:
+                raise UnsavedWorkError(unsaved)
+        result = asyncio.run(worktree_teardown(request))
     if json_out:
         print_json(result)
         return

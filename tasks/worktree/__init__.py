@@ -1,8 +1,11 @@
-"""Autonomous worktree deployment (SPEC §5).
+"""Autonomous worktree deployment (docs/worktree.md).
 
-Pure modules (no Prefect): `models` (request/result models and validation), `registry`
-(environment_registry.json and port allocation), `gitops` (worktrees via GitPython), `process`
-(install/start/stop), `health`, `plan` (pre-flight checks and dependency scheduling), `deploy`,
-`monitor`, `teardown`, `sample_repo`. The Prefect @task wrappers and undo hooks live in
-`tasks.worktree.prefect_tasks`.
+Pure modules (no Prefect): `models` (requests, results, registry entries), `preflight` (checks
+before anything is created), `registry` (environment_registry.json, per host, and port
+allocation), `gitops` (worktrees via GitPython, and what a removal would destroy),
+`environment` (a service's variables, the `.env` file, redaction), `secret_names`, `process`
+(install/start/stop by process identity), `health` (waiting for health), `deploy`, `monitor`,
+`teardown`, `sample_repo`. The Prefect @task wrappers and undo hooks live in
+`tasks.worktree.prefect_tasks`; artifacts, datasets and the run's story lines in
+`tasks.worktree.report`.
 """

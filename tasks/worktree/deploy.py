@@ -1,33 +1,115 @@
-"""One service's life: install, start, wait until healthy, stop — recorded in the registry.
-Plain functions (no Prefect); the @task wrappers and their undo hooks are in the package init."""
+"""One service's life: install, start, wait until healthy, restart — recorded in the registry.
+Plain functions (no Prefect); the @task wrappers and their undo hooks are in `prefect_tasks`."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
-from tasks.store import JsonStore
-from tasks.worktree import health, process
+import psutil
+
+from tasks.health import HealthCheck
+from tasks.redaction import REDACTED, known_secrets, redact_text, register_secret
+from tasks.telemetry import get_tracer
+from tasks.worktree import gitops, health, process
+from tasks.worktree.environment import (
+    ENV_FILE,
+    process_env,
+    read_env_file,
+    service_environment,
+    write_env_file,
+)
 from tasks.worktree.models import (
     DeploymentRequest,
-    HealthCheck,
+    EnvironmentEntry,
+    EnvironmentStatus,
+    Preflight,
+    ProcessIdentity,
     ServiceOutcome,
     ServiceStatus,
+    WorktreeAttempt,
     WorktreeInfo,
     WorktreeSpec,
 )
-from tasks.worktree.registry import Registry, database_names, update_environment
-
-LOG_DIR = ".reactor-logs"  # inside the worktree: removing the worktree removes the logs
-
-
-def log_path_for(worktree: Path, name: str) -> Path:
-    return worktree / LOG_DIR / f"{name}.log"
+from tasks.worktree.registry import EnvironmentRegistry
+from tasks.worktree.secret_names import secret_values
 
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def _clean(text: str) -> str:
+    """A reason (it may quote a service's log) without any known secret value."""
+    return redact_text(text, known_secrets())
+
+
+def make_worktree(
+    preflight: Preflight,
+    spec: WorktreeSpec,
+    port: int,
+    registry: EnvironmentRegistry,
+    on_retry: gitops.OnRetry | None = None,
+) -> WorktreeAttempt:
+    """The service's git worktree, its `.env` and its registry entry. Never raises: failures
+    travel as values (see WorktreeAttempt); with `info` set, the worktree exists and must be
+    undone on rollback, whatever `error` says."""
+    with get_tracer().start_as_current_span("worktree.create") as span:
+        span.set_attributes({"worktree.name": spec.name, "worktree.branch": spec.branch})
+        try:
+            info = gitops.create_worktree(
+                preflight.repo_path,
+                preflight.worktrees_root,
+                spec.name,
+                spec.branch,
+                spec.base_ref,
+                on_retry=on_retry,
+            )
+        except Exception as exc:  # gitops cleaned up after itself
+            return WorktreeAttempt(name=spec.name, error=str(exc))
+    try:
+        ours = service_environment(spec, port, info.path)
+        write_env_file(info.path, {**ours, **spec.environment_variables})
+        registry.update_environment(
+            spec.name,
+            worktree_path=info.path,
+            repo_path=preflight.repo_path,
+            branch=info.branch,
+            created_branch=info.created_branch,
+            head=info.head,
+            status=EnvironmentStatus.worktree_created,
+        )
+    except Exception as exc:
+        return WorktreeAttempt(name=spec.name, info=info, error=f"{type(exc).__name__}: {exc}")
+    return WorktreeAttempt(name=spec.name, info=info)
+
+
+def run_service(
+    spec: WorktreeSpec,
+    worktree: WorktreeInfo,
+    port: int,
+    request: DeploymentRequest,
+    registry: EnvironmentRegistry,
+) -> ServiceOutcome:
+    """`launch_service` in its own span; never raises (an unexpected error is a failed start)."""
+    with get_tracer().start_as_current_span("worktree.deploy_service") as span:
+        try:
+            outcome = launch_service(spec, worktree, port, request, registry)
+        except Exception as exc:
+            outcome = ServiceOutcome(
+                name=spec.name,
+                status=ServiceStatus.start_failed,
+                port=port,
+                reason=_clean(f"{type(exc).__name__}: {exc}"),
+            )
+        span.set_attributes(
+            {
+                "worktree.name": spec.name,
+                "worktree.port": port,
+                "worktree.status": outcome.status.value,
+                "worktree.time_to_healthy_ms": outcome.time_to_healthy_ms or -1.0,
+            }
+        )
+    return outcome
 
 
 def launch_service(
@@ -35,15 +117,17 @@ def launch_service(
     worktree: WorktreeInfo,
     port: int,
     request: DeploymentRequest,
-    store: JsonStore[Registry],
+    registry: EnvironmentRegistry,
 ) -> ServiceOutcome:
     """Install, start and wait for health, recording each step in the registry. Never raises
     for the service's own failures: the outcome says what failed, and a service that started
     but never became healthy has been stopped again (failed never means left running)."""
+    for value in secret_values(spec.environment_variables):
+        register_secret(value)  # logs, spans, artifacts and events redact it from now on
     commands = process.commands_for(spec)
-    ours = process.service_environment(spec, port, worktree.path, database_names(spec.name))
-    env = process.process_env(ours, spec.environment_variables)
-    log = log_path_for(worktree.path, spec.name)
+    ours = service_environment(spec, port, worktree.path)
+    env = process_env(ours, spec.environment_variables)
+    log = process.log_path_for(worktree.path, spec.name)
     outcome = ServiceOutcome(
         name=spec.name,
         status=ServiceStatus.healthy,
@@ -54,90 +138,144 @@ def launch_service(
     )
     url = health.health_url(port, spec.health_path)
     # what the monitor needs to find and restart the service; written with the next status
-    # change (one locked write fewer on the critical path when there is no install step)
+    # change (one locked write fewer on the critical path when there is no install step).
+    # `service_env` is stored redacted (EnvironmentEntry); the real values are in `.env`.
     meta = {
-        "type": spec.type.value,
+        "type": spec.type,
         "dependencies": list(spec.dependencies),
         "start_command": commands.start,
         "service_env": {**ours, **spec.environment_variables},
-        "log_path": str(log),
+        "log_path": log,
         "health_url": url,
     }
     if commands.install:
-        update_environment(store, spec.name, status="installing", **meta)
+        registry.update_environment(spec.name, status=EnvironmentStatus.installing, **meta)
         code, install_ms = process.run_install(
             commands.install, worktree.path, env, log, request.install_timeout_s
         )
         outcome.install_ms = round(install_ms, 1)
         if code != 0:
             outcome.status = ServiceStatus.install_failed
-            outcome.reason = f"install {commands.install} exited {code}: {process.log_tail(log)}"
-            update_environment(
-                store, spec.name, status="install_failed", reason=outcome.reason, **meta
+            outcome.reason = _clean(
+                f"install {commands.install} exited {code}: {process.log_tail(log)}"
+            )
+            registry.update_environment(
+                spec.name, status=EnvironmentStatus.install_failed, reason=outcome.reason, **meta
             )
             return outcome
     started = now()
     try:
-        pid = process.start_process(commands.start, worktree.path, env, log)
+        identity = process.start_process(commands.start, worktree.path, env, log)
     except process.StartFailed as exc:
         outcome.status = ServiceStatus.start_failed
-        outcome.reason = str(exc)
-        update_environment(store, spec.name, status="start_failed", reason=outcome.reason, **meta)
+        outcome.reason = _clean(str(exc))
+        registry.update_environment(
+            spec.name, status=EnvironmentStatus.start_failed, reason=outcome.reason, **meta
+        )
         return outcome
     try:
-        update_environment(
-            store, spec.name, status="starting", pid=pid, started_at=started.isoformat(), **meta
+        registry.update_environment(
+            spec.name,
+            status=EnvironmentStatus.starting,
+            process=identity,
+            started_at=started,
+            **meta,
         )
-        return _await_health(spec, request, store, outcome, pid, started, url, log)
+        return _await_health(spec, request, registry, outcome, identity, started, url)
     except BaseException:
-        process.stop_process(pid)  # never leave a process the registry may not know
+        process.stop_process(identity)  # never leave a process the registry may not know
         raise
 
 
-def _await_health(spec, request, store, outcome, pid, started, url, log) -> ServiceOutcome:
-    outcome.pid, outcome.started_at = pid, started
+def _await_health(
+    spec: WorktreeSpec,
+    request: DeploymentRequest,
+    registry: EnvironmentRegistry,
+    outcome: ServiceOutcome,
+    identity: ProcessIdentity,
+    started: datetime,
+    url: str,
+) -> ServiceOutcome:
+    outcome.pid, outcome.started_at, outcome.process = identity.pid, started, identity
     check, checks = health.wait_healthy(
         url,
         request.health_check_timeout_s,
         request.health_poll_interval_s,
-        still_running=lambda: process.is_alive(pid),
+        still_running=lambda: process.is_alive(identity),
     )
     outcome.health_checks = checks
     outcome.health_latency_ms = round(check.latency_ms, 2)
     if check.healthy:
         outcome.healthy_at = now()
         outcome.time_to_healthy_ms = round((outcome.healthy_at - started).total_seconds() * 1000, 1)
-        update_environment(
-            store,
+        outcome.process = _settled(identity)
+        registry.update_environment(
             spec.name,
-            status="healthy",
-            healthy_at=outcome.healthy_at.isoformat(),
+            status=EnvironmentStatus.healthy,
+            process=outcome.process,
+            healthy_at=outcome.healthy_at,
             health_latency_ms=outcome.health_latency_ms,
             consecutive_failures=0,
             restarts=[],
         )
         return outcome
     # a service that never became healthy is stopped: "failed" never means "left running"
-    process.stop_process(pid)
+    if process.stop_process(identity):
+        outcome.compensation = f"stopped {spec.name} (pid {identity.pid}): never became healthy"
     outcome.status = ServiceStatus.unhealthy
-    outcome.pid = None
-    outcome.reason = f"{url}: {check.detail}; log: {process.log_tail(log)}"
-    update_environment(store, spec.name, status="unhealthy", pid=None, reason=outcome.reason)
+    outcome.pid = outcome.process = None
+    tail = process.log_tail(outcome.log_path) if outcome.log_path else ""
+    outcome.reason = _clean(f"{url}: {check.detail}; log: {tail}")
+    registry.update_environment(
+        spec.name, status=EnvironmentStatus.unhealthy, process=None, reason=outcome.reason
+    )
     return outcome
 
 
-def restart_service(entry: dict[str, Any], timeout_s: float, interval_s: float):
-    """Stop what is left of a registered service and start it again from its recorded command;
-    returns (pid or None, health check, started_at)."""
-    process.stop_process(entry.get("pid"))
-    cwd = Path(entry["worktree_path"])
-    env = process.process_env({}, entry.get("service_env", {}))
-    started = now()
+def _settled(identity: ProcessIdentity) -> ProcessIdentity:
+    """The identity once the service answers: a start command that execs another program
+    (`mix` -> `elixir` -> `beam.smp`) keeps its pid but changes its command line."""
     try:
-        pid = process.start_process(entry["start_command"], cwd, env, Path(entry["log_path"]))
+        return process.identify(identity.pid)
+    except psutil.NoSuchProcess:
+        return identity
+
+
+def restart_environment(entry: EnvironmentEntry) -> tuple[dict[str, str] | None, str]:
+    """The environment to restart a service with: the registry's (secrets redacted) completed
+    from the worktree's `.env`, which holds the real values. (None, why) when a secret is
+    missing from `.env` (a restart with `[REDACTED]` in its place would be wrong)."""
+    assert entry.worktree_path is not None
+    values = {**entry.service_env, **read_env_file(entry.worktree_path)}
+    missing = sorted(k for k, v in values.items() if v == REDACTED)
+    if missing:
+        where = entry.worktree_path / ENV_FILE
+        return None, f"cannot restart: {', '.join(missing)} only in {where}, which lacks it"
+    return process_env({}, values), ""
+
+
+def restart_service(
+    entry: EnvironmentEntry, timeout_s: float, interval_s: float
+) -> tuple[ProcessIdentity | None, HealthCheck, datetime]:
+    """Stop what is left of a registered service and start it again from its recorded command;
+    returns (identity or None, health check, started_at)."""
+    process.stop_process(entry.process)
+    started = now()
+    env, why = restart_environment(entry)
+    if env is None or entry.start_command is None or entry.health_url is None:
+        detail = why or "cannot restart: no start command or health URL recorded"
+        return None, HealthCheck(healthy=False, latency_ms=0.0, detail=detail), started
+    assert entry.worktree_path is not None and entry.log_path is not None
+    try:
+        identity = process.start_process(
+            entry.start_command, entry.worktree_path, env, entry.log_path
+        )
     except process.StartFailed as exc:
         return None, HealthCheck(healthy=False, latency_ms=0.0, detail=str(exc)), started
     check, _ = health.wait_healthy(
-        entry["health_url"], timeout_s, interval_s, still_running=lambda: process.is_alive(pid)
+        entry.health_url, timeout_s, interval_s, still_running=lambda: process.is_alive(identity)
     )
-    return pid, check, started
+    if check.healthy:
+        identity = _settled(identity)
+    check.detail = _clean(check.detail)
+    return identity, check, started

@@ -1,24 +1,26 @@
 """Git worktrees through GitPython: create (existing branch or a new one from a base ref),
-validate against `git worktree list --porcelain`, remove (force, prune, delete the branch this
-project created). No shell: GitPython runs git with argument lists."""
+validate against `git worktree list --porcelain`, find the work a removal would destroy,
+remove (force, prune, delete the branch this project created). No shell: GitPython runs git
+with argument lists."""
 
 from __future__ import annotations
 
 import shutil
 import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import git
 
-from tasks.errors import InvalidInput, ReactorError
-from tasks.retry import backoff_delays
-from tasks.store import atomic_write_bytes
-from tasks.worktree.models import WorktreeInfo
+from tasks.errors import InvalidInput
+from tasks.retry import with_backoff
+from tasks.worktree.environment import ENV_FILE
+from tasks.worktree.errors import WorktreeError
+from tasks.worktree.models import UnsavedWork, WorktreeInfo
+from tasks.worktree.process import LOG_DIR
 
-
-class WorktreeError(ReactorError):
-    """git refused to create, validate or remove a worktree; the message carries git's reason."""
+# told about each retry of a git call (the Prefect task logs it)
+OnRetry = Callable[[str], None]
 
 
 def open_repo(repo_path: Path) -> git.Repo:
@@ -83,33 +85,69 @@ def _repo_lock(repo_path: Path) -> threading.RLock:
         return _add_locks.setdefault(str(Path(repo_path).resolve()), threading.RLock())
 
 
-def _git_retrying(fn, tries: int = 6, retry_all: bool = False, cleanup=None):
-    """Retry git calls that met another worktree operation (see above), cleaning up between;
-    delays follow the project's one backoff policy (tasks/retry.py)."""
-    delays = backoff_delays(tries, base=0.05, cap=2.0)
-    while True:
+class _Transient(Exception):
+    """A git call met another worktree operation; worth another try."""
+
+
+def _reason(exc: git.GitCommandError) -> str:
+    """git's own last line (GitPython wraps stderr as `stderr: '...'`)."""
+    text = (exc.stderr or str(exc)).strip()
+    if text.startswith("stderr: '") and text.endswith("'"):
+        text = text[len("stderr: '") : -1]
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def _git_retrying(
+    fn,
+    retry_all: bool = False,
+    cleanup=None,
+    on_retry: OnRetry | None = None,
+    what: str = "git",
+):
+    """Retry git calls that met another worktree operation (see above), cleaning up between,
+    on the project's one backoff policy (tasks/retry.py)."""
+
+    def attempt():
         try:
             return fn()
         except git.GitCommandError as exc:
-            delay = next(delays, None)
-            if delay is None or not (retry_all or any(t in str(exc) for t in _TRANSIENT)):
+            if not (retry_all or any(t in str(exc) for t in _TRANSIENT)):
                 raise
             if cleanup is not None:
                 cleanup()
-            time.sleep(delay)
+            if on_retry is not None:
+                on_retry(f"retrying {what}: {_reason(exc)}")
+            raise _Transient() from exc
+
+    try:
+        return with_backoff(attempt, retry_on=(_Transient,), tries=6, base=0.05, cap=2.0)
+    except _Transient as exc:
+        raise exc.__cause__ from None
 
 
 def create_worktree(
-    repo_path: Path, root: Path, name: str, branch: str, base_ref: str = "HEAD"
+    repo_path: Path,
+    root: Path,
+    name: str,
+    branch: str,
+    base_ref: str = "HEAD",
+    on_retry: OnRetry | None = None,
 ) -> WorktreeInfo:
     """Add `<root>/<name>` on `branch` (attached if it exists, else created from `base_ref`) and
     check git lists it. On any failure nothing this call made is left behind."""
     with open_repo(repo_path) as repo:  # closing stops GitPython's persistent git helpers
-        return _create(repo, repo_path, root, name, branch, base_ref)
+        return _create(repo, repo_path, root, name, branch, base_ref, on_retry)
 
 
 def _create(
-    repo: git.Repo, repo_path: Path, root: Path, name: str, branch: str, base_ref: str
+    repo: git.Repo,
+    repo_path: Path,
+    root: Path,
+    name: str,
+    branch: str,
+    base_ref: str,
+    on_retry: OnRetry | None,
 ) -> WorktreeInfo:
     path = (root / name).resolve()
     if path.exists():
@@ -128,7 +166,12 @@ def _create(
             remove_worktree(repo_path, path, branch if created_branch else None)
 
         with _repo_lock(repo_path):
-            _git_retrying(lambda: repo.git.worktree(*args), cleanup=cleanup)
+            _git_retrying(
+                lambda: repo.git.worktree(*args),
+                cleanup=cleanup,
+                on_retry=on_retry,
+                what=f"git worktree add for {name!r}",
+            )
     except git.GitCommandError as exc:
         remove_worktree(repo_path, path, branch if created_branch else None)
         reason = (exc.stderr or str(exc)).strip().replace("\n", " ")
@@ -175,15 +218,53 @@ def prune(repo_path: Path) -> None:
         repo.git.worktree("prune")
 
 
-def write_env_file(path: Path, values: dict[str, str]) -> Path:
-    """`<worktree>/.env` with one KEY=value per line (values quoted when they need it)."""
-    lines = []
-    for key, value in values.items():
-        needs_quotes = any(c.isspace() or c in "\"'#$`\\" for c in value)
-        shown = (
-            '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' if needs_quotes else value
-        )
-        lines.append(f"{key}={shown}\n")
-    target = path / ".env"
-    atomic_write_bytes(target, "".join(lines).encode())
-    return target
+def unsaved_work(
+    repo_path: Path, name: str, path: Path, delete_branch: str | None, base: str | None
+) -> UnsavedWork:
+    """What removing the worktree at `path` (and deleting `delete_branch`) would destroy:
+    uncommitted files (tracked changes and untracked files that are not ignored, apart from
+    the deployment's own `.env` and logs) and commits reachable from the worktree's HEAD or the
+    branch that no other branch, tag, remote branch or the `base` commit holds."""
+    found = UnsavedWork(name=name, path=path)
+    path = Path(path).resolve()
+    if not path.exists():
+        return found
+    with open_repo(repo_path) as repo:
+        listed = {Path(r["worktree"]).resolve() for r in list_worktrees(repo)}
+        if path not in listed:
+            files = sum(1 for _ in path.rglob("*"))
+            found.other = f"a directory that is no longer a git worktree ({files} entries)"
+            return found
+        with git.Repo(path) as tree:
+            found.uncommitted = _uncommitted(tree)
+            tips = [tree.head.commit.hexsha] if tree.head.is_valid() else []
+        if delete_branch and branch_exists(repo, delete_branch):
+            tips.append(f"refs/heads/{delete_branch}")
+        if tips:
+            keep = ["--branches", "--tags", "--remotes"]
+            if delete_branch:  # `--exclude` patterns for `--branches` omit `refs/heads/`
+                keep = [f"--exclude={delete_branch}", *keep]
+            if base and ref_exists(repo, base):
+                keep.append(base)
+            lost = repo.git.log("--format=%h %s", *tips, "--not", *keep)
+            found.unmerged = [line for line in lost.splitlines() if line.strip()]
+    return found
+
+
+def _uncommitted(tree: git.Repo) -> list[str]:
+    out = tree.git.status("--porcelain=v1", "-z", "--untracked-files=all")
+    fields = out.split("\0")
+    paths: list[str] = []
+    i = 0
+    while i < len(fields):
+        entry = fields[i]
+        i += 1
+        if len(entry) < 4:
+            continue
+        code, where = entry[:2], entry[3:]
+        if code[0] in "RC":  # a rename or copy is followed by its source path
+            i += 1
+        if where == ENV_FILE or where.startswith(f"{LOG_DIR}/"):
+            continue  # the deployment's own files: rewritten by the next deploy, not work
+        paths.append(where)
+    return paths

@@ -1,5 +1,5 @@
-"""Health checks: healthy = a 2xx answer and, when the body is JSON with a `status`, a status of
-`healthy` or `ok`. Latency is measured per check; `wait_healthy` polls until the deadline."""
+"""Waiting for a service to become healthy, on the project's one health rule (`tasks.health`):
+a 2xx answer and, when the body is JSON with a `status`, `healthy` or `ok`."""
 
 from __future__ import annotations
 
@@ -8,52 +8,17 @@ from collections.abc import Callable
 
 import httpx
 
-from tasks.worktree.models import HealthCheck
-
-HEALTHY_STATUSES = {"healthy", "ok"}
+from tasks.health import HealthCheck, probe
 
 
 def health_url(port: int, path: str = "/health") -> str:
     return f"http://127.0.0.1:{port}{path}"
 
 
-def check_health(
-    url: str, timeout_s: float = 2.0, client: httpx.Client | None = None
-) -> HealthCheck:
-    """One GET of `url` judged by the rule above (never raises for network errors)."""
-    own = client is None
-    client = client or httpx.Client(trust_env=False)
-    started = time.perf_counter()
-    try:
-        response = client.get(url, timeout=timeout_s)
-    except httpx.HTTPError as exc:
-        return HealthCheck(
-            healthy=False,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            detail=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
-        )
-    finally:
-        if own:
-            client.close()
-    latency_ms = (time.perf_counter() - started) * 1000
-    body = None
-    try:
-        parsed = response.json()
-        body = parsed if isinstance(parsed, dict) else None
-    except ValueError:
-        pass
-    healthy = response.is_success
-    detail = f"HTTP {response.status_code}"
-    if body is not None and "status" in body:
-        healthy = healthy and str(body["status"]).lower() in HEALTHY_STATUSES
-        detail += f" status={body['status']!r}"
-    return HealthCheck(
-        healthy=healthy,
-        status_code=response.status_code,
-        latency_ms=latency_ms,
-        detail=detail,
-        body=body,
-    )
+def check_health(url: str, timeout_s: float = 2.0) -> HealthCheck:
+    """One probe of `url` (never raises for network errors)."""
+    with httpx.Client(trust_env=False) as client:
+        return probe(client, url, timeout_s)
 
 
 def wait_healthy(
@@ -68,7 +33,7 @@ def wait_healthy(
     checks = 0
     with httpx.Client(trust_env=False) as client:
         while True:
-            check = check_health(url, timeout_s=min(2.0, max(0.2, interval_s * 2)), client=client)
+            check = probe(client, url, timeout_s=min(2.0, max(0.2, interval_s * 2)))
             checks += 1
             if check.healthy:
                 return check, checks

@@ -1,8 +1,9 @@
-"""The worktree scenario's boundary models (SPEC §5): what users ask for and what they get back.
+"""The worktree scenario's boundary models: what users ask for, what they get back, and what the
+environment registry holds for each service (docs/worktree.md).
 
 Validation happens here, before anything is created: names, ports, commands and the dependency
 graph. Checks that need the file system (the repo is a git repository, paths stay inside their
-root) live in `tasks.worktree.plan`.
+root) live in `tasks.worktree.preflight`.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tasks.graph import validate_graph
+from tasks.worktree.secret_names import redacted
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # git refs allow more than names do, but never these (and never a shell metacharacter)
@@ -138,7 +140,7 @@ class WorktreeSpec(BaseModel):
 
 
 class DeploymentRequest(BaseModel):
-    """SPEC §5 input. `on_failure="rollback"` undoes everything when any service fails;
+    """What to deploy. `on_failure="rollback"` undoes everything when any service fails;
     `"keep_healthy"` keeps the services that came up, reports the failed ones and skips their
     dependents (port allocation and worktree failures always roll back)."""
 
@@ -181,6 +183,15 @@ class DeploymentRequest(BaseModel):
         return {w.name: w for w in self.worktrees}
 
 
+class Preflight(BaseModel):
+    """A request checked against the file system: resolved paths and the start order."""
+
+    repo_path: Path
+    worktrees_root: Path
+    paths: dict[str, Path]
+    batches: list[list[str]]
+
+
 class ServiceStatus(StrEnum):
     healthy = "healthy"
     unhealthy = "unhealthy"
@@ -206,12 +217,14 @@ class WorktreeAttempt(BaseModel):
     error: str | None = None
 
 
-class HealthCheck(BaseModel):
-    healthy: bool
-    status_code: int | None = None
-    latency_ms: float
-    detail: str = ""
-    body: dict | None = None
+class ProcessIdentity(BaseModel):
+    """Which process a recorded pid was. A pid alone is not enough: once the service exits, the
+    kernel hands the number to the next process, and signalling it hours later would hit an
+    unrelated one. The start time (psutil's `create_time`) and command line tell them apart."""
+
+    pid: int
+    create_time: float | None = None  # None: recorded without identity (older registry)
+    cmdline: list[str] = Field(default_factory=list)
 
 
 class ServiceOutcome(BaseModel):
@@ -231,6 +244,8 @@ class ServiceOutcome(BaseModel):
     health_checks: int = 0
     log_path: Path | None = None
     reason: str = ""
+    process: ProcessIdentity | None = None  # of the running service (for its undo hook)
+    compensation: str | None = None  # what was undone when it failed (its process stopped)
 
     @property
     def ok(self) -> bool:
@@ -247,11 +262,120 @@ class DeploymentResult(BaseModel):
     failed: int
     duration_ms: float
     time_to_healthy_ms: float | None = None
-    compensations: list[str] = Field(default_factory=list)
+    compensations: list[str] = Field(default_factory=list)  # what was undone, in run order
+    rolled_back: bool = False
     monitoring: bool = False
 
     def service(self, name: str) -> ServiceOutcome:
         return next(s for s in self.services if s.name == name)
+
+
+# -- the environment registry (environment_registry.json) ---------------------------------------
+
+
+class EnvironmentStatus(StrEnum):
+    allocated = "allocated"
+    worktree_created = "worktree_created"
+    installing = "installing"
+    install_failed = "install_failed"
+    start_failed = "start_failed"
+    starting = "starting"
+    healthy = "healthy"
+    unhealthy = "unhealthy"
+    skipped = "skipped"
+    degraded = "degraded"
+    restart_failed = "restart_failed"
+    restart_capped = "restart_capped"
+
+
+class DatabaseNames(BaseModel):
+    dev: str
+    test: str
+
+
+class LastCheck(BaseModel):
+    at: datetime
+    healthy: bool
+    detail: str = ""
+
+
+class EnvironmentEntry(BaseModel):
+    """One service's entry. The first six fields are the registry's original shape; the rest is
+    what the flows need to find, restart and tear the service down again. `service_env` holds
+    the service's environment with secret values redacted: the real values are in the
+    worktree's own `.env` (mode 0600), which a restart reads."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    worktree_path: Path | None = None
+    port: int
+    database_dev: str
+    database_test: str
+    created_at: datetime
+    status: EnvironmentStatus = EnvironmentStatus.allocated
+
+    repo_path: Path | None = None
+    branch: str | None = None
+    created_branch: bool = False
+    head: str | None = None  # the commit the worktree started from
+    type: WorktreeType | None = None
+    dependencies: list[str] = Field(default_factory=list)
+    start_command: list[str] | None = None
+    service_env: dict[str, str] = Field(default_factory=dict)
+    log_path: Path | None = None
+    health_url: str | None = None
+    process: ProcessIdentity | None = None
+    started_at: datetime | None = None
+    healthy_at: datetime | None = None
+    health_latency_ms: float | None = None
+    reason: str | None = None
+    auto_recovery: bool = True
+    consecutive_failures: int = 0
+    restarts: list[datetime] = Field(default_factory=list)
+    last_check: LastCheck | None = None
+
+    @field_validator("service_env")
+    @classmethod
+    def _no_secrets(cls, v: dict[str, str]) -> dict[str, str]:
+        """The registry never holds a secret value, whoever writes the entry."""
+        return redacted(v)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_pid(cls, data):
+        """An entry written before identities were recorded has a bare `pid`: keep it as an
+        identity without a start time, which never matches (so it is never signalled)."""
+        if isinstance(data, dict) and "pid" in data:
+            data = dict(data)
+            pid = data.pop("pid")
+            if "process" not in data:
+                data["process"] = {"pid": pid} if pid else None
+        return data
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+
+DEFAULT_RESERVED = [4200, 4369, 5432, 6379]  # Prefect's server, epmd, PostgreSQL, Redis
+
+
+class HostRegistry(BaseModel):
+    """The services of one host (ports and pids mean something on one machine only)."""
+
+    port_allocations: dict[str, int] = Field(default_factory=dict)
+    database_allocations: dict[str, DatabaseNames] = Field(default_factory=dict)
+    reserved_ports: list[int] = Field(default_factory=lambda: list(DEFAULT_RESERVED))
+    worktree_environments: dict[str, EnvironmentEntry] = Field(default_factory=dict)
+
+
+class RegistryDocument(BaseModel):
+    """The whole file: one `HostRegistry` per host name."""
+
+    hosts: dict[str, HostRegistry] = Field(default_factory=dict)
+
+
+# -- health monitor and teardown ----------------------------------------------------------------
 
 
 class MonitorRequest(BaseModel):
@@ -275,7 +399,8 @@ class MonitorCheck(BaseModel):
     healthy: bool
     process_alive: bool
     consecutive_failures: int
-    action: Literal["none", "restarted", "restart_failed", "backoff", "capped", "alert"]
+    # busy: another monitor pass holds the service's lock (it is checking or restarting it)
+    action: Literal["none", "restarted", "restart_failed", "backoff", "capped", "alert", "busy"]
     detail: str = ""
     latency_ms: float | None = None
     pid: int | None = None
@@ -291,11 +416,42 @@ class MonitorResult(BaseModel):
 class TeardownRequest(BaseModel):
     names: list[str] | None = None  # None: every registered environment
     repo_path: Path | None = None  # only environments of this repository
+    # remove worktrees even when uncommitted files or unmerged commits would be lost
+    force: bool = False
 
     @field_validator("names")
     @classmethod
     def _names(cls, v: list[str] | None) -> list[str] | None:
         return [check_name(n) for n in v] if v is not None else None
+
+
+class UnsavedWork(BaseModel):
+    """What removing one worktree would destroy."""
+
+    name: str
+    path: Path
+    uncommitted: list[str] = Field(default_factory=list)  # paths, as `git status` shows them
+    unmerged: list[str] = Field(default_factory=list)  # "<short sha> <subject>"
+    other: str | None = None  # e.g. the directory is no longer a git worktree
+
+    @property
+    def at_risk(self) -> bool:
+        return bool(self.uncommitted or self.unmerged or self.other)
+
+    def line(self) -> str:
+        """One line naming the worktree and what would be lost."""
+        lost = []
+        if self.uncommitted:
+            shown = ", ".join(self.uncommitted[:3]) + (", …" if len(self.uncommitted) > 3 else "")
+            lost.append(f"{len(self.uncommitted)} uncommitted file(s) ({shown})")
+        if self.unmerged:
+            shown = ", ".join(self.unmerged[:2]) + (", …" if len(self.unmerged) > 2 else "")
+            lost.append(
+                f"{len(self.unmerged)} commit(s) not on the base or any other branch ({shown})"
+            )
+        if self.other:
+            lost.append(self.other)
+        return f"worktree {self.name!r} at {self.path} has " + " and ".join(lost)
 
 
 class TeardownItem(BaseModel):
@@ -310,3 +466,4 @@ class TeardownItem(BaseModel):
 class TeardownResult(BaseModel):
     items: list[TeardownItem]
     pruned: list[str] = Field(default_factory=list)
+    forced: list[str] = Field(default_factory=list)  # removed with --force despite unsaved work

@@ -1,87 +1,153 @@
-"""Health monitoring and auto-recovery (SPEC §5 step 6), without Prefect.
+"""Health monitoring and auto-recovery, without Prefect.
 
 Each round checks every watched service in the registry. A failure increments the service's
 consecutive-failure count; at `failure_threshold` it is restarted from its recorded command,
 unless it is inside its backoff window (delay `min(base * 2**restarts_this_hour, cap)` after the
 last restart) or has used up `max_restarts_per_hour`. Every notable change is an alert: a line in
-`<coordination_dir>/worktree_alerts.jsonl` (and a Prefect event, raised by the flow).
+`<coordination_dir>/worktree_alerts.jsonl` (and a Prefect event, raised by the task).
+
+Check, decide and act happen under the service's own file lock, on the entry as read under that
+lock: two overlapping monitor passes (or a pass and a teardown) never restart a service twice
+or bring back one that is being torn down. A pass that finds the lock held reports `busy`.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tasks.store import JsonStore
+from filelock import FileLock, Timeout
+
+from tasks.jsonl import append_jsonl, read_jsonl
 from tasks.worktree import health, process
 from tasks.worktree.deploy import now, restart_service
-from tasks.worktree.models import MonitorCheck, MonitorRequest
-from tasks.worktree.registry import Registry, update_environment
+from tasks.worktree.models import EnvironmentEntry, EnvironmentStatus, MonitorCheck, MonitorRequest
+from tasks.worktree.registry import EnvironmentRegistry
 
 ALERTS_FILE = "worktree_alerts.jsonl"
-WATCHED = {"healthy", "degraded", "restart_failed", "restart_capped"}
+LOCK_DIR = "worktree_locks"
+WATCHED = {
+    EnvironmentStatus.healthy,
+    EnvironmentStatus.degraded,
+    EnvironmentStatus.restart_failed,
+    EnvironmentStatus.restart_capped,
+}
+
+
+def service_lock(coordination_dir: Path, name: str) -> FileLock:
+    """The lock a monitor pass or a teardown holds while it acts on service `name`."""
+    path = Path(coordination_dir) / LOCK_DIR / f"{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(path)
 
 
 @dataclass(frozen=True)
 class Decision:
     action: str  # none | restart | backoff | capped
     consecutive_failures: int
-    recent_restarts: list[str]
+    recent_restarts: list[datetime] = field(default_factory=list)
 
 
-def restarts_in_last_hour(entry: dict[str, Any], at: datetime) -> list[str]:
+def restarts_in_last_hour(restarts: list[datetime], at: datetime) -> list[datetime]:
     cutoff = at - timedelta(hours=1)
-    return [r for r in entry.get("restarts", []) if datetime.fromisoformat(r) > cutoff]
+    return [r for r in restarts if r > cutoff]
 
 
 def backoff_s(restarts_this_hour: int, base: float, cap: float) -> float:
     return min(base * 2**restarts_this_hour, cap) if restarts_this_hour else 0.0
 
 
-def decide(entry: dict[str, Any], healthy: bool, at: datetime, req: MonitorRequest) -> Decision:
+def decide(
+    failures_so_far: int,
+    restarts: list[datetime],
+    healthy: bool,
+    at: datetime,
+    req: MonitorRequest,
+) -> Decision:
     """What to do about one service after one check (pure)."""
-    recent = restarts_in_last_hour(entry, at)
+    recent = restarts_in_last_hour(restarts, at)
     if healthy:
         return Decision("none", 0, recent)
-    failures = int(entry.get("consecutive_failures", 0)) + 1
+    failures = failures_so_far + 1
     if failures < req.failure_threshold:
         return Decision("none", failures, recent)
     if len(recent) >= req.max_restarts_per_hour:
         return Decision("capped", failures, recent)
     if recent:
         wait = backoff_s(len(recent), req.restart_backoff_s, req.restart_backoff_cap_s)
-        if at < datetime.fromisoformat(recent[-1]) + timedelta(seconds=wait):
+        if at < recent[-1] + timedelta(seconds=wait):
             return Decision("backoff", failures, recent)
     return Decision("restart", failures, recent)
 
 
 def append_alerts(path: Path, alerts: list[dict[str, Any]]) -> None:
-    if not alerts:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # one write() on an O_APPEND file: concurrent monitors never interleave lines
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write("".join(json.dumps(a, default=str) + "\n" for a in alerts))
+    append_jsonl(path, alerts)
 
 
 def read_alerts(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_jsonl(path)
+
+
+def is_watched(entry: EnvironmentEntry | None) -> bool:
+    return entry is not None and entry.status in WATCHED and bool(entry.health_url)
+
+
+def watched(
+    registry: EnvironmentRegistry, names: list[str] | None = None
+) -> dict[str, EnvironmentEntry]:
+    return {
+        n: e
+        for n, e in registry.environments().items()
+        if is_watched(e) and (names is None or n in names)
+    }
+
+
+def check_locked(
+    name: str,
+    req: MonitorRequest,
+    registry: EnvironmentRegistry,
+    lock: FileLock,
+    stale: EnvironmentEntry,
+) -> tuple[MonitorCheck | None, list[dict[str, Any]]]:
+    """Check (and act on) `name` holding its lock, on its entry as it is now; `busy` when
+    another pass holds the lock; None when the service left the watched set meanwhile."""
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        busy = MonitorCheck(
+            name=name,
+            healthy=stale.status is EnvironmentStatus.healthy,
+            process_alive=process.is_alive(stale.process),
+            consecutive_failures=stale.consecutive_failures,
+            action="busy",
+            detail="another monitor pass or a teardown is acting on it",
+            pid=stale.pid,
+        )
+        return busy, []
+    try:
+        entry = registry.entry(name)
+        if entry is None or not is_watched(entry):
+            return None, []
+        # a deployment with auto-recovery off is watched and alerted on, never restarted
+        if not entry.auto_recovery:
+            req = req.model_copy(update={"max_restarts_per_hour": 0})
+        return check_service(name, entry, req, registry)
+    finally:
+        lock.release()
 
 
 def check_service(
-    name: str, entry: dict[str, Any], req: MonitorRequest, store: JsonStore[Registry]
+    name: str, entry: EnvironmentEntry, req: MonitorRequest, registry: EnvironmentRegistry
 ) -> tuple[MonitorCheck, list[dict[str, Any]]]:
     """One check of one service, acting on the decision; returns the check and its alerts."""
-    pid = entry.get("pid")
-    alive = process.is_alive(pid)
-    result = health.check_health(entry["health_url"], timeout_s=req.health_timeout_s)
+    assert entry.health_url is not None
+    pid = entry.pid
+    alive = process.is_alive(entry.process)
+    result = health.check_health(entry.health_url, timeout_s=req.health_timeout_s)
     at = now()
-    decision = decide(entry, result.healthy, at, req)
+    decision = decide(entry.consecutive_failures, entry.restarts, result.healthy, at, req)
     check = MonitorCheck(
         name=name,
         healthy=result.healthy,
@@ -108,51 +174,44 @@ def check_service(
 
     fields: dict[str, Any] = {
         "consecutive_failures": decision.consecutive_failures,
-        "last_check": {"at": at.isoformat(), "healthy": result.healthy, "detail": check.detail},
+        "last_check": {"at": at, "healthy": result.healthy, "detail": check.detail},
     }
     if result.healthy:
-        fields["status"] = "healthy"
+        fields["status"] = EnvironmentStatus.healthy
     elif decision.action == "none":
-        fields["status"] = "degraded"
+        fields["status"] = EnvironmentStatus.degraded
         if decision.consecutive_failures == 1:
             check.action = "alert"
             alert("unhealthy", check.detail)
     elif decision.action in ("backoff", "capped"):
-        check.action = decision.action
+        check.action = decision.action  # type: ignore[assignment]
         if decision.action == "capped":
-            fields["status"] = "restart_capped"
+            fields["status"] = EnvironmentStatus.restart_capped
             alert("restart_capped", f"{len(decision.recent_restarts)} restarts in the last hour")
     else:
-        new_pid, after, started = restart_service(
-            entry, req.restart_health_timeout_s, req.health_poll_interval_s
-        )
-        fields["restarts"] = [*decision.recent_restarts, started.isoformat()]
-        fields["pid"] = new_pid
-        fields["started_at"] = started.isoformat()
-        check.pid = new_pid
-        if after.healthy:
-            check.action = "restarted"
-            fields.update(status="healthy", consecutive_failures=0, healthy_at=now().isoformat())
-            check.consecutive_failures = 0
-            alert(
-                "restarted",
-                f"pid {pid} -> {new_pid} after {decision.consecutive_failures} failures",
-            )
-        else:
-            check.action = "restart_failed"
-            if new_pid:
-                process.stop_process(new_pid)
-            fields.update(status="restart_failed", pid=None)
-            check.pid = None
-            alert("restart_failed", after.detail)
-    update_environment(store, name, **fields)
+        _restart(entry, req, decision, check, fields, alert)
+    registry.update_environment(name, **fields)
     return check, alerts
 
 
-def watched(store: JsonStore[Registry], names: list[str] | None = None) -> dict[str, dict]:
-    envs = store.read().get("worktree_environments", {})
-    return {
-        n: e
-        for n, e in envs.items()
-        if e.get("status") in WATCHED and e.get("health_url") and (names is None or n in names)
-    }
+def _restart(entry, req, decision, check, fields, alert) -> None:
+    identity, after, started = restart_service(
+        entry, req.restart_health_timeout_s, req.health_poll_interval_s
+    )
+    fields.update(restarts=[*decision.recent_restarts, started], process=identity)
+    fields["started_at"] = started
+    check.pid = identity.pid if identity else None
+    if after.healthy:
+        check.action = "restarted"
+        fields.update(status=EnvironmentStatus.healthy, consecutive_failures=0, healthy_at=now())
+        check.consecutive_failures = 0
+        alert(
+            "restarted",
+            f"pid {entry.pid} -> {check.pid} after {decision.consecutive_failures} failures",
+        )
+    else:
+        check.action = "restart_failed"
+        process.stop_process(identity)
+        fields.update(status=EnvironmentStatus.restart_failed, process=None)
+        check.pid = None
+        alert("restart_failed", after.detail)

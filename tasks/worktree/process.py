@@ -1,6 +1,10 @@
-"""Installing, starting and stopping a service: argument lists (never a shell), the user's
-environment winning over ours, output to log files, each service in its own session so that
-stopping it stops everything it spawned."""
+"""Installing, starting and stopping a service: argument lists (never a shell), output to log
+files, each service in its own session so that stopping it stops everything it spawned.
+
+A service is found again by its `ProcessIdentity` (pid, start time, command line), never by its
+pid alone: the registry is read by other processes hours later, when the pid may belong to an
+unrelated process. Signals go only to a process that matches.
+"""
 
 from __future__ import annotations
 
@@ -14,15 +18,17 @@ from pathlib import Path
 
 import psutil
 
-from tasks.worktree.models import ELIXIR_TYPES, WorktreeSpec, WorktreeType
+from tasks.worktree.models import ProcessIdentity, WorktreeSpec, WorktreeType
 
-# The seed's Elixir commands, kept as defaults only: a user's command always wins.
+# The usual Elixir commands, kept as defaults only: a user's command always wins.
 DEFAULT_COMMANDS: dict[WorktreeType, tuple[list[str], list[str]]] = {
     WorktreeType.phoenix: (["mix", "deps.get"], ["mix", "phx.server"]),
     WorktreeType.xavos: (["mix", "deps.get"], ["mix", "phx.server"]),
     WorktreeType.beamops: (["mix", "deps.get"], ["mix", "run", "--no-halt"]),
     WorktreeType.engineering_elixir_apps: (["mix", "deps.get"], ["mix", "phx.server"]),
 }
+
+LOG_DIR = ".reactor-logs"  # inside the worktree: removing the worktree removes the logs
 
 # Popen objects of services this process started, so a stopped or killed one is reaped (a
 # zombie would still look like a live child to psutil).
@@ -58,36 +64,8 @@ def commands_for(spec: WorktreeSpec) -> Commands:
     )
 
 
-def service_environment(
-    spec: WorktreeSpec, port: int, worktree_path: Path, databases: dict[str, str]
-) -> dict[str, str]:
-    """What we set for a service: PORT, names, databases, MIX_ENV=dev for Elixir types."""
-    ours = {
-        "PORT": str(port),
-        "HOST": "127.0.0.1",
-        "WORKTREE_NAME": spec.name,
-        "WORKTREE_BRANCH": spec.branch,
-        "WORKTREE_PATH": str(worktree_path),
-        "OTEL_SERVICE_NAME": spec.name,
-        "DATABASE_DEV": databases["dev"],
-        "DATABASE_TEST": databases["test"],
-    }
-    if spec.type in ELIXIR_TYPES:
-        ours["MIX_ENV"] = "dev"
-    return ours
-
-
-def process_env(ours: dict[str, str], user: dict[str, str]) -> dict[str, str]:
-    """The child's environment: the parent's, then ours (except a MIX_ENV the parent already
-    has: never overwrite it), then the user's `environment_variables`, which always win."""
-    env = dict(os.environ)
-    for key, value in ours.items():
-        if key == "MIX_ENV" and key in env:
-            continue
-        env[key] = value
-    env.update(user)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+def log_path_for(worktree: Path, name: str) -> Path:
+    return worktree / LOG_DIR / f"{name}.log"
 
 
 def run_install(argv: list[str], cwd: Path, env: dict[str, str], log_path: Path, timeout_s: float):
@@ -117,8 +95,11 @@ def run_install(argv: list[str], cwd: Path, env: dict[str, str], log_path: Path,
     return code, (time.perf_counter() - started) * 1000
 
 
-def start_process(argv: list[str], cwd: Path, env: dict[str, str], log_path: Path) -> int:
-    """Launch the service in a new session (its pid is its process-group id); returns the pid."""
+def start_process(
+    argv: list[str], cwd: Path, env: dict[str, str], log_path: Path
+) -> ProcessIdentity:
+    """Launch the service in a new session (its pid is its process-group id); returns its
+    identity (Popen returns once the command has been exec'd, so the command line is its own)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         try:
@@ -135,21 +116,66 @@ def start_process(argv: list[str], cwd: Path, env: dict[str, str], log_path: Pat
         except OSError as exc:
             raise StartFailed(f"could not start {argv[0]!r}: {exc}") from None
     _children[proc.pid] = proc
-    return proc.pid
-
-
-def is_alive(pid: int | None) -> bool:
-    """True for a running (non-zombie) process; reaps our own dead children."""
-    if not pid:
-        return False
-    child = _children.get(pid)
-    if child is not None and child.poll() is not None:
-        _children.pop(pid, None)
-        return False
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+        return identify(proc.pid)
+    except psutil.NoSuchProcess:  # exited at once: still ours until reaped
+        return ProcessIdentity(pid=proc.pid)
+
+
+# psutil derives create_time from clock ticks since boot: the same process always gives the
+# same value; a different process with the same pid started at least one tick later
+_SAME_START_S = 0.01
+
+
+def identify(pid: int) -> ProcessIdentity:
+    """The identity of the running process `pid` (its start time and command line)."""
+    proc = psutil.Process(pid)
+    with proc.oneshot():
+        return ProcessIdentity(pid=pid, create_time=proc.create_time(), cmdline=proc.cmdline())
+
+
+def _process(identity: ProcessIdentity | None) -> psutil.Process | None:
+    """The live process `identity` describes, or None (gone, a zombie, or another process
+    now holding the pid)."""
+    if identity is None:
+        return None
+    pid = identity.pid
+    child = _children.get(pid)
+    if child is not None:  # our own unreaped child: its pid cannot have been reused
+        if child.poll() is not None:
+            _children.pop(pid, None)
+            return None
+        return psutil.Process(pid)
+    if identity.create_time is None:
+        return None  # recorded without identity: never trusted
+    try:
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return None
+            same = (
+                abs(proc.create_time() - identity.create_time) < _SAME_START_S
+                and proc.cmdline() == identity.cmdline
+            )
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+    return proc if same else None
+
+
+def is_alive(identity: ProcessIdentity | None) -> bool:
+    """True while the recorded service itself runs (not a process that reused its pid)."""
+    return _process(identity) is not None
+
+
+def mismatch(identity: ProcessIdentity | None) -> str | None:
+    """Why a recorded pid is not signalled although a process holds it, or None."""
+    if identity is None or identity.pid in _children or not psutil.pid_exists(identity.pid):
+        return None
+    if is_alive(identity):
+        return None
+    if identity.create_time is None:
+        return f"pid {identity.pid} was recorded without its start time; not signalled"
+    return f"pid {identity.pid} now belongs to another process (start time or command differ)"
 
 
 def exit_code(pid: int) -> int | None:
@@ -157,14 +183,19 @@ def exit_code(pid: int) -> int | None:
     return child.poll() if child is not None else None
 
 
-def stop_process(pid: int | None, grace_s: float = 3.0) -> bool:
+def stop_process(identity: ProcessIdentity | None, grace_s: float = 3.0) -> bool:
     """SIGTERM the service's process group, SIGKILL what is left after `grace_s`, reap it.
-    Returns True when something was running."""
-    if not pid:
+    Only a process matching `identity` is signalled (or the group of our own child, whose
+    pid cannot be reused before we reap it). Returns True when the service was running."""
+    if identity is None:
         return False
-    was_alive = is_alive(pid)
+    pid = identity.pid
+    own = pid in _children
+    proc = _process(identity)
+    if proc is None and not own:
+        return False
     try:
-        members = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        members = [proc, *proc.children(recursive=True)] if proc is not None else []
     except psutil.NoSuchProcess:
         members = []
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -179,16 +210,21 @@ def stop_process(pid: int | None, grace_s: float = 3.0) -> bool:
                 pass
         _, alive = psutil.wait_procs(members, timeout=grace_s if sig == signal.SIGTERM else 5)
         members = alive
-        child = _children.get(pid)
-        if child is not None:
-            try:
-                child.wait(timeout=0.5 if sig == signal.SIGTERM else 5)
-                _children.pop(pid, None)
-            except subprocess.TimeoutExpired:
-                pass
+        _reap(pid, timeout=0.5 if sig == signal.SIGTERM else 5)
         if not members and pid not in _children:
             break
-    return was_alive
+    return proc is not None
+
+
+def _reap(pid: int | None, timeout: float = 0.0) -> None:
+    child = _children.get(pid) if pid else None
+    if child is None:
+        return
+    try:
+        child.wait(timeout=timeout)
+        _children.pop(pid, None)
+    except subprocess.TimeoutExpired:
+        pass
 
 
 def log_tail(log_path: Path, lines: int = 5) -> str:

@@ -28,7 +28,7 @@ def make_sample_repo(path: Path, services: list[str] | tuple[str, ...] = ()) -> 
             config.set_value("user", "email", "sample@reactor.invalid")
         (path / "service.py").write_text(SERVICE_SOURCE.read_text())
         (path / "README.md").write_text("# Sample services for reactor worktree deployment\n")
-        (path / ".gitignore").write_text("/worktrees/\n*.log\n")
+        (path / ".gitignore").write_text("/worktrees/\n*.log\n.env\n.reactor-logs/\n")
         repo.index.add(["service.py", "README.md", ".gitignore"])
         repo.index.commit("sample service")
     existing = {h.name for h in repo.heads}

@@ -39,11 +39,40 @@ def test_deploy_status_teardown_on_the_sample(tmp_path, reactor_env, request):
     text = SAMPLE_SPEC.read_text()
     spec.write_text(text.replace("/tmp/reactor-worktree-demo/repo", str(repo)))
     deployed = runner.invoke(app, ["worktree", "deploy", str(spec), "--json"])
-    request.addfinalizer(lambda: runner.invoke(app, ["worktree", "teardown", "--repo", str(repo)]))
+    request.addfinalizer(
+        lambda: runner.invoke(app, ["worktree", "teardown", "--repo", str(repo), "--force"])
+    )
     assert deployed.exit_code == 0, deployed.output
     assert '"healthy": 4' in deployed.stdout
     status = runner.invoke(app, ["worktree", "status"])
     assert status.stdout.count("alive=True healthy=True") == 4
     down = runner.invoke(app, ["worktree", "teardown", "--repo", str(repo)])
     assert down.exit_code == 0 and down.stdout.count("removed worktree") == 4
+    assert worktree_paths(repo) == [str(repo)]
+
+
+def test_teardown_with_uncommitted_work_is_refused_in_one_line_unless_forced(
+    tmp_path, reactor_env, request
+):
+    repo = make_sample_repo(tmp_path / "repo", ["db"])
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        f"repo_path: {repo}\nhealth_poll_interval_s: 0.1\nworktrees:\n"
+        "  - {name: db, branch: service/db, start_command: python service.py}\n"
+    )
+    request.addfinalizer(
+        lambda: runner.invoke(app, ["worktree", "teardown", "--repo", str(repo), "--force"])
+    )
+    assert runner.invoke(app, ["worktree", "deploy", str(spec)]).exit_code == 0
+    (repo / "worktrees" / "db" / "draft.md").write_text("unsaved\n")
+
+    refused = runner.invoke(app, ["worktree", "teardown", "--repo", str(repo)])
+    assert refused.exit_code == 1
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: refusing to tear down worktree 'db'")
+    assert "1 uncommitted file(s) (draft.md)" in lines[0] and "--force" in lines[0]
+    assert (repo / "worktrees" / "db" / "draft.md").exists()
+
+    forced = runner.invoke(app, ["worktree", "teardown", "--repo", str(repo), "--force"])
+    assert forced.exit_code == 0 and "removed worktree" in forced.stdout
     assert worktree_paths(repo) == [str(repo)]

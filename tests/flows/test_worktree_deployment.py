@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import stat
+import subprocess
 import sys
 from datetime import datetime
 
@@ -13,11 +18,14 @@ from flows.worktree_deployment import worktree_deployment
 from flows.worktree_teardown import worktree_teardown
 from tasks.errors import InvalidInput, RolledBack
 from tasks.telemetry import read_spans, spans_path
+from tasks.worktree.errors import DeploymentRolledBack, UnsavedWorkError
 from tasks.worktree.models import DeploymentRequest, ServiceStatus, TeardownRequest
-from tasks.worktree.registry import registry_store
+from tasks.worktree.registry import open_registry
 from tasks.worktree.sample_repo import make_sample_repo
+from tests.prefect_api import run_logs
 from tests.unit.worktree.helpers import (
     branches,
+    git,
     port_range,
     ports_free,
     processes_under,
@@ -28,11 +36,19 @@ from tests.unit.worktree.helpers import (
 FAST = {"health_poll_interval_s": 0.1, "health_check_timeout_s": 15}
 
 
+def deploy(req: DeploymentRequest):
+    return asyncio.run(worktree_deployment(req))
+
+
+def teardown(**kw):
+    return asyncio.run(worktree_teardown(TeardownRequest(**kw)))
+
+
 @pytest.fixture
 def repo(tmp_path, reactor_env):
     repo = make_sample_repo(tmp_path / "repo", ["db", "api", "web", "gateway", "bad"])
     yield repo
-    worktree_teardown(TeardownRequest(repo_path=repo))  # even when a test failed half-way
+    teardown(repo_path=repo, force=True)  # even when a test failed half-way
     assert processes_under(repo) == []
 
 
@@ -47,8 +63,8 @@ def assert_nothing_left(repo, ports, before_branches):
     assert branches(repo) == before_branches, "a created branch was left behind"
     assert processes_under(repo) == [], "a service process was left running"
     assert ports_free(ports), "a port is still in use"
-    reg = registry_store().read()
-    assert reg["port_allocations"] == {} and reg["worktree_environments"] == {}
+    reg = open_registry().read()
+    assert reg.port_allocations == {} and reg.worktree_environments == {}
 
 
 def test_diamond_deploys_in_dependency_order_and_teardown_leaves_nothing(repo):
@@ -59,7 +75,7 @@ def test_diamond_deploys_in_dependency_order_and_teardown_leaves_nothing(repo):
         service("web", ["db"]),
         {**service("gateway", ["api", "web"]), "branch": "feature/gateway", "base_ref": "main"},
     ]
-    result = worktree_deployment(request(repo, diamond))
+    result = deploy(request(repo, diamond))
 
     assert [s.status for s in result.services] == [ServiceStatus.healthy] * 4
     assert result.batches == [["db"], ["api", "web"], ["gateway"]]
@@ -74,14 +90,16 @@ def test_diamond_deploys_in_dependency_order_and_teardown_leaves_nothing(repo):
     for name, deps in {"api": ["db"], "web": ["db"], "gateway": ["api", "web"]}.items():
         for dep in deps:
             assert started[name] > healthy_at[dep], f"{name} started before {dep} was healthy"
-    # the registry matches reality: the recorded pid serves the recorded port from the worktree
-    envs = registry_store().read()["worktree_environments"]
+    # the registry matches reality: the recorded process serves the recorded port from the
+    # worktree, and its recorded identity is the running process's
+    envs = open_registry().environments()
     for s in result.services:
         env, body = envs[s.name], bodies[s.name]
-        assert env["status"] == "healthy" and env["port"] == body["port"] == s.port
-        assert env["pid"] == body["pid"] and psutil.pid_exists(env["pid"])
-        assert psutil.Process(env["pid"]).cwd() == env["worktree_path"]
-        assert env["worktree_path"] in worktree_paths(repo)
+        assert env.status == "healthy" and env.port == body["port"] == s.port
+        assert env.pid == body["pid"] and psutil.pid_exists(env.pid)
+        assert env.process.create_time == pytest.approx(psutil.Process(env.pid).create_time())
+        assert psutil.Process(env.pid).cwd() == str(env.worktree_path)
+        assert str(env.worktree_path) in worktree_paths(repo)
     assert (repo / "worktrees" / "db" / ".env").read_text().startswith(f"PORT={ports['db']}\n")
     assert "feature/gateway" in branches(repo)
 
@@ -93,7 +111,7 @@ def test_diamond_deploys_in_dependency_order_and_teardown_leaves_nothing(repo):
     assert all(r["parent_span_id"] for r in spans)
 
     pids = [s.pid for s in result.services]
-    down = worktree_teardown(TeardownRequest(repo_path=repo))
+    down = teardown(repo_path=repo)
     assert sorted(i.name for i in down.items) == ["api", "db", "gateway", "web"]
     assert all(i.stopped_pid and i.worktree_removed for i in down.items)
     assert_nothing_left(repo, ports.values(), before)
@@ -122,7 +140,7 @@ def test_a_failure_at_each_step_rolls_everything_back(repo, step, bad, expect):
     ]
     req = request(repo, worktrees, health_check_timeout_s=1.0)
     with pytest.raises(RolledBack, match=expect) as info:
-        worktree_deployment(req)
+        deploy(req)
     done = info.value.compensations
     assert any(c.startswith("released port") for c in done)
     assert any(c.startswith("removed worktree") for c in done)
@@ -138,9 +156,7 @@ def test_never_healthy_service_is_reported_and_its_dependents_skipped(repo):
         service("gateway", ["api"]),
         service("db"),
     ]
-    result = worktree_deployment(
-        request(repo, worktrees, on_failure="keep_healthy", health_check_timeout_s=1.0)
-    )
+    result = deploy(request(repo, worktrees, on_failure="keep_healthy", health_check_timeout_s=1.0))
     bad = result.service("bad")
     assert bad.status is ServiceStatus.unhealthy and "status='starting'" in bad.reason
     assert result.skipped == {
@@ -148,10 +164,10 @@ def test_never_healthy_service_is_reported_and_its_dependents_skipped(repo):
         "gateway": "dependency api was skipped",
     }
     assert result.service("db").ok and result.healthy == 1 and result.failed == 1
-    envs = registry_store().read()["worktree_environments"]
-    assert envs["api"]["status"] == "skipped" and envs["api"]["pid"] is None
-    assert envs["bad"]["pid"] is None  # failed means stopped, never left running
-    worktree_teardown(TeardownRequest(repo_path=repo))
+    envs = open_registry().environments()
+    assert envs["api"].status == "skipped" and envs["api"].pid is None
+    assert envs["bad"].pid is None  # failed means stopped, never left running
+    teardown(repo_path=repo)
     assert worktree_paths(repo) == [str(repo)] and processes_under(repo) == []
 
 
@@ -159,16 +175,191 @@ def test_a_repo_path_that_is_not_a_repository_creates_nothing(tmp_path, reactor_
     plain = tmp_path / "plain"
     plain.mkdir()
     with pytest.raises(InvalidInput, match="not a git repository"):
-        worktree_deployment(request(plain, [service("db")]))
+        deploy(request(plain, [service("db")]))
     assert list(plain.iterdir()) == []
     assert not (reactor_env.coordination_dir / "environment_registry.json").exists()
 
 
 def test_explicit_port_owned_by_another_name_rolls_back_cleanly(repo):
-    first = worktree_deployment(request(repo, [service("db")]))
+    first = deploy(request(repo, [service("db")]))
     taken = first.service("db").port
     with pytest.raises(RolledBack, match=f"port {taken} requested by 'api' is allocated to 'db'"):
-        worktree_deployment(request(repo, [{**service("api"), "port": taken}]))
-    assert set(registry_store().read()["port_allocations"]) == {"db"}
-    worktree_teardown(TeardownRequest())
+        deploy(request(repo, [{**service("api"), "port": taken}]))
+    assert set(open_registry().read().port_allocations) == {"db"}
+    teardown()
     assert worktree_paths(repo) == [str(repo)]
+
+
+# -- data safety ---------------------------------------------------------------------------------
+
+
+def deploy_state(req: DeploymentRequest):
+    """(flow run id, result or the exception it failed with)."""
+    state = asyncio.run(worktree_deployment(req, return_state=True))
+    return state.state_details.flow_run_id, state.result(raise_on_failure=False)
+
+
+def summary_markdown(flow_run_id, key: str) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+
+    async def read():
+        async with get_client() as client:
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    key=ArtifactFilterKey(any_=[key]),
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+                )
+            )
+        return [a.data for a in found]
+
+    texts = asyncio.run(read())
+    assert len(texts) == 1, f"expected one {key} artifact of run {flow_run_id}, got {len(texts)}"
+    return texts[0]
+
+
+def commit(worktree, name: str, message: str) -> None:
+    (worktree / name).write_text(f"{message}\n")
+    git(worktree, "add", name)
+    git(worktree, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message)
+
+
+def test_teardown_refuses_to_destroy_uncommitted_or_unmerged_work_unless_forced(repo):
+    worktrees = [service("db"), {**service("api"), "branch": "feature/api-x", "base_ref": "main"}]
+    result = deploy(request(repo, worktrees))
+    db, api = (result.service(n).worktree_path for n in ("db", "api"))
+    (db / "notes.txt").write_text("my draft\n")  # uncommitted, on an existing branch
+    commit(api, "fix.py", "fix the api")  # a commit only the created branch has
+
+    with pytest.raises(UnsavedWorkError) as info:
+        teardown(repo_path=repo)
+    message = str(info.value)
+    assert "worktree 'db'" in message and "1 uncommitted file(s) (notes.txt)" in message
+    assert "worktree 'api'" in message and "fix the api" in message and "--force" in message
+    # nothing was touched: services up, worktrees, branch, ports and registry entries kept
+    assert (db / "notes.txt").exists() and "feature/api-x" in branches(repo)
+    assert all(psutil.pid_exists(s.pid) for s in result.services)
+    assert set(open_registry().environments()) == {"db", "api"}
+
+    down = teardown(repo_path=repo, force=True)
+    assert sorted(down.forced) == ["api", "db"]
+    assert worktree_paths(repo) == [str(repo)] and "feature/api-x" not in branches(repo)
+
+
+def test_teardown_never_kills_a_process_that_reused_a_services_pid(repo):
+    result = deploy(request(repo, [service("db")]))
+    db = result.service("db")
+    os.kill(db.pid, signal.SIGKILL)
+    psutil.wait_procs([psutil.Process(db.pid)], timeout=5)
+    # the kernel has handed the number to an unrelated process (one of ours, for the test)
+    unrelated = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
+    )
+    try:
+        registry = open_registry()
+        identity = registry.entry("db").process.model_copy(update={"pid": unrelated.pid})
+        registry.update_environment("db", process=identity)
+        down = teardown(repo_path=repo)
+        assert unrelated.poll() is None, "teardown killed an unrelated process"
+        item = down.items[0]
+        assert item.stopped_pid is None and "now belongs to another process" in item.detail
+        assert item.worktree_removed and worktree_paths(repo) == [str(repo)]
+    finally:
+        unrelated.kill()
+        unrelated.wait()
+
+
+def test_secrets_reach_the_service_but_no_file_the_run_wrote(repo, reactor_env):
+    secrets = {"API_SECRET": "s3cr3t-9f2c71", "STRIPE_KEY": "sk_live_7d41aa0e"}
+    run_id, result = deploy_state(request(repo, [service("db", env=secrets)]))
+    db = result.service("db")
+    seen = psutil.Process(db.pid).environ()
+    assert {k: seen[k] for k in secrets} == secrets  # the process gets the real values
+    env_file = db.worktree_path / ".env"
+    assert secrets["API_SECRET"] in env_file.read_text()  # the user's own file, 0600
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    written = [
+        p
+        for root in (reactor_env.coordination_dir, reactor_env.exports_dir)
+        for p in root.rglob("*")
+        if p.is_file()
+    ]
+    assert any(p.name == "environment_registry.json" for p in written)
+    for path in written:
+        data = path.read_bytes()
+        for value in secrets.values():
+            assert value.encode() not in data, f"{value} in {path}"
+    assert open_registry().entry("db").service_env["API_SECRET"] == "[REDACTED]"
+    logs = run_logs(run_id, expect="db healthy")
+    assert "db healthy" in logs and not any(v in logs for v in secrets.values())
+
+
+# -- what was undone is reported -----------------------------------------------------------------
+
+
+def test_a_rollback_lists_what_was_undone_in_its_result_and_summary(repo):
+    worktrees = [service("db"), {**service("bad", env={"HEALTH_MODE": "never"})}]
+    run_id, failure = deploy_state(request(repo, worktrees, health_check_timeout_s=1.0))
+    assert isinstance(failure, DeploymentRolledBack)
+    result = failure.result
+    assert result.rolled_back and result.compensations == failure.compensations
+    undone = result.compensations
+    assert any(c.startswith("stopped bad") and "never became healthy" in c for c in undone)
+    assert any(c.startswith("stopped db") for c in undone)
+    assert any(c.startswith("removed worktree") for c in undone)
+    assert any(c.startswith("released port") for c in undone)
+    markdown = summary_markdown(run_id, "worktree-deployment-summary")
+    assert "rolled back" in markdown and "## Undone" in markdown
+    assert all(c in markdown for c in undone)
+    logs = run_logs(run_id, expect="compensated: released port")
+    assert all(f"compensated: {c}" in logs for c in undone)
+
+
+def test_keep_healthy_result_lists_the_failed_service_it_stopped(repo):
+    worktrees = [service("db"), service("bad", env={"HEALTH_MODE": "never"})]
+    run_id, result = deploy_state(
+        request(repo, worktrees, on_failure="keep_healthy", health_check_timeout_s=1.0)
+    )
+    assert result.healthy == 1 and len(result.compensations) == 1
+    assert result.compensations[0].startswith("stopped bad (pid ")
+    assert result.compensations[0] in summary_markdown(run_id, "worktree-deployment-summary")
+
+
+# -- the story in the logs -----------------------------------------------------------------------
+
+
+def test_the_run_logs_tell_the_deployment_and_teardown_story(repo):
+    worktrees = [
+        service("db"),
+        {**service("api", ["db"]), "branch": "feature/api-log", "base_ref": "main"},
+        service("bad", ["db"], env={"HEALTH_MODE": "never"}),
+        service("web", ["bad"]),
+    ]
+    run_id, _ = deploy_state(
+        request(repo, worktrees, on_failure="keep_healthy", health_check_timeout_s=1.0)
+    )
+    logs = run_logs(run_id, expect="skipped in")
+    for line in (
+        "deploying 4 worktree(s)",
+        "worktree db created at",
+        "(adopted service/db)",
+        "(new branch feature/api-log from main)",
+        "starting api on port",
+        "db healthy (pid",
+        "bad unhealthy:",
+        "skipping web: dependency bad unhealthy",
+        "compensated: stopped bad",
+        "monitor watches ['db', 'api']",
+        "2 healthy, 1 failed, 1 skipped in",
+    ):
+        assert line in logs, f"{line!r} not in the run's logs:\n{logs}"
+    state = asyncio.run(worktree_teardown(TeardownRequest(repo_path=repo), return_state=True))
+    down = run_logs(state.state_details.flow_run_id, expect="pruned")
+    for line in ("tearing down 4 environment(s)", "teardown api: stopped pid", "pruned"):
+        assert line in down, f"{line!r} not in the teardown's logs:\n{down}"
+    markdown = summary_markdown(state.state_details.flow_run_id, "worktree-teardown-summary")
+    assert "4 environment(s) removed" in markdown

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psutil
 
-from tasks.worktree.registry import port_is_free
+from tasks.net import port_is_free
 
 
 def git(repo: Path, *args: str) -> str:

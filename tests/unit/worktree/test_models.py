@@ -6,9 +6,10 @@ import pytest
 from pydantic import ValidationError
 
 from tasks.errors import InvalidInput
+from tasks.worktree.environment import process_env, service_environment
 from tasks.worktree.models import DeploymentRequest, WorktreeSpec
-from tasks.worktree.plan import next_steps, plan_deployment
-from tasks.worktree.process import commands_for, process_env, service_environment
+from tasks.worktree.preflight import preflight
+from tasks.worktree.process import commands_for
 
 
 def spec(name="api", **kw):
@@ -69,11 +70,11 @@ def test_generic_types_need_a_start_command():
 def test_a_directory_that_is_not_a_repository_is_rejected_and_nothing_is_created(tmp_path):
     request = DeploymentRequest(repo_path=tmp_path, worktrees=[spec()])
     with pytest.raises(InvalidInput, match="is not a git repository"):
-        plan_deployment(request)
+        preflight(request)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_elixir_types_keep_the_seed_defaults_and_user_commands_win():
+def test_elixir_types_keep_the_mix_defaults_and_user_commands_win():
     phoenix = WorktreeSpec(name="p", branch="main", type="phoenix")
     assert commands_for(phoenix).install == ["mix", "deps.get"]
     assert commands_for(phoenix).start == ["mix", "phx.server"]
@@ -88,22 +89,11 @@ def test_user_environment_wins_and_mix_env_is_never_overwritten(tmp_path, monkey
     s = WorktreeSpec(
         name="p", branch="main", type="phoenix", environment_variables={"ASH_ENV": "dev"}
     )
-    ours = service_environment(s, 4000, tmp_path, {"dev": "p_dev", "test": "p_test"})
+    ours = service_environment(s, 4000, tmp_path)
     assert ours["MIX_ENV"] == "dev" and ours["PORT"] == "4000"
+    assert ours["DATABASE_DEV"] == "p_dev" and ours["DATABASE_TEST"] == "p_test"
     monkeypatch.setenv("MIX_ENV", "prod")
     env = process_env(ours, {"ASH_ENV": "dev", "OTEL_SERVICE_NAME": "custom"})
     assert env["MIX_ENV"] == "prod"
     assert env["OTEL_SERVICE_NAME"] == "custom" and env["ASH_ENV"] == "dev"
     assert process_env(ours, {"MIX_ENV": "test"})["MIX_ENV"] == "test"
-
-
-def test_dependents_of_a_failure_are_skipped_transitively():
-    from tasks.worktree.models import ServiceOutcome, ServiceStatus
-
-    graph = {"a": [], "b": ["a"], "c": ["b"], "d": []}
-    failed = {"a": ServiceOutcome(name="a", status=ServiceStatus.unhealthy, port=1)}
-    ready, skip = next_steps(graph, failed, {}, {"a", "d"})
-    assert ready == []
-    assert skip == {"b": "dependency a unhealthy", "c": "dependency b was skipped"}
-    ok = {"a": ServiceOutcome(name="a", status=ServiceStatus.healthy, port=1)}
-    assert next_steps(graph, ok, {}, {"a"}) == (["b", "d"], {})

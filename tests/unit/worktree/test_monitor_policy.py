@@ -12,12 +12,11 @@ NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
 
 def test_restart_only_after_three_consecutive_failures():
     req = MonitorRequest()
-    entry = {"consecutive_failures": 0}
-    d1 = decide(entry, False, NOW, req)
-    d2 = decide({"consecutive_failures": d1.consecutive_failures}, False, NOW, req)
-    d3 = decide({"consecutive_failures": d2.consecutive_failures}, False, NOW, req)
+    d1 = decide(0, [], False, NOW, req)
+    d2 = decide(d1.consecutive_failures, [], False, NOW, req)
+    d3 = decide(d2.consecutive_failures, [], False, NOW, req)
     assert [d1.action, d2.action, d3.action] == ["none", "none", "restart"]
-    assert decide({"consecutive_failures": 2}, True, NOW, req).consecutive_failures == 0
+    assert decide(2, [], True, NOW, req).consecutive_failures == 0
 
 
 def test_backoff_grows_and_is_capped():
@@ -26,18 +25,14 @@ def test_backoff_grows_and_is_capped():
 
 def test_restart_waits_out_its_backoff_window():
     req = MonitorRequest(restart_backoff_s=60)
-    entry = {"consecutive_failures": 5, "restarts": [(NOW - timedelta(seconds=30)).isoformat()]}
-    assert decide(entry, False, NOW, req).action == "backoff"
-    assert decide(entry, False, NOW + timedelta(seconds=200), req).action == "restart"
+    restarts = [NOW - timedelta(seconds=30)]
+    assert decide(5, restarts, False, NOW, req).action == "backoff"
+    assert decide(5, restarts, False, NOW + timedelta(seconds=200), req).action == "restart"
 
 
 def test_restarts_per_hour_are_capped_and_old_ones_expire():
     req = MonitorRequest(max_restarts_per_hour=2, restart_backoff_s=0)
-    recent = [(NOW - timedelta(minutes=m)).isoformat() for m in (50, 10)]
-    assert decide({"consecutive_failures": 3, "restarts": recent}, False, NOW, req).action == (
-        "capped"
-    )
+    recent = [NOW - timedelta(minutes=m) for m in (50, 10)]
+    assert decide(3, recent, False, NOW, req).action == "capped"
     later = NOW + timedelta(minutes=15)  # the 50-minute-old restart has left the hour
-    assert decide({"consecutive_failures": 3, "restarts": recent}, False, later, req).action == (
-        "restart"
-    )
+    assert decide(3, recent, False, later, req).action == "restart"
