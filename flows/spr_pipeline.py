@@ -62,8 +62,8 @@ async def spr_pipeline(request: SPRRequest) -> SPRRunResult:
     labels, chunks = map(list, zip(*chunked(docs, request.chunk_size_for(len(docs))), strict=True))
     files = sum(isinstance(d, DocumentFile) for d in docs)
     logger.info(
-        f"SPR batch: {len(docs)} documents ({len(docs) - files} inline, {files} files) in "
-        f"{len(chunks)} chunks; formats {', '.join(request.formats)}; compressor "
+        f"SPR batch: {len(docs)} documents ({len(docs) - files} inline, {files} files), "
+        f"chunks: {len(chunks)}; formats {', '.join(request.formats)}; compressor "
         f"{request.compressor}; quality threshold {request.quality_threshold}"
     )
     emit("spr", "started", run_id, {"documents": len(docs), "formats": request.formats})

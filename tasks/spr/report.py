@@ -250,8 +250,8 @@ def chunk_story(
                 f"{_median([f.achieved_ratio for f in frs])} (target "
                 f"{_median([f.target_ratio for f in frs])}), median quality "
                 f"{_median([f.quality.quality for f in frs])}, "
-                f"{sum(f.passed for f in frs)}/{len(frs)} passed {threshold}, "
-                f"{sum(len(f.optimization_steps) - 1 for f in frs)} re-compressions",
+                f"{sum(f.passed for f in frs)}/{len(frs)} passed (threshold {threshold}), "
+                f"re-compressions: {sum(len(f.optimization_steps) - 1 for f in frs)}",
             )
         )
     by_reason: dict[str, list[str]] = {}

@@ -258,7 +258,7 @@ def test_the_run_logs_tell_the_story(reactor_env):
         )
     )
     logs = run_logs(result.run_id, expect="SPR run done")
-    assert "SPR batch: 4 documents (4 inline, 0 files) in 1 chunks" in logs
+    assert "SPR batch: 4 documents (4 inline, 0 files), chunks: 1" in logs
     assert "analyzed 4 documents: 3 to compress" in logs and "rejected 'empty'" in logs
     for fmt in ("minimal", "standard"):
         assert f"{fmt} docs-1-4: 3 documents, median ratio" in logs
