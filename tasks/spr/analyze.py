@@ -120,9 +120,13 @@ def type_scores(text: str) -> dict[str, float]:
     }
 
 
-def classify(text: str) -> str:
-    scores = type_scores(text)
+def _best_type(scores: dict[str, float]) -> str:
+    """The highest-scoring type; on a tie, documentation."""
     return max(scores, key=lambda k: (scores[k], k == "documentation"))
+
+
+def classify(text: str) -> str:
+    return _best_type(type_scores(text))
 
 
 def complexity(text: str) -> float:
@@ -151,7 +155,7 @@ def language(text: str) -> str:
 def analyze(text: str) -> ContentAnalysis:
     """Everything the pipeline needs to know about a document before compressing it."""
     scores = type_scores(text)
-    content_type = max(scores, key=lambda k: (scores[k], k == "documentation"))
+    content_type = _best_type(scores)
     level = complexity(text)
     return ContentAnalysis(
         word_count=word_count(text),

@@ -9,6 +9,7 @@ import logging
 import statistics
 import types
 import typing
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -217,10 +218,8 @@ def _ids(ids: Sequence[str]) -> str:
 
 def analysis_story(analyzed: Sequence[AnalyzedDocument]) -> list[LogLine]:
     """The content types found, and each rejected document with its reason."""
-    ok = [d for d in analyzed if d.analysis is not None]
-    types_seen: dict[str, int] = {}
-    for d in ok:
-        types_seen[d.analysis.content_type] = types_seen.get(d.analysis.content_type, 0) + 1  # type: ignore[union-attr]
+    ok = [d.analysis for d in analyzed if d.analysis is not None]
+    types_seen = Counter(a.content_type for a in ok)
     found = ", ".join(f"{t} {n}" for t, n in sorted(types_seen.items())) or "none"
     lines = [
         (
