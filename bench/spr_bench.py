@@ -5,7 +5,7 @@ reference documentation topics (`pydoc_data.topics`) and long stdlib module docs
 Peers: lead-N, a seeded random selection, sumy's LexRank and TextRank (given a small regex
 tokenizer of ours, since NLTK's punkt data is not available offline). Every system gets exactly
 the same word budget, `round(ratio · words)`: peers pick whole sentences in their rank order and
-the last one is cut to fit. Quality is tasks.spr.quality (SPEC §4) for all.
+the last one is cut to fit. Quality is tasks.spr.quality (docs/spr.md) for all.
 
     .venv/bin/python bench/spr_bench.py [--ratios 0.3 0.15] [--limit N] [--repeat 3]
 """

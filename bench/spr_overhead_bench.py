@@ -1,7 +1,7 @@
 """Orchestration overhead of the SPR flow: the flow on N documents vs calling the library
 functions directly on the same documents, in one run, plus the peak memory of the process.
 
-Both sides do the same work: read + analyse each file, compress into every format with the
+Both sides do the same work: read + analyze each file, compress into every format with the
 roundtrip quality loop, learn ratio adjustments, export the dataset in four formats. The flow
 runs against a `prefect_test_harness` server started by this script (its start-up is not
 timed; a 5-document warm-up flow run is made first, as a long-lived worker would have).
@@ -15,6 +15,7 @@ shared, so a single pair of runs is at the mercy of other processes).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import resource
 import sys
@@ -55,24 +56,20 @@ def direct(folder: Path, exports: Path) -> float:
     """The library functions, called in a plain loop."""
     from tasks.export import export_dataset
     from tasks.spr import report
-    from tasks.spr.files import expand_paths
+    from tasks.spr.files import batch_documents
+    from tasks.spr.learning import learn_adjustments
     from tasks.spr.models import SPRRequest
-    from tasks.spr.pipeline import (
-        analyze_document,
-        assemble,
-        compress_documents,
-        learn_adjustments,
-    )
+    from tasks.spr.pipeline import analyze_document, assemble, compress_documents
 
     started = time.perf_counter()
     request = SPRRequest(paths=[folder], write_spr_files=False)
-    analyzed = [analyze_document(p) for p in expand_paths(request.paths)]
+    analyzed = [analyze_document(d) for d in batch_documents(request)]
     per_format = [
-        compress_documents(analyzed, f, request.parameters(f), {}) for f in request.formats
+        compress_documents(analyzed, request.compression_params(f), {}) for f in request.formats
     ]
     results = assemble(analyzed, per_format)
     learn_adjustments({}, results, request.optimization_step, request.quality_threshold)
-    rows = report.records(results, "direct", datetime.now(UTC))
+    rows = report.rows(results, "direct", datetime.now(UTC))
     export_dataset(rows, report.DATASET, f"direct-{folder.name}", report.SCHEMA, root=exports)
     return time.perf_counter() - started
 
@@ -82,7 +79,7 @@ def run_flow(folder: Path) -> tuple[float, int]:
     from tasks.spr.models import SPRRequest
 
     started = time.perf_counter()
-    result = spr_pipeline(SPRRequest(paths=[folder], write_spr_files=False))
+    result = asyncio.run(spr_pipeline(SPRRequest(paths=[folder], write_spr_files=False)))
     return time.perf_counter() - started, result.processed
 
 

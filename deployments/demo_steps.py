@@ -29,7 +29,8 @@ def spr(resources: contextlib.ExitStack) -> StepOutcome:
     from flows.spr_pipeline import sample_request, spr_pipeline
 
     request = sample_request()
-    result, run_id = _run(spr_pipeline, request)
+    state = asyncio.run(spr_pipeline(request, return_state=True))  # an async flow
+    result, run_id = state.result(), state.state_details.flow_run_id
     files = [str(f.path) for f in result.export.files] if result.export else []
     quality = f"{result.median_quality:.2f}" if result.median_quality is not None else "-"
     return StepOutcome(

@@ -1,35 +1,39 @@
-"""SPR pipeline (SPEC §4): analyse → compress into each format in parallel → decompress and
-score → re-compress while under the quality threshold → learn per-type ratios → export.
+"""SPR pipeline: analyze → compress into each format in parallel → decompress and score →
+re-compress while under the quality threshold → learn per-type ratios → export.
 
 Documents travel in chunks (`chunk_size`, about 8 per run, ≥ 100 ms of work per task); a bad
-document gets its own error in the result and the rest of the batch completes.
+document gets its own error in the result and the rest of the batch completes. Steps, datasets
+and design decisions: docs/spr.md.
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from opentelemetry import trace
-from prefect import flow
+from prefect import flow, get_run_logger
+from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
 from prefect.utilities.annotations import quote
 
-from tasks.artifacts import Progress, publish_markdown, publish_table
 from tasks.events import emit
 from tasks.runtime import current_run_id, task_runner
 from tasks.spr import report
-from tasks.spr.files import expand_paths
-from tasks.spr.models import SPRRequest, SPRRunResult
-from tasks.spr.pipeline import adjustments_for, assemble, chunked
+from tasks.spr.files import batch_documents
+from tasks.spr.learning import relevant_adjustments
+from tasks.spr.models import DocumentFile, SPRRequest, SPRRunResult
+from tasks.spr.pipeline import assemble, chunked, pack
 from tasks.spr.prefect_tasks import (
     analyze_chunk,
     compress_chunk,
     export_results,
     load_adjustments,
     log_run,
-    pack,
+    publish_report,
     save_adjustments,
     write_spr_files,
 )
+from tasks.spr.sprfile import with_spr_files
 from tasks.telemetry import configure_telemetry
 
 # also at import: Prefect opens the flow-run span before the body runs, and that span (whose
@@ -50,56 +54,77 @@ def _trace_id() -> str | None:
 
 
 @flow(name="spr-pipeline", task_runner=task_runner(), validate_parameters=True)
-def spr_pipeline(request: SPRRequest) -> SPRRunResult:
+async def spr_pipeline(request: SPRRequest) -> SPRRunResult:
     configure_telemetry()
+    logger = get_run_logger()
     run_id, trace_id = current_run_id(), _trace_id()
-    docs = [*request.all_documents(), *expand_paths(request.paths)]
+    docs = batch_documents(request)
     labels, chunks = map(list, zip(*chunked(docs, request.chunk_size_for(len(docs))), strict=True))
+    files = sum(isinstance(d, DocumentFile) for d in docs)
+    logger.info(
+        f"SPR batch: {len(docs)} documents ({len(docs) - files} inline, {files} files), "
+        f"chunks: {len(chunks)}; formats {', '.join(request.formats)}; compressor "
+        f"{request.compressor}; quality threshold {request.quality_threshold}"
+    )
     emit("spr", "started", run_id, {"documents": len(docs), "formats": request.formats})
 
     # 1. content analysis (and per-document input checks), chunk by chunk
     analyzed = [f.result() for f in analyze_chunk.map(chunks, labels)]
+    for level, line in report.analysis_story([d for chunk in analyzed for d in chunk]):
+        logger.log(level, line)
     learned = load_adjustments()
 
-    # 2-4. every (format, chunk) at once: compress, roundtrip quality, bounded re-compression.
+    # 2-4. every (format, chunk) at once: compress, roundtrip quality, bounded re-compression
     futures = {
-        fmt: [
-            compress_chunk.submit(
-                pack(c), fmt, request.parameters(fmt), adjustments_for(c, fmt, learned), lbl
-            )
-            for c, lbl in zip(analyzed, labels, strict=True)
-        ]
+        (fmt, label): compress_chunk.submit(
+            pack(chunk),
+            request.compression_params(fmt),
+            relevant_adjustments(chunk, fmt, learned),
+            label,
+        )
         for fmt in request.formats
+        for chunk, label in zip(analyzed, labels, strict=True)
     }
-    progress = Progress(len(analyzed) * len(request.formats), "SPR compression")
-    per_format, cached = [], 0
-    for fmt_futures in futures.values():
-        merged: dict = {}
-        for future in fmt_futures:
-            merged.update(future.result())
-            cached += future.state.name == "Cached"
-            progress.advance()
-        per_format.append(merged)
-    results = assemble([d for chunk in analyzed for d in chunk], per_format)
+    progress = await acreate_progress_artifact(0.0, description="SPR compression")
+    per_format: dict[str, dict] = {fmt: {} for fmt in request.formats}
+    cached = 0
+    for done, ((fmt, label), future) in enumerate(futures.items(), 1):
+        outcome = future.result()
+        hit = future.state.name == "Cached"
+        cached += hit
+        per_format[fmt].update(outcome)
+        for level, line in report.chunk_story(fmt, label, outcome, hit, request.quality_threshold):
+            logger.log(level, line)
+        await aupdate_progress_artifact(progress, 100.0 * done / len(futures))
+    results = assemble([d for chunk in analyzed for d in chunk], list(per_format.values()))
+    report.record_metrics(results)
 
     # 5. learned per-content-type ratio adjustments, persisted for the next run
     if request.learn:
         learned = save_adjustments(
             quote(results), request.optimization_step, request.quality_threshold, run_id
         )
+        logger.info(f"learned ratio adjustments (persisted): {learned or 'none'}")
 
-    # 6. exports, .spr files, coordination log, UI
-    spr_files = write_spr_files(quote(results), run_id, trace_id) if request.write_spr_files else []
+    # 6. .spr files, exports, coordination log, UI
+    if request.write_spr_files:
+        results = with_spr_files(results, write_spr_files(quote(results), run_id, trace_id))
+    spr_files = [fr.spr_file for d in results for fr in d.formats if fr.spr_file]
+    if spr_files:
+        logger.info(f"wrote {len(spr_files)} .spr files under {spr_files[0].parent}")
     export = export_results(quote(results), run_id, request.export_formats)
+    if export is not None:
+        logger.info(
+            f"exported {export.dataset} ({export.rows} rows) to "
+            + ", ".join(str(f.path) for f in export.files)
+        )
     stats = report.stats(results)
     log_size = log_run(run_id, trace_id, {**stats, "documents": len(results)})
-    publish_table(
-        f"spr-{run_id}", report.table_rows(results), "SPR results per document and format"
-    )
-    publish_markdown(
-        f"spr-report-{run_id}",
-        report.markdown_report(results, run_id, learned, request.quality_threshold),
-        "SPR pipeline report",
+    publish_report(quote(results), run_id, learned, request.quality_threshold)
+    logger.info(
+        f"SPR run done: {stats['processed']} processed, {stats['failed']} with errors, median "
+        f"quality {stats['median_quality']}, passed {stats['passed_rate']:.0%}; "
+        f"{cached}/{len(futures)} chunks from cache"
     )
     emit("spr", "completed", run_id, stats)
     return SPRRunResult(
@@ -111,11 +136,11 @@ def spr_pipeline(request: SPRRequest) -> SPRRunResult:
         spr_files=spr_files,
         coordination_log_size=log_size,
         cached_chunks=cached,
-        compressed_chunks=len(analyzed) * len(request.formats),
+        compressed_chunks=len(futures),
         **stats,
     )
 
 
 if __name__ == "__main__":
-    result = spr_pipeline(sample_request())
+    result = asyncio.run(spr_pipeline(sample_request()))
     print(result.model_dump_json(indent=2, exclude={"documents"}))

@@ -6,6 +6,7 @@ Single files run the library directly (no Prefect server needed); `batch` runs t
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Annotated
@@ -33,7 +34,7 @@ def _split(values: list[str]) -> list[str]:
 
 def _compress_file(path: Path, fmt: str, ratio: float | None, compressor: str):
     from tasks.spr.analyze import analyze
-    from tasks.spr.files import load_document
+    from tasks.spr.files import read_document_file
     from tasks.spr.llm import compress_with
     from tasks.spr.models import FORMATS
     from tasks.spr.pipeline import decode
@@ -42,11 +43,18 @@ def _compress_file(path: Path, fmt: str, ratio: float | None, compressor: str):
         raise ValueError(f"unknown format {fmt!r}; expected one of {sorted(FORMATS)}")
     if compressor not in ("extractive", "claude", "auto"):
         raise ValueError(f"unknown compressor {compressor!r}; expected extractive|claude|auto")
-    text = decode(load_document(path))
+    text = decode(read_document_file(path))
     analysis = analyze(text)
     target = FORMATS[fmt].default_ratio if ratio is None else ratio
     result = compress_with(text, fmt, target, compressor, strategy=analysis.strategy)
     return text, analysis, result
+
+
+def _source(result) -> str:
+    """What compressed it: extractive, claude (model), or extractive (fallback: reason)."""
+    if result.fallback_reason:
+        return f"{result.source} (fallback: {result.fallback_reason})"
+    return f"{result.source} ({result.model})" if result.model else result.source
 
 
 def _trace_id(name: str) -> str:
@@ -84,7 +92,7 @@ def compress(
                 format=fmt,
                 trace_id=_trace_id("spr.compress"),
                 document_id=file.name,
-                compressor=result.compressor,
+                compressor=result.source,
             ).encode(),
         )
     if as_json:
@@ -95,8 +103,7 @@ def compress(
     typer.echo(
         f"{target}: {len(result.statements)} statements, {result.compressed_words}/"
         f"{result.original_words} words (ratio {result.achieved_ratio:.3f}, target "
-        f"{result.target_ratio:.3f}), {analysis.content_type}, {result.source}"
-        + (f" — fallback: {result.fallback_reason}" if result.fallback_reason else "")
+        f"{result.target_ratio:.3f}), {analysis.content_type}, {_source(result)}"
     )
 
 
@@ -123,14 +130,14 @@ def roundtrip(
     compressor: CompressorOpt = "extractive",
     as_json: JsonOpt = False,
 ) -> None:
-    """Compress FILE, decompress it, and score the roundtrip (SPEC §4 quality)."""
+    """Compress FILE, decompress it, and score the roundtrip quality."""
     from tasks.spr.llm import decompress_with
     from tasks.spr.quality import quality
 
     with cli_errors():
         text, analysis, result = _compress_file(file, fmt, ratio, compressor)
-        mode = "extractive" if result.compressor == "extractive" else compressor
-        prose, decompressor, _ = decompress_with(result.spr_text, mode)
+        mode = "extractive" if result.source == "extractive" else compressor
+        prose, decompressor, decompression_fallback = decompress_with(result.spr_text, mode)
         report = quality(
             text, result.spr_text, decompressed=prose, penalise_unsupported=decompressor == "claude"
         )
@@ -140,6 +147,7 @@ def roundtrip(
                 "analysis": analysis.model_dump(),
                 "compression": result.model_dump(),
                 "decompressor": decompressor,
+                "decompression_fallback_reason": decompression_fallback,
                 "decompressed": prose,
                 "quality": report.model_dump(),
                 "efficiency": round(report.quality * (1 - result.achieved_ratio), 4),
@@ -188,7 +196,7 @@ def batch(
         os.environ["REACTOR_EXPORTS_DIR"] = str(out)
         from flows.spr_pipeline import spr_pipeline
 
-        result = spr_pipeline(request)
+        result = asyncio.run(spr_pipeline(request))
     if as_json:
         print_json(result)
         return
@@ -230,7 +238,7 @@ def metrics(
     as_json: JsonOpt = False,
 ) -> None:
     """Statement statistics of FILE.spr (and its quality against --original)."""
-    from tasks.spr.files import load_document
+    from tasks.spr.files import read_document_file
     from tasks.spr.pipeline import decode
     from tasks.spr.quality import quality
     from tasks.spr.sprfile import parse_spr, statement_stats
@@ -246,7 +254,7 @@ def metrics(
             **statement_stats(spr),
         }
         if original is not None:
-            report = quality(decode(load_document(original)), spr.spr_text)
+            report = quality(decode(read_document_file(original)), spr.spr_text)
             values["quality"] = report.model_dump()
             values["efficiency"] = round(report.quality * (1 - spr.ratio), 4)
     if as_json:

@@ -1,6 +1,7 @@
-"""Content analysis: word count, content type (SPEC §4 categories), complexity, language and
-the compression strategy for the type. Features are word-boundary regexes and line shapes,
-never substrings ("class" inside "classification" is not code). Pure Python, no Prefect."""
+"""Content analysis: word count, content type (one of `models.CONTENT_TYPES`), complexity,
+language and the compression strategy for the type. Features are word-boundary regexes and
+line shapes, never substrings ("class" inside "classification" is not code).
+Pure Python, no Prefect."""
 
 from __future__ import annotations
 
@@ -67,7 +68,8 @@ _VOCAB: dict[str, frozenset[str]] = {
     ),
 }
 
-STRATEGIES = {
+# the compressor weighting (`compress.STRATEGY_WEIGHTS`) each content type gets
+STRATEGY_FOR_TYPE = {
     "code": "identifier-first",
     "data/log": "identifier-first",
     "technical": "identifier-first",
@@ -118,9 +120,13 @@ def type_scores(text: str) -> dict[str, float]:
     }
 
 
-def classify(text: str) -> str:
-    scores = type_scores(text)
+def _best_type(scores: dict[str, float]) -> str:
+    """The highest-scoring type; on a tie, documentation."""
     return max(scores, key=lambda k: (scores[k], k == "documentation"))
+
+
+def classify(text: str) -> str:
+    return _best_type(type_scores(text))
 
 
 def complexity(text: str) -> float:
@@ -149,7 +155,7 @@ def language(text: str) -> str:
 def analyze(text: str) -> ContentAnalysis:
     """Everything the pipeline needs to know about a document before compressing it."""
     scores = type_scores(text)
-    content_type = max(scores, key=lambda k: (scores[k], k == "documentation"))
+    content_type = _best_type(scores)
     level = complexity(text)
     return ContentAnalysis(
         word_count=word_count(text),
@@ -158,5 +164,5 @@ def analyze(text: str) -> ContentAnalysis:
         complexity=level,
         complexity_label="low" if level < 0.4 else "medium" if level < 0.65 else "high",
         language=language(text),
-        strategy=STRATEGIES[content_type],
+        strategy=STRATEGY_FOR_TYPE[content_type],
     )

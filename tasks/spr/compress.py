@@ -3,9 +3,10 @@
 A document becomes candidate statements (clauses of its sentences, made terse and cut to the
 format's words-per-statement band); a lazy-greedy budgeted maximum-coverage selection then picks
 statements by marginal gain per word — new keyphrases, new numbers/identifiers/URLs and new
-weighted content terms (TF-IDF over the document's sentences) — with a bonus for the sentences
-that carry the top fifth of salience (the 80/20 rule). The budget is `round(target_ratio ·
-words)`, filled exactly when the band allows, so the achieved word ratio lands within ±0.03.
+weighted content terms (TF-IDF over the document's sentences, `tasks.spr.tfidf`) — with a
+bonus for the sentences that carry the top fifth of salience (the 80/20 rule). The budget is
+`round(target_ratio · words)`, filled exactly when the band allows, so the achieved word ratio
+lands within ±0.03.
 Pure Python, no Prefect.
 """
 
@@ -32,6 +33,7 @@ from tasks.spr.text import (
     word_terms,
     wordset,
 )
+from tasks.spr.tfidf import fit_sentence_tfidf, idf_weights
 
 RATIO_TOLERANCE = 0.03
 PROTECTED_SHARE = 0.2  # the top fifth of sentences by salience (80/20)
@@ -182,15 +184,16 @@ def _statement_tokens(sents: list[Sentence], level: str, band: tuple[int, int], 
 
 
 def _term_weights(sents: list[Sentence]) -> tuple[dict[str, float], list[Counter[str]]]:
-    """TF-IDF weight of each content term (IDF over the document's sentences), summing to 1."""
-    per_sentence = [Counter(content_terms(s.text)) for s in sents]
-    df: Counter[str] = Counter()
+    """TF-IDF weight of each content term (the document's term counts times the IDF of
+    `tasks.spr.tfidf` over its sentences), summing to 1."""
+    terms = [content_terms(s.text) for s in sents]
+    per_sentence = [Counter(t) for t in terms]
     tf: Counter[str] = Counter()
     for counts in per_sentence:
-        df.update(counts.keys())
         tf.update(counts)
-    n = len(sents)
-    raw = {t: tf[t] * (math.log((1 + n) / (1 + df[t])) + 1.0) for t in tf}
+    model = fit_sentence_tfidf(terms)
+    idf = idf_weights(model) if model is not None else {}
+    raw = {t: tf[t] * idf[t] for t in tf}
     total = sum(raw.values()) or 1.0
     return {t: w / total for t, w in raw.items()}, per_sentence
 

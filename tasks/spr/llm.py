@@ -1,7 +1,8 @@
 """The Claude compressor and decompressor (through `tasks.claude.Claude`), and the
 `compressor` choice: extractive | claude | auto. Claude runs only when a key is configured;
 any failure (no key, 429/529 after retries, timeout, malformed output) falls back to the
-offline path and the result says which ran and why. Pure Python (no Prefect)."""
+offline path and the result says which ran (`source`) and why (`fallback_reason`).
+Pure Python (no Prefect)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from pydantic import BaseModel, Field
 
 from tasks.claude import Claude
 from tasks.errors import LLMUnavailable
+from tasks.settings import Settings, get_settings
 from tasks.spr.compress import compress
 from tasks.spr.decompress import decompress
-from tasks.spr.models import FORMATS, Compression
+from tasks.spr.models import FORMATS, Compression, Source
 from tasks.spr.text import word_count
 
 ClaudeFactory = Callable[[], Claude]
@@ -68,8 +70,8 @@ def claude_compress(text: str, fmt: str, ratio: float, claude: Claude) -> Compre
         original_words=total,
         compressed_words=used,
         statements=statements,
-        compressor="claude",
-        source=f"claude ({claude.settings.anthropic_model})",
+        source="claude",
+        model=claude.settings.anthropic_model,
         compression_ms=round((time.perf_counter() - started) * 1000, 3),
     )
 
@@ -84,6 +86,18 @@ def claude_decompress(spr_text: str, claude: Claude) -> str:
         tool="write_reconstruction",
     )
     return answer.text
+
+
+def planned_source(compressor: str, settings: Settings | None = None) -> str:
+    """What will compress for `compressor` before anything runs: "extractive", or
+    "claude:<model>" when Claude is asked for and a key is configured (without a key a
+    claude|auto request is compressed extractively: a fallback known in advance)."""
+    if compressor == "extractive":
+        return "extractive"
+    settings = settings or get_settings()
+    if not settings.claude_configured:
+        return "extractive (fallback: no Anthropic API key)"
+    return f"claude:{settings.anthropic_model}"
 
 
 def compress_with(
@@ -103,15 +117,13 @@ def compress_with(
         return claude_compress(text, fmt, ratio, client)
     except LLMUnavailable as exc:
         result = compress(text, fmt, ratio, strategy=strategy)
-        return result.model_copy(
-            update={"source": "offline extractive (fallback)", "fallback_reason": exc.reason}
-        )
+        return result.model_copy(update={"fallback_reason": exc.reason})
 
 
 def decompress_with(
     spr_text: str, compressor: str, claude: ClaudeFactory | None = None
-) -> tuple[str, str, str | None]:
-    """(prose, decompressor that ran, fallback reason)."""
+) -> tuple[str, Source, str | None]:
+    """(prose, decompressor that ran, why Claude did not when it was asked to)."""
     if compressor == "extractive":
         return decompress(spr_text), "extractive", None
     try:

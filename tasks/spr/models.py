@@ -1,9 +1,10 @@
-"""The SPR models that cross a boundary: the request, and every result the flow returns."""
+"""The SPR models that cross a boundary: the request, the per-format compression parameters,
+the documents between tasks, and every result the flow returns."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -11,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from tasks.export import ExportResult, Format
 
 SPRFormat = Literal["minimal", "standard", "extended"]
-Compressor = Literal["extractive", "claude", "auto"]
+Compressor = Literal["extractive", "claude", "auto"]  # what a request asks for
+Source = Literal["extractive", "claude"]  # what actually produced a result
 ContentType = Literal[
     "code",
     "technical",
@@ -24,9 +26,13 @@ ContentType = Literal[
 ]
 CONTENT_TYPES: tuple[ContentType, ...] = ContentType.__args__  # type: ignore[attr-defined]
 
+# Learned ratio adjustments, one shape everywhere (persisted, per chunk, per document):
+# content type -> format -> extra ratio on top of the requested one.
+RatioAdjustments = dict[str, dict[str, float]]
+
 
 class FormatSpec(BaseModel):
-    """A format's default word ratio, its ratio band and its words per statement (SPEC §4)."""
+    """A format's default word ratio, its ratio band and its words per statement."""
 
     default_ratio: float
     ratio_band: tuple[float, float]
@@ -49,7 +55,7 @@ MAX_INLINE_BYTES = 384 * 1024  # inline content of a request (flow parameters ar
 
 
 class QualityReport(BaseModel):
-    """SPEC §4 quality and each of its components (all in [0, 1])."""
+    """The roundtrip quality and each of its components (all in [0, 1]); see docs/spr.md."""
 
     quality: float
     keyphrase_recall: float
@@ -70,9 +76,9 @@ class Compression(BaseModel):
     statements: list[str]
     protected_sentences: int = 0  # sentences of the top salience fifth that were kept
     protected_total: int = 0
-    compressor: Literal["extractive", "claude"] = "extractive"
-    source: str = "offline extractive"
-    fallback_reason: str | None = None
+    source: Source = "extractive"
+    model: str | None = None  # the Claude model, when Claude compressed
+    fallback_reason: str | None = None  # why Claude was asked and the extractive path answered
     compression_ms: float = 0.0
 
     @property
@@ -90,28 +96,66 @@ class ContentAnalysis(BaseModel):
     strategy: str
 
 
+def check_document_id(value: str) -> str:
+    """A document id is a relative POSIX path (a file's path inside its batch, or a plain name):
+    no absolute path, no '..', no backslash or NUL, no hidden (dot) segment."""
+    parts = PurePosixPath(value).parts
+    if (
+        not parts
+        or value.startswith("/")
+        or "\\" in value
+        or "\x00" in value
+        or any(p in ("..", ".") or p.startswith(".") for p in parts)
+    ):
+        raise ValueError(
+            f"document id {value!r} must be a relative path of plain names "
+            "(no leading '/', no '..', no '\\', no segment starting with '.')"
+        )
+    return value
+
+
 class SPRDocument(BaseModel):
     """One document. `content` may be bytes (read from a file); it must decode as UTF-8."""
 
     # bytes travel as base64 in JSON (flow parameters, results): non-UTF-8 content survives
     model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
 
-    id: str = Field(min_length=1, max_length=200)
+    id: str = Field(min_length=1, max_length=1024)
     content: str | bytes
 
     @field_validator("id")
     @classmethod
-    def _plain_id(cls, value: str) -> str:
-        if "/" in value or "\\" in value or value.startswith(".") or "\x00" in value:
-            raise ValueError(
-                f"document id {value!r} must be a plain name (no '/', '\\', '.' start)"
-            )
-        return value
+    def _relative_path(cls, value: str) -> str:
+        return check_document_id(value)
+
+
+class DocumentFile(BaseModel):
+    """A file of a batch, read inside the analysis task. `id` is its path relative to the
+    batch root (the common folder of the request's `paths`), so equal names in different
+    folders stay apart."""
+
+    id: str
+    path: Path
+
+
+class CompressionParams(BaseModel):
+    """Everything compressing a document into one format depends on besides its text and its
+    learned adjustment. It is part of that compression's cache key, so another format's ratio
+    or the export options do not invalidate it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    format: SPRFormat
+    ratio: float = Field(gt=0, le=1)  # the requested ratio (before learned adjustments)
+    quality_threshold: float = Field(default=0.65, ge=0, le=1)
+    max_optimization_steps: int = Field(default=3, ge=0, le=10)
+    optimization_step: float = Field(default=0.05, gt=0, le=0.5)
+    compressor: Compressor = "extractive"
 
 
 class SPRRequest(BaseModel):
     """What to compress and how. `target_ratio` is the standard format's word ratio; minimal
-    and extended use their SPEC defaults unless `format_ratios` sets them."""
+    and extended use their defaults (0.08, 0.30) unless `format_ratios` sets them."""
 
     documents: list[SPRDocument] = Field(default_factory=list)
     content: str | None = None
@@ -166,18 +210,16 @@ class SPRRequest(BaseModel):
         return self
 
     def all_documents(self) -> list[SPRDocument]:
+        """The inline documents (`content` first, as id "content")."""
         docs = list(self.documents)
         if self.content is not None:
             docs.insert(0, SPRDocument(id="content", content=self.content))
         return docs
 
-    def parameters(self, fmt: str) -> SPRRequest:
-        """Only what compressing into `fmt` depends on besides the text (so the cache key of a
-        format does not change when another format's ratio or the export options do)."""
-        return SPRRequest(
-            content="",
-            format_ratios={fmt: self.ratio_for(fmt)},  # type: ignore[dict-item]
-            formats=[fmt],  # type: ignore[list-item]
+    def compression_params(self, fmt: str) -> CompressionParams:
+        return CompressionParams(
+            format=fmt,  # type: ignore[arg-type]
+            ratio=self.ratio_for(fmt),
             quality_threshold=self.quality_threshold,
             max_optimization_steps=self.max_optimization_steps,
             optimization_step=self.optimization_step,
@@ -196,6 +238,15 @@ class SPRRequest(BaseModel):
         if fmt in self.format_ratios:
             return self.format_ratios[fmt]  # type: ignore[index]
         return self.target_ratio if fmt == "standard" else FORMATS[fmt].default_ratio
+
+
+class AnalyzedDocument(BaseModel):
+    """A document after decoding and analysis; `error` set when it cannot be processed."""
+
+    id: str
+    text: str = ""
+    analysis: ContentAnalysis | None = None
+    error: str | None = None
 
 
 class OptimizationStep(BaseModel):
@@ -221,14 +272,26 @@ class FormatResult(BaseModel):
     optimization_steps: list[OptimizationStep]
     protected_sentences: int
     protected_total: int
-    compressor: Literal["extractive", "claude"]
-    source: str
-    fallback_reason: str | None
-    decompressor: Literal["extractive", "claude"] = "extractive"
+    compressor: Compressor  # what the request asked for
+    source: Source  # what compressed it
+    model: str | None = None
+    fallback_reason: str | None  # why `source` is not what `compressor` asked for
+    decompressor: Source = "extractive"
+    decompression_fallback_reason: str | None = None  # why Claude did not decompress it
     compression_ms: float
     spr_text: str
     decompressed: str
     spr_file: Path | None = None
+
+    @property
+    def fallback_reasons(self) -> list[str]:
+        """Every fallback this result took, labelled by step."""
+        reasons = []
+        if self.fallback_reason:
+            reasons.append(f"compression: {self.fallback_reason}")
+        if self.decompression_fallback_reason:
+            reasons.append(f"decompression: {self.decompression_fallback_reason}")
+        return reasons
 
 
 class DocumentResult(BaseModel):
@@ -246,7 +309,7 @@ class SPRRunResult(BaseModel):
     failed: int
     passed_rate: float
     median_quality: float | None
-    learned_adjustments: dict[str, dict[str, float]]
+    learned_adjustments: RatioAdjustments
     export: ExportResult | None
     spr_files: list[Path]
     coordination_log_size: int | None = None

@@ -12,20 +12,26 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import INPUTS, TASK_SOURCE, CacheKeyFnPolicy
-from pydantic import TypeAdapter
+from prefect.context import TaskRunContext
+from prefect.transactions import get_transaction
 
+from tasks.artifacts import publish_markdown, publish_table
 from tasks.coordination_log import append_entries
 from tasks.export import ExportResult, export_dataset
 from tasks.settings import get_settings
-from tasks.spr import report
-from tasks.spr.models import DocumentResult, FormatResult, SPRDocument, SPRRequest
-from tasks.spr.pipeline import AnalyzedDocument, analyze_document, compress_documents
-from tasks.spr.pipeline import learn_adjustments as learn
-from tasks.spr.sprfile import render_spr
-from tasks.store import JsonStore
+from tasks.spr import learning, report, sprfile
+from tasks.spr.llm import planned_source
+from tasks.spr.models import (
+    AnalyzedDocument,
+    CompressionParams,
+    DocumentFile,
+    DocumentResult,
+    FormatResult,
+    RatioAdjustments,
+    SPRDocument,
+)
+from tasks.spr.pipeline import analyze_document, compress_documents, unpack
 from tasks.telemetry import get_tracer
-
-LEARNED_FILE = "spr_learned_ratios.json"
 
 
 @cache
@@ -38,116 +44,81 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
-# same content + same parameters + same code => cache hit, across runs (results persisted)
-COMPRESSION_CACHE = INPUTS + TASK_SOURCE + CacheKeyFnPolicy(cache_key_fn=lambda *_: code_version())
+def _compressor_key(_: TaskRunContext, inputs: dict[str, Any]) -> str:
+    # which compressor will run (and whether that is a known fallback, e.g. no key): a result
+    # compressed without Claude never answers once Claude can run
+    return f"{code_version()}|{planned_source(inputs['params'].compressor)}"
 
 
-_CHUNK = TypeAdapter(list[AnalyzedDocument])
-
-
-def pack(docs: list[AnalyzedDocument]) -> str:
-    """A chunk as one JSON string. Prefect walks model-valued task inputs looking for futures
-    (measured: ~40 % overhead on 1,000 documents); a string is a leaf, hashes stably for the
-    cache key, and crosses to Dask workers unchanged (a `quote()` wrapper does not)."""
-    return _CHUNK.dump_json(docs).decode()
+# same content + parameters + code + compressor that will run => cache hit, across runs.
+# A chunk in which Claude was tried and failed is not cached at all (see compress_chunk).
+COMPRESSION_CACHE = INPUTS + TASK_SOURCE + CacheKeyFnPolicy(cache_key_fn=_compressor_key)
 
 
 @task(task_run_name="analyze-{label}", retries=1, retry_delay_seconds=1)
-def analyze_chunk(docs: list[SPRDocument | Path], label: str) -> list[AnalyzedDocument]:
+def analyze_chunk(docs: list[SPRDocument | DocumentFile], label: str) -> list[AnalyzedDocument]:
     return [analyze_document(doc) for doc in docs]
 
 
 @task(
-    task_run_name="compress-{fmt}-{label}",
+    task_run_name="compress-{params.format}-{label}",
     cache_policy=COMPRESSION_CACHE,
     persist_result=True,
     retries=2,
     retry_delay_seconds=1,
 )
 def compress_chunk(
-    packed_docs: str,
-    fmt: str,
-    params: SPRRequest,
-    adjustments: dict[str, float],
-    label: str,
+    packed_docs: str, params: CompressionParams, adjustments: RatioAdjustments, label: str
 ) -> dict[str, FormatResult | str]:
     """Compress, decompress, score and (bounded) re-compress each document of the chunk
-    (`packed_docs` from `pack`; `adjustments`: learned ratio delta per content type)."""
-    docs = _CHUNK.validate_json(packed_docs)
+    (`packed_docs` from `pipeline.pack`; `adjustments` from `learning.relevant_adjustments`)."""
+    docs = unpack(packed_docs)
     with get_tracer().start_as_current_span(
-        "spr.compress_chunk", attributes={"spr.format": fmt, "spr.documents": len(docs)}
+        "spr.compress_chunk", attributes={"spr.format": params.format, "spr.documents": len(docs)}
     ) as span:
-        per_type = {ctype: {fmt: delta} for ctype, delta in adjustments.items()}
-        out = compress_documents(docs, fmt, params, per_type)
+        out = compress_documents(docs, params, adjustments)
         done = [r for r in out.values() if isinstance(r, FormatResult)]
         span.set_attribute("spr.compressed", len(done))
         span.set_attribute("spr.errors", len(out) - len(done))
         span.set_attribute("spr.recompressions", sum(len(r.optimization_steps) - 1 for r in done))
-        return out
-
-
-def learned_store() -> JsonStore[dict[str, Any]]:
-    settings = get_settings()
-    return JsonStore(
-        settings.coordination_dir / LEARNED_FILE,
-        dict,
-        lock_timeout_s=settings.lock_timeout_s,
-        lock_tries=settings.lock_tries,
-    )
+    if planned_source(params.compressor).startswith("claude") and any(
+        r.fallback_reasons for r in done
+    ):
+        # Claude was configured and failed (429, 529, timeout, bad output): this fallback must
+        # not answer the next run in Claude's place, so the result is not written to the cache
+        transaction = get_transaction()
+        if transaction is not None:
+            transaction.write_on_commit = False
+    return out
 
 
 @task(task_run_name="load-learned-ratios")
-def load_adjustments() -> dict[str, dict[str, float]]:
-    return learned_store().read().get("adjustments", {})
+def load_adjustments() -> RatioAdjustments:
+    return learning.load_learned()
 
 
 @task(task_run_name="learn-ratios")
 def save_adjustments(
     results: list[DocumentResult], step: float, threshold: float, run_id: str
-) -> dict[str, dict[str, float]]:
-    """Fold this run into the persisted adjustments (under the store's lock)."""
-
-    def mutate(state: dict[str, Any]) -> None:
-        state["adjustments"] = learn(state.get("adjustments", {}), results, step, threshold)
-        state["runs"] = int(state.get("runs", 0)) + 1
-        state["last_run_id"] = run_id
-        state["updated_at"] = datetime.now(UTC).isoformat()
-
-    return learned_store().update(mutate)["adjustments"]
+) -> RatioAdjustments:
+    return learning.record_run(results, step, threshold, run_id)
 
 
 @task(task_run_name="write-spr-files")
-def write_spr_files(results: list[DocumentResult], run_id: str, trace_id: str | None) -> list[Path]:
-    """`<exports>/spr/<day>/<run_id>/<doc>.<format>.spr`, each written atomically."""
-    from tasks.store import atomic_write_bytes
-
+def write_spr_files(
+    results: list[DocumentResult], run_id: str, trace_id: str | None
+) -> sprfile.WrittenFiles:
+    """`<exports>/spr/<day>/<run_id>/<document id>.<format>.spr`."""
     now = datetime.now(UTC)
     folder = get_settings().exports_dir / "spr" / now.date().isoformat() / run_id
-    paths = []
-    for doc in results:
-        for fr in doc.formats:
-            text = render_spr(
-                fr.spr_text.splitlines(),
-                original_words=fr.original_words,
-                target_ratio=fr.target_ratio,
-                format=fr.format,
-                trace_id=trace_id,
-                document_id=doc.document_id,
-                compressor=fr.compressor,
-                generated=now,
-            )
-            path = folder / f"{doc.document_id}.{fr.format}.spr"
-            atomic_write_bytes(path, text.encode())
-            fr.spr_file = path
-            paths.append(path)
-    return paths
+    return sprfile.write_spr_files(results, folder, trace_id, now)
 
 
 @task(task_run_name="export-{run_id}")
 def export_results(
     results: list[DocumentResult], run_id: str, formats: list[str]
 ) -> ExportResult | None:
-    rows = report.records(results, run_id, datetime.now(UTC))
+    rows = report.rows(results, run_id, datetime.now(UTC))
     if not rows:
         return None
     return export_dataset(
@@ -163,3 +134,18 @@ def export_results(
 @task(task_run_name="log-run-{run_id}")
 def log_run(run_id: str, trace_id: str | None, summary: dict[str, Any]) -> int:
     return append_entries([{"scenario": "spr", "run_id": run_id, "trace_id": trace_id, **summary}])
+
+
+@task(task_run_name="publish-report")
+def publish_report(
+    results: list[DocumentResult], run_id: str, learned: RatioAdjustments, threshold: float
+) -> None:
+    """The table and markdown artifacts, under stable keys (the UI shows their history)."""
+    publish_table(
+        report.RESULTS_ARTIFACT, report.table_rows(results), "SPR results per document and format"
+    )
+    publish_markdown(
+        report.SUMMARY_ARTIFACT,
+        report.markdown_report(results, run_id, learned, threshold),
+        "SPR pipeline report",
+    )

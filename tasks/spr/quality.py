@@ -1,11 +1,11 @@
-"""The roundtrip quality metric of SPEC §4, each component reported.
+"""The roundtrip quality metric, each component reported.
 
     quality = 0.35·keyphrase recall + 0.25·numbers/identifiers/URLs recall
             + 0.25·semantic coverage (TF-IDF cosine) + 0.15·ROUGE-1 recall
 
 ROUGE-1 here is the common "-m -s" variant (Porter-stemmed, stopwords removed, clipped counts).
 With an LLM decompressor, content words that are not in the original are penalised.
-Pure Python (scikit-learn for TF-IDF), no Prefect.
+Pure Python (scikit-learn for TF-IDF, through `tasks.spr.tfidf`), no Prefect.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from sklearn.feature_extraction.text import TfidfVectorizer
-
 from tasks.spr.models import QualityReport
 from tasks.spr.text import content_terms, keyphrases, sentences, special_tokens
+from tasks.spr.tfidf import fit_sentence_tfidf
 
 WEIGHTS = {"keyphrase": 0.35, "specials": 0.25, "semantic": 0.25, "rouge1": 0.15}
 HALLUCINATION_WEIGHT = 0.25
@@ -44,14 +43,14 @@ def rouge1_recall(original: list[str], candidate: list[str]) -> float:
 
 def semantic_coverage(original: str, candidate: str) -> float:
     """TF-IDF cosine between original and candidate; IDF is fitted on the original's sentences
-    so that terms spread over the whole document weigh less than distinctive ones."""
-    docs = [s.text for s in sentences(original)] or [original]
-    vectorizer = TfidfVectorizer(analyzer=content_terms, norm="l2")
-    try:
-        vectorizer.fit(docs)
-    except ValueError:  # no content terms at all
+    (`tasks.spr.tfidf`, the compressor's weights) so that terms spread over the whole document
+    weigh less than distinctive ones."""
+    original_terms = content_terms(original)
+    docs = [content_terms(s.text) for s in sentences(original)] or [original_terms]
+    model = fit_sentence_tfidf(docs)
+    if model is None:  # no content terms at all
         return 0.0
-    matrix = vectorizer.transform([original, candidate])
+    matrix = model.transform([original_terms, content_terms(candidate)])
     return float(min(1.0, (matrix[0].multiply(matrix[1])).sum()))
 
 

@@ -1,4 +1,6 @@
-"""`.spr` files: the seed's header, then one statement per line.
+"""`.spr` files: a header of `# Field: value` lines, then one statement per line. The first
+seven lines are the format every SPR consumer reads (title, Original, Compressed, Ratio
+(target), Format, Generated, Trace ID); Document and Compressor follow.
 
     # SPR Compression Result
     # Original: 1200 words
@@ -19,12 +21,15 @@ Pure Python, no Prefect.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 from pydantic import BaseModel
 
 from tasks.errors import InvalidInput
-from tasks.spr.models import FORMATS
+from tasks.spr.models import FORMATS, DocumentResult
+from tasks.store import atomic_write_bytes
 
 TITLE = "# SPR Compression Result"
 REQUIRED = ("Original", "Compressed", "Ratio", "Format", "Generated", "Trace ID")
@@ -156,3 +161,53 @@ def statement_stats(spr: SPRFile) -> dict[str, float | int | str]:
         "outside_band": sum(1 for n in lengths if not low <= n <= high),
         "band": f"{low}-{high}",
     }
+
+
+WrittenFiles = dict[str, dict[str, Path]]  # document id -> format -> .spr file
+
+
+def spr_file_path(folder: Path, document_id: str, fmt: str) -> Path:
+    """`<folder>/<document id>.<format>.spr`; a path-like id (`a/notes.txt`) keeps its folders."""
+    path = folder / f"{document_id}.{fmt}.spr"
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise InvalidInput(f"document id {document_id!r} would write outside {folder}")
+    return path
+
+
+def write_spr_files(
+    results: Sequence[DocumentResult],
+    folder: Path,
+    trace_id: str | None,
+    generated: datetime | None = None,
+) -> WrittenFiles:
+    """One `.spr` file per (document, format), each written atomically; returns their paths."""
+    generated = generated or datetime.now(UTC)
+    written: WrittenFiles = {}
+    for doc in results:
+        for fr in doc.formats:
+            text = render_spr(
+                fr.spr_text.splitlines(),
+                original_words=fr.original_words,
+                target_ratio=fr.target_ratio,
+                format=fr.format,
+                trace_id=trace_id,
+                document_id=doc.document_id,
+                compressor=fr.source,
+                generated=generated,
+            )
+            path = spr_file_path(folder, doc.document_id, fr.format)
+            atomic_write_bytes(path, text.encode())
+            written.setdefault(doc.document_id, {})[fr.format] = path
+    return written
+
+
+def with_spr_files(
+    results: Sequence[DocumentResult], written: WrittenFiles
+) -> list[DocumentResult]:
+    """Copies of `results` whose formats name their `.spr` file."""
+    out = []
+    for doc in results:
+        paths = written.get(doc.document_id, {})
+        formats = [fr.model_copy(update={"spr_file": paths.get(fr.format)}) for fr in doc.formats]
+        out.append(doc.model_copy(update={"formats": formats}))
+    return out

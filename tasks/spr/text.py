@@ -18,7 +18,7 @@ def wordset(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-# Ratios are measured in words: whitespace-separated tokens (SPEC §4).
+# Ratios are measured in words: whitespace-separated tokens.
 _WS = re.compile(r"\S+")
 
 STOPWORDS = wordset(

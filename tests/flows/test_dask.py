@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from distributed import Client, LocalCluster, get_task_stream
 
 from flows.spr_pipeline import sample_request, spr_pipeline
@@ -19,9 +21,9 @@ def test_spr_flow_runs_its_tasks_on_a_dask_local_cluster(reactor_env):
         runner = task_runner(Settings(task_runner="dask", dask_address=cluster.scheduler_address))
         assert type(runner).__name__ == "DaskTaskRunner"
         with get_task_stream(client) as stream:
-            result = spr_pipeline.with_options(task_runner=runner)(
-                sample_request(export_formats=["parquet"], write_spr_files=False)
-            )
+            flow = spr_pipeline.with_options(task_runner=runner)
+            request = sample_request(export_formats=["parquet"], write_spr_files=False)
+            result = asyncio.run(flow(request))
         ran_on = {record["worker"] for record in stream.data}
         cluster_workers = set(client.scheduler_info()["workers"])
     assert result.processed >= 5 and result.failed == 0

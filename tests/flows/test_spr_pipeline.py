@@ -1,8 +1,10 @@
 """The SPR flow against the session's Prefect test server, on small real documents."""
 
+import asyncio
 import json
 import pydoc_data.topics
 import uuid
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -10,10 +12,17 @@ import pytest
 from flows.spr_pipeline import sample_request, spr_pipeline
 from tasks.coordination_log import read_log
 from tasks.export import read_export
-from tasks.spr.models import SPRDocument, SPRRequest
+from tasks.spr import llm
+from tasks.spr.models import SPRDocument, SPRRequest, SPRRunResult
 from tasks.spr.sprfile import parse_spr, validate_spr
 from tasks.spr.text import word_count
 from tasks.telemetry import read_spans, spans_path
+from tests.prefect_api import run_logs
+from tests.unit.spr.anthropic_api import answer, api, status
+
+
+def run(request: SPRRequest | dict) -> SPRRunResult:
+    return asyncio.run(spr_pipeline(request))
 
 
 def _docs(n: int, words: int = 120) -> list[SPRDocument]:
@@ -29,7 +38,7 @@ def _docs(n: int, words: int = 120) -> list[SPRDocument]:
 
 
 def test_sample_batch_runs_end_to_end(reactor_env):
-    result = spr_pipeline(sample_request())
+    result = run(sample_request())
     assert result.processed == 5 and result.failed == 0
     types = {d.document_id: d.analysis.content_type for d in result.documents}
     assert types["retry_client.py"] == "code"
@@ -39,7 +48,7 @@ def test_sample_batch_runs_end_to_end(reactor_env):
         assert [f.format for f in doc.formats] == ["minimal", "standard", "extended"]
         for fr in doc.formats:
             assert abs(fr.achieved_ratio - fr.target_ratio) <= 0.03
-            assert fr.compressor == "extractive" and fr.decompressed
+            assert fr.source == "extractive" and fr.decompressed
     assert len(result.spr_files) == 15
     for path in result.spr_files:
         spr = parse_spr(path.read_text(), str(path))
@@ -62,7 +71,7 @@ def test_bad_documents_get_their_own_error_and_the_rest_completes(reactor_env, t
     ]
     huge = tmp_path / "huge"  # 10 MB can only travel as a path (flow parameters ≤ 512 KB)
     huge.write_bytes(b"lorem ipsum " * (10 * 2**20 // 12))
-    result = spr_pipeline(
+    result = run(
         SPRRequest(
             documents=good + bad,
             paths=[huge],
@@ -81,11 +90,11 @@ def test_bad_documents_get_their_own_error_and_the_rest_completes(reactor_env, t
     assert result.export.rows == 2
     for doc in result.documents[:2]:
         (fr,) = doc.formats
-        assert fr.compressor == "extractive" and "no Anthropic API key" in fr.fallback_reason
+        assert fr.source == "extractive" and "no Anthropic API key" in fr.fallback_reason
 
 
 def test_fifty_documents_export_four_identical_formats_and_a_manifest(reactor_env):
-    result = spr_pipeline(SPRRequest(documents=_docs(50), formats=["standard"], chunk_size=25))
+    result = run(SPRRequest(documents=_docs(50), formats=["standard"], chunk_size=25))
     export = result.export
     assert export.rows == 50
     assert sorted(f.format for f in export.files) == ["csv", "json", "jsonl", "parquet"]
@@ -111,15 +120,15 @@ def test_fifty_documents_export_four_identical_formats_and_a_manifest(reactor_en
 
 def test_same_content_parameters_and_code_is_a_cache_hit_in_the_next_run(reactor_env):
     request = SPRRequest(documents=_docs(4), formats=["minimal", "standard"], learn=False)
-    first = spr_pipeline(request)
-    second = spr_pipeline(request)
+    first = run(request)
+    second = run(request)
     assert first.compressed_chunks == second.compressed_chunks == 2
     assert first.cached_chunks == 0
     assert second.cached_chunks == 2
     assert [f.spr_text for d in second.documents for f in d.formats] == [
         f.spr_text for d in first.documents for f in d.formats
     ]
-    changed = spr_pipeline(request.model_copy(update={"target_ratio": 0.2}))
+    changed = run(request.model_copy(update={"target_ratio": 0.2}))
     assert changed.cached_chunks == 1  # minimal unchanged, standard re-compressed
 
 
@@ -128,9 +137,9 @@ def test_learned_ratio_adjustments_persist_and_start_the_next_run_higher(reactor
         documents=_docs(3), formats=["standard"], quality_threshold=0.99,
         max_optimization_steps=1, export_formats=["json"],
     )  # fmt: skip
-    first = spr_pipeline(request)
+    first = run(request)
     assert all(len(f.optimization_steps) == 2 for d in first.documents for f in d.formats)
-    second = spr_pipeline(request)
+    second = run(request)
     for doc in second.documents:
         ctype = doc.analysis.content_type
         start = doc.formats[0].optimization_steps[0].target_ratio
@@ -140,4 +149,142 @@ def test_learned_ratio_adjustments_persist_and_start_the_next_run_higher(reactor
 
 def test_target_ratio_outside_0_1_is_rejected_before_anything_runs(reactor_env):
     with pytest.raises(Exception, match="target_ratio"):
-        spr_pipeline(request={"content": "some words " * 30, "target_ratio": 1.5})
+        run({"content": "some words " * 30, "target_ratio": 1.5})
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_two_files_with_the_same_name_keep_their_own_results_and_spr_files(reactor_env, tmp_path):
+    one, two = (d.content for d in _docs(2))
+    _write(tmp_path / "batch" / "a" / "notes.txt", one)
+    _write(tmp_path / "batch" / "b" / "notes.txt", two)
+    result = run(
+        SPRRequest(
+            paths=[tmp_path / "batch" / "a", tmp_path / "batch" / "b"],
+            formats=["standard"],
+            export_formats=["json"],
+        )
+    )
+    assert [d.document_id for d in result.documents] == ["a/notes.txt", "b/notes.txt"]
+    texts = [d.formats[0].spr_text for d in result.documents]
+    assert texts[0] != texts[1]
+    assert len(set(result.spr_files)) == 2
+    for doc in result.documents:
+        spr = parse_spr(doc.formats[0].spr_file.read_text())
+        assert spr.document_id == doc.document_id
+    rows = json.loads(result.export.files[0].path.read_text())
+    assert sorted(r["document_id"] for r in rows) == ["a/notes.txt", "b/notes.txt"]
+
+
+def test_an_explicitly_passed_dot_file_gets_its_own_error(reactor_env, tmp_path):
+    (good,) = _docs(1)
+    good_file = _write(tmp_path / "good.txt", good.content)
+    hidden = _write(tmp_path / ".env", good.content)
+    request = SPRRequest(paths=[good_file, hidden], formats=["standard"], export_formats=["json"])
+    result = run(request)
+    errors = {d.document_id: d.error for d in result.documents}
+    assert errors["good.txt"] is None
+    assert "hidden file" in errors[".env"]
+    assert result.processed == 1 and result.failed == 1
+
+
+def _claude_request(docs: list[SPRDocument]) -> SPRRequest:
+    """One chunk, one format, one Claude compression and decompression per document."""
+    return SPRRequest(
+        documents=docs, formats=["standard"], export_formats=["json"], compressor="auto",
+        quality_threshold=0.0, max_optimization_steps=0, learn=False, write_spr_files=False,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def anthropic_key(monkeypatch):
+    monkeypatch.setenv("REACTOR_ANTHROPIC_API_KEY", "sk-ant-test-0123456789")
+    monkeypatch.setenv("REACTOR_LLM_MAX_RETRIES", "0")
+
+
+def _sources(result: SPRRunResult) -> set[str]:
+    return {f.source for d in result.documents for f in d.formats}
+
+
+def test_a_fallback_taken_during_a_429_is_not_replayed_once_claude_answers(
+    reactor_env, anthropic_key, monkeypatch
+):
+    request = _claude_request(_docs(2))
+    factory, _ = api(lambda body, n: status(429))
+    monkeypatch.setattr(llm, "Claude", factory)
+    limited = run(request)
+    assert _sources(limited) == {"extractive"}
+    assert all("HTTP 429" in f.fallback_reason for d in limited.documents for f in d.formats)
+
+    factory, calls = api(answer)
+    monkeypatch.setattr(llm, "Claude", factory)
+    answered = run(request)
+    assert answered.cached_chunks == 0 and len(calls) == 4  # compress + decompress, 2 docs
+    assert _sources(answered) == {"claude"}
+
+    again = run(request)  # Claude's own result is the one the cache keeps
+    assert again.cached_chunks == 1 and len(calls) == 4
+    assert _sources(again) == {"claude"}
+
+
+def test_an_auto_run_without_a_key_is_not_replayed_once_a_key_is_configured(
+    reactor_env, monkeypatch
+):
+    request = _claude_request(_docs(2))
+    assert _sources(run(request)) == {"extractive"}
+    monkeypatch.setenv("REACTOR_ANTHROPIC_API_KEY", "sk-ant-test-0123456789")
+    factory, calls = api(answer)
+    monkeypatch.setattr(llm, "Claude", factory)
+    keyed = run(request)
+    assert keyed.cached_chunks == 0 and calls
+    assert _sources(keyed) == {"claude"}
+
+
+def test_the_run_logs_tell_the_story(reactor_env):
+    docs = _docs(3)
+    secret_sentence = max(docs[0].content.split("."), key=len).strip()  # text is never logged
+    result = run(
+        SPRRequest(
+            documents=[*docs, SPRDocument(id="empty", content="")],
+            formats=["minimal", "standard"],
+            export_formats=["json", "csv"],
+            compressor="auto",  # no key: every document falls back, with the reason
+            quality_threshold=0.99,
+            max_optimization_steps=1,
+        )
+    )
+    logs = run_logs(result.run_id, expect="SPR run done")
+    assert "SPR batch: 4 documents (4 inline, 0 files), chunks: 1" in logs
+    assert "analyzed 4 documents: 3 to compress" in logs and "rejected 'empty'" in logs
+    for fmt in ("minimal", "standard"):
+        assert f"{fmt} docs-1-4: 3 documents, median ratio" in logs
+        assert f"{fmt} docs-1-4: fallback to the extractive path for 3 documents" in logs
+    assert "no Anthropic API key" in logs
+    assert "re-compressed at" in logs and "after 2 attempts: still below the threshold" in logs
+    assert "learned ratio adjustments (persisted)" in logs
+    for exported in result.export.files:
+        assert str(exported.path) in logs
+    assert f".spr files under {result.spr_files[0].parent}" in logs
+    assert secret_sentence not in logs
+
+
+async def _artifacts(key: str) -> list:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async with get_client() as client:
+        return await client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+        )
+
+
+def test_artifacts_keep_stable_keys_so_the_ui_shows_their_history(reactor_env):
+    runs = [run(SPRRequest(documents=_docs(2), formats=["standard"], export_formats=["json"]))]
+    runs.append(run(SPRRequest(documents=_docs(2), formats=["standard"], export_formats=["json"])))
+    for key in ("spr-results", "spr-summary"):
+        flow_runs = {str(a.flow_run_id) for a in asyncio.run(_artifacts(key))}
+        assert {r.run_id for r in runs} <= flow_runs, key

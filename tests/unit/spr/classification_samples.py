@@ -1,4 +1,5 @@
-"""A labelled set of real-looking samples, 8 per SPEC §4 content type (64 in all)."""
+"""A labelled set of real-looking samples, 8 per content type (`tasks.spr.models.CONTENT_TYPES`),
+64 in all."""
 
 SAMPLES: list[tuple[str, str]] = [
     # ---------------------------------------------------------------- code

@@ -61,7 +61,8 @@ def claude(monkeypatch):
 def test_claude_compresses_when_configured_and_says_so(claude):
     factory, calls = claude(lambda req, n: httpx.Response(200, json=_message(GOOD)))
     result = compress_with(TEXT, "standard", 0.3, "claude", claude=factory)
-    assert result.compressor == "claude" and result.fallback_reason is None
+    assert result.source == "claude" and result.fallback_reason is None
+    assert result.model == "claude-sonnet-4-5"
     assert result.statements[0].startswith("Gateway retries HTTP 503")
     assert calls[0]["tool_choice"] == {"type": "tool", "name": "write_spr"}
 
@@ -74,7 +75,7 @@ def test_429_with_retry_after_is_retried_then_succeeds(claude):
 
     factory, calls = claude(handler)
     result = compress_with(TEXT, "standard", 0.3, "auto", claude=factory)
-    assert result.compressor == "claude"
+    assert result.source == "claude"
     assert len(calls) == 2
 
 
@@ -83,10 +84,19 @@ def test_529_overload_falls_back_to_extractive_with_the_reason(claude):
         lambda req, n: httpx.Response(529, headers={"retry-after": "0"}, json={"type": "error"})
     )
     result = compress_with(TEXT, "standard", 0.3, "claude", claude=factory)
-    assert result.compressor == "extractive"
+    assert result.source == "extractive" and result.model is None
     assert "HTTP 529" in result.fallback_reason
-    assert result.source == "offline extractive (fallback)"
     assert len(calls) == 2  # first try + 1 SDK retry
+
+
+def test_429_after_the_retries_falls_back_with_the_reason(claude):
+    factory, calls = claude(
+        lambda req, n: httpx.Response(429, headers={"retry-after": "0"}, json={"type": "error"})
+    )
+    result = compress_with(TEXT, "standard", 0.3, "auto", claude=factory)
+    assert result.source == "extractive"
+    assert "HTTP 429" in result.fallback_reason
+    assert len(calls) == 2
 
 
 def test_timeout_falls_back(claude):
@@ -95,7 +105,7 @@ def test_timeout_falls_back(claude):
 
     factory, _ = claude(handler)
     result = compress_with(TEXT, "standard", 0.3, "claude", claude=factory)
-    assert result.compressor == "extractive"
+    assert result.source == "extractive"
     assert "timed out" in result.fallback_reason
 
 
@@ -104,14 +114,14 @@ def test_malformed_tool_output_falls_back(claude):
         lambda req, n: httpx.Response(200, json=_message({"statements": "not a list"}))
     )
     result = compress_with(TEXT, "standard", 0.3, "claude", claude=factory)
-    assert result.compressor == "extractive"
+    assert result.source == "extractive"
     assert "failed validation" in result.fallback_reason
 
 
 def test_no_key_means_extractive_with_the_reason(monkeypatch):
     monkeypatch.delenv("REACTOR_ANTHROPIC_API_KEY", raising=False)
     result = compress_with(TEXT, "standard", 0.3, "auto")
-    assert result.compressor == "extractive"
+    assert result.source == "extractive"
     assert "no Anthropic API key" in result.fallback_reason
 
 

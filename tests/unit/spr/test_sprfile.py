@@ -22,7 +22,7 @@ def _file(reference_docs):
     return result, text
 
 
-def test_spr_file_has_the_seed_header_and_parses_back(reference_docs):
+def test_spr_file_has_the_standard_header_and_parses_back(reference_docs):
     result, text = _file(reference_docs)
     assert text.startswith("# SPR Compression Result\n# Original: ")
     for field in ("Compressed:", "Ratio:", "Format: standard", "Generated:", f"Trace ID: {TRACE}"):
@@ -53,3 +53,21 @@ def test_decompression_adds_no_template_filler(reference_docs):
     prose_words = {w.lower().strip(".") for w in prose.split()}
     assert prose_words <= source_words
     assert len(prose.split()) == result.compressed_words
+
+
+def test_write_spr_files_returns_the_paths_and_leaves_the_results_alone(reference_docs, tmp_path):
+    from tasks.spr.models import SPRDocument, SPRRequest
+    from tasks.spr.pipeline import analyze_document, assemble, compress_documents
+    from tasks.spr.sprfile import with_spr_files, write_spr_files
+
+    docs = [analyze_document(SPRDocument(id="a/notes.txt", content=reference_docs[0]))]
+    params = SPRRequest(content="").compression_params("standard")
+    results = assemble(docs, [compress_documents(docs, params, {})])
+    before = [r.model_dump() for r in results]
+    written = write_spr_files(results, tmp_path / "run", TRACE)
+    assert [r.model_dump() for r in results] == before
+    path = written["a/notes.txt"]["standard"]
+    assert path == tmp_path / "run" / "a" / "notes.txt.standard.spr"
+    assert validate_spr(parse_spr(path.read_text())) == []
+    (linked,) = with_spr_files(results, written)
+    assert linked.formats[0].spr_file == path and results[0].formats[0].spr_file is None
