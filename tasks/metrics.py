@@ -54,3 +54,7 @@ restarts = _meter.create_counter(
 time_to_healthy = _meter.create_histogram(
     "reactor.deploy.time_to_healthy", unit="s", description="Start to first healthy answer"
 )
+# attributes: dataset, format
+export_rows = _meter.create_counter(
+    "reactor.export.rows", unit="1", description="Rows written to dataset files"
+)
