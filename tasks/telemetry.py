@@ -31,6 +31,7 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace import StatusCode
 
+from tasks.metrics import configure_metrics
 from tasks.redaction import install_log_redaction, known_secrets, redact
 from tasks.settings import Settings, get_settings
 
@@ -163,6 +164,7 @@ def configure_telemetry(
     global _provider, _jsonl
     settings = settings or get_settings()
     install_log_redaction()
+    configure_metrics(settings)  # the MeterProvider beside the traces (tasks/metrics.py)
     with _lock:
         if _provider is None:
             current = trace.get_tracer_provider()
