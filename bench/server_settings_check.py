@@ -86,12 +86,18 @@ async def _completed_task_runs(api: str, flow_run_id: str, limit: int) -> int:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    runs = []
     with temporary_settings({PREFECT_API_URL: api}):
         async with get_client() as client:
-            runs = await client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
-                limit=limit,
-            )
+            while len(runs) < limit:  # the API returns at most 200 per call
+                page = await client.read_task_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+                    limit=200,
+                    offset=len(runs),
+                )
+                if not page:
+                    break
+                runs.extend(page)
     return sum(1 for r in runs if r.state is not None and r.state.is_completed())
 
 
