@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -156,6 +157,7 @@ def measure(name: str, overrides: dict[str, str], tasks: int) -> dict[str, objec
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
     text = log.read_text(errors="replace")
+    shutil.rmtree(home, ignore_errors=True)
     return {
         "variant": name,
         "startup_s": startup_s,
