@@ -3,13 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
-PREFECT_HOST ?= 127.0.0.1
-PREFECT_PORT ?= 4200
-# Prefect server settings measured here: analytics off (it causes "database is locked"),
-# task-run recorder batches of 100 (otherwise task-run history is lost and CPU burnt).
-export PREFECT_SERVER_ANALYTICS_ENABLED := false
-export PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE := 100
-export PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE := 100
+# Prefect's server settings live in prefect.toml (Prefect reads it from the working directory).
 
 .PHONY: setup demo test lint format server stop deploy worker serve bench lock clean
 # Runs its command with PREFECT_API_URL set to the running server (PREFECT_API_URL's own, or the
@@ -52,8 +46,10 @@ stop: setup
 deploy: setup
 	@$(WITH_API) $(PY) -m deployments.deploy
 
+# Prefect's process worker, run by deployments/worker.py so that, with REACTOR_METRICS_PORT set,
+# it serves the Prometheus endpoint its flow runs push to (docs/operations.md).
 worker: setup
-	@$(WITH_API) PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(BIN)/prefect worker start --pool $(POOL) --type process
+	@$(WITH_API) PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m deployments.worker --pool $(POOL)
 
 serve: setup
 	@$(WITH_API) $(PY) -m deployments.serve

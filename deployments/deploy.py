@@ -1,5 +1,7 @@
 """`make deploy`: create the process work pool named in prefect.yaml (idempotent), register
-every deployment with `prefect deploy --all`, then list what the server holds, with schedules.
+every deployment with `prefect deploy --all`, apply the alert automations of
+deployments/automations.yaml (idempotent; `REACTOR_ALERT_WEBHOOK_URL` is where they notify), then
+list what the server holds, with schedules.
 
     PREFECT_API_URL=http://127.0.0.1:4200/api python -m deployments.deploy
 """
@@ -17,6 +19,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.exceptions import ObjectNotFound
 from pydantic import BaseModel
+
+from deployments.automations import apply_automations
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -92,6 +96,8 @@ def main() -> int:
         created = asyncio.run(ensure_work_pool(pool))
         print(f"work pool {pool!r} {'created' if created else 'exists'}")
     deploy_all()
+    for a in asyncio.run(apply_automations()):
+        print(f"automation {a.name!r} {'created' if a.created else 'updated'} ({a.action})")
     for d in asyncio.run(list_deployments()):
         print(f"{d.name:<55} pool={d.work_pool} schedules={', '.join(d.schedules) or '-'}")
     return 0

@@ -1,6 +1,7 @@
 """`python -m deployments.serve` (`make serve`): run every deployment of prefect.yaml from this
 process, for users without a work pool or worker. The schedules, parameters and tags are read
-from prefect.yaml, so the two ways of running stay the same.
+from prefect.yaml, so the two ways of running stay the same. With `REACTOR_METRICS_PORT` set,
+this process serves the Prometheus endpoint for every run it executes (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ def to_runner_deployment(entry: dict[str, Any]):
 def main() -> None:
     from prefect import serve
 
+    from tasks.metrics import serve_metrics
+
+    # flow runs execute in subprocesses of this one and push their metrics to its endpoint
+    endpoint = serve_metrics()
+    if endpoint is not None:
+        print(f"metrics: {endpoint.scrape_url}")
     serve(*(to_runner_deployment(e) for e in load_deployments()))
 
 

@@ -1,33 +1,40 @@
-"""The local Prefect server: start it in the background, find it, stop it.
+"""The local Prefect server for `make server` / `make stop` and the demo.
 
-`python -m deployments.server start|stop|status` backs `make server` / `make stop`; the demo uses
-`ensure_server()`. When `PREFECT_API_URL` is set, that server is used and nothing is started.
-The server binds 127.0.0.1; its pid and log live in `.prefect-server/` in the project.
+Prefect does the work: `prefect server start --background` starts it (its pid goes to
+`$PREFECT_HOME/server.pid`), `prefect server status --wait` waits until it answers, `prefect
+server stop` stops it. The server's settings live in `prefect.toml` at the project root, which
+Prefect reads from the working directory, so the server is started from there. What this module
+adds:
+
+- the server in `PREFECT_API_URL` is used when that is set (nothing is started);
+- the port: 4200, or a free one when 4200 is taken, remembered in `.prefect-server/api_url` so
+  `status`, `url` and `stop` find the server this project started;
+- `PREFECT_UI_API_URL` when the server is not on 127.0.0.1:4200 (the UI would otherwise look for
+  its API there and show "Unable to connect");
+- `PREFECT_SERVER_DATABASE_CONNECTION_URL` (e.g. `postgresql+asyncpg://…`) is passed through to
+  the server when set, and shown with its password masked.
+
+    python -m deployments.server start|stop|status|url
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from tasks.net import free_port, port_is_free
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 DEFAULT_PORT = 4200
-STATE_DIR = Path(".prefect-server")
-# Measured here: analytics cause "database is locked"; recorder batches of 100 keep task-run
-# history and save ~30 ms CPU per task run.
-SERVER_ENV = {
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "100",
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE": "100",
-}
+STATE_DIR = PROJECT_DIR / ".prefect-server"
+DATABASE_ENV = "PREFECT_SERVER_DATABASE_CONNECTION_URL"
 
 
 @dataclass
@@ -45,71 +52,68 @@ def api_healthy(api_url: str, timeout_s: float = 2.0) -> bool:
         return False
 
 
-def _port_free(port: int) -> bool:
-    """Whether the server could bind `port`: like uvicorn, with SO_REUSEADDR, so sockets of an
-    earlier server still in TIME_WAIT do not count as taken."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-        return True
+def ui_url_of(api_url: str) -> str:
+    """The UI beside an API URL (`…/api` → `…/`; the server sends browsers on to its UI)."""
+    return api_url.rstrip("/").removesuffix("/api") + "/"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+def masked(url: str) -> str:
+    """`url` with its password replaced by `***` (for printing a database URL)."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _urls(port: int) -> tuple[str, str]:
-    return f"http://{HOST}:{port}/api", f"http://{HOST}:{port}/v2"
+def _state_file(state_dir: Path) -> Path:
+    return state_dir / "api_url"
 
 
-def _pid_file(state_dir: Path) -> Path:
-    return state_dir / "server.pid"
+def _prefect(*args: str, env: dict[str, str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "prefect", *args], cwd=PROJECT_DIR, env=env, text=True, **kwargs
+    )
 
 
 def running_server(state_dir: Path = STATE_DIR) -> Server | None:
     """The server named by PREFECT_API_URL, or the one this project started, if healthy."""
     if url := os.environ.get("PREFECT_API_URL"):
-        ui = url.rsplit("/api", 1)[0] + "/v2"
-        return Server(api_url=url, ui_url=ui, started_here=False) if api_healthy(url) else None
-    pid_file = _pid_file(state_dir)
-    if not pid_file.exists():
+        return Server(url, ui_url_of(url), started_here=False) if api_healthy(url) else None
+    state = _state_file(state_dir)
+    if not state.exists():
         return None
-    pid, port = (int(x) for x in pid_file.read_text().split())
-    api, ui = _urls(port)
-    return Server(api_url=api, ui_url=ui, started_here=True, pid=pid) if api_healthy(api) else None
+    url = state.read_text().strip()
+    return Server(url, ui_url_of(url), started_here=True) if api_healthy(url) else None
 
 
-def start_server(state_dir: Path = STATE_DIR, timeout_s: float = 90.0) -> Server:
-    """Start `prefect server start` in the background on 127.0.0.1 (port 4200 when free)."""
-    port = DEFAULT_PORT if _port_free(DEFAULT_PORT) else _free_port()
-    api, ui = _urls(port)
-    env = {**os.environ, **SERVER_ENV, "PREFECT_UI_API_URL": api}
-    env.pop("PREFECT_API_URL", None)
+def start_server(
+    state_dir: Path = STATE_DIR, timeout_s: int = 120, port: int | None = None
+) -> Server:
+    """`prefect server start --background` on 127.0.0.1 (on `port`, else 4200 when free, else a
+    free port), then `prefect server status --wait`."""
+    if port is None:
+        port = DEFAULT_PORT if port_is_free(DEFAULT_PORT, HOST) else free_port(HOST)
+    api = f"http://{HOST}:{port}/api"
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    if port != DEFAULT_PORT:
+        env["PREFECT_UI_API_URL"] = api
+    started = _prefect(
+        "server", "start", "--background", "--host", HOST, "--port", str(port),
+        env=env, capture_output=True,
+    )  # fmt: skip
+    if started.returncode != 0:
+        raise RuntimeError(f"prefect server start failed: {started.stdout}{started.stderr}")
     state_dir.mkdir(parents=True, exist_ok=True)
-    log = open(state_dir / "server.log", "ab")  # noqa: SIM115 - handed to the child process
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", HOST, "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    _pid_file(state_dir).write_text(f"{proc.pid} {port}\n")
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"prefect server exited early; see {state_dir / 'server.log'}")
-        if api_healthy(api):
-            return Server(api_url=api, ui_url=ui, started_here=True, pid=proc.pid)
-        time.sleep(0.5)
-    stop_server(state_dir)
-    raise RuntimeError(f"prefect server not healthy after {timeout_s:.0f} s; see server.log")
+    _state_file(state_dir).write_text(api + "\n")
+    ready = _prefect(
+        "server", "status", "--wait", "--timeout", str(timeout_s),
+        env={**env, "PREFECT_API_URL": api}, capture_output=True,
+    )  # fmt: skip
+    if ready.returncode != 0:
+        stop_server(state_dir)
+        raise RuntimeError(f"prefect server not healthy after {timeout_s} s: {ready.stdout}")
+    return Server(api, ui_url_of(api), started_here=True)
 
 
 def ensure_server(state_dir: Path = STATE_DIR) -> Server:
@@ -118,24 +122,14 @@ def ensure_server(state_dir: Path = STATE_DIR) -> Server:
 
 
 def stop_server(state_dir: Path = STATE_DIR) -> bool:
-    """Stop the server this project started (its whole process group); True if one was running."""
-    pid_file = _pid_file(state_dir)
-    if not pid_file.exists():
+    """`prefect server stop` for the server this project started; True if there was one."""
+    state = _state_file(state_dir)
+    if not state.exists():
         return False
-    pid = int(pid_file.read_text().split()[0])
-    pid_file.unlink()
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    for _ in range(50):
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.2)
-    os.killpg(pid, signal.SIGKILL)
-    return True
+    state.unlink()
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    stopped = _prefect("server", "stop", env=env, capture_output=True)
+    return stopped.returncode == 0 and "stopped" in stopped.stdout.lower()
 
 
 def main(argv: list[str]) -> int:
@@ -143,6 +137,8 @@ def main(argv: list[str]) -> int:
     if command == "start":
         server = ensure_server()
         print(f"Prefect API {server.api_url}\nPrefect UI  {server.ui_url}")
+        if database := os.environ.get(DATABASE_ENV):
+            print(f"database    {masked(database)}")
         print(f"export PREFECT_API_URL={server.api_url}")
         return 0
     if command == "stop":

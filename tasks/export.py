@@ -1,21 +1,35 @@
 """The one dataset exporter: records -> pandas -> JSON, JSONL, CSV, Parquet.
 
-Layout: `<root>/<dataset>/<YYYY-MM-DD>/<run_id>.<ext>` plus `manifest.json` in that folder (schema,
-row count and sha256 per file, per run). Each file is written atomically; if any format fails,
-the files already written for the run are removed, so no run is half-exported.
-Every format reads back (`read_export`) to the same DataFrame, dtypes included.
+Each dataset in each format is one folder of data files, partitioned by day the way pyarrow,
+pandas and DuckDB read hive-style partitions:
+
+    <root>/<format>/<dataset>/date=YYYY-MM-DD/<run_id>.<format>     data files only
+    <root>/_manifests/<dataset>/date=YYYY-MM-DD/<run_id>.json        one manifest per run
+    <root>/_staging/                                                 in-flight writes
+
+so `pandas.read_parquet("<root>/parquet/<dataset>")` reads every run as one table. Every run of
+a dataset has the same columns and types (the dataset's schema, applied explicitly), and the
+partition column `date` is reserved. A run's files are rendered and written to `_staging` first,
+then renamed into their folders, and its manifest (schema, rows, sha256 per file) is written last:
+if any format fails, nothing of the run is left in a data folder. Every format reads back
+(`read_export`) to the same DataFrame, dtypes included.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import json
 import math
+import os
+import tempfile
+import types
+import typing
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
-from enum import StrEnum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,12 +38,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
+from tasks import metrics
 from tasks.errors import InvalidInput
-from tasks.store import JsonStore, atomic_write_bytes
+from tasks.store import atomic_write_bytes
 
 Format = Literal["json", "jsonl", "csv", "parquet"]
 ALL_FORMATS: tuple[Format, ...] = ("json", "jsonl", "csv", "parquet")
-MANIFEST = "manifest.json"
+PARTITION = "date"  # the hive partition key; no dataset may have a column of that name
+MANIFESTS = "_manifests"
+STAGING = "_staging"
 
 
 class Column(StrEnum):
@@ -63,6 +80,59 @@ _PANDAS = {
 }
 
 
+_FROM_PYTHON: dict[type, Column] = {
+    bool: Column.bool,  # before int: bool is a subclass of int
+    int: Column.int,
+    float: Column.float,
+    str: Column.str,
+    datetime: Column.timestamp,
+    Path: Column.str,
+}
+
+
+def _column_of(annotation: Any) -> Column:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        kinds = {_column_of(a) for a in typing.get_args(annotation) if a is not type(None)}
+        return kinds.pop() if len(kinds) == 1 else Column.json
+    if origin is Literal:
+        values = typing.get_args(annotation)
+        return _column_of(type(values[0])) if values else Column.str
+    if origin is typing.Annotated:
+        return _column_of(typing.get_args(annotation)[0])
+    if origin is not None:  # list[...], dict[...], tuple[...]
+        return Column.json
+    if isinstance(annotation, type):
+        if issubclass(annotation, Enum):
+            return Column.str if issubclass(annotation, str) else Column.json
+        for python_type, kind in _FROM_PYTHON.items():
+            if issubclass(annotation, python_type):
+                return kind
+    return Column.json
+
+
+def schema_of(model: type[BaseModel]) -> dict[str, Column]:
+    """The dataset schema of a row model: one column per field, in field order
+    (`int` → int, `datetime` → timestamp, `X | None` → X, lists/dicts/models → json)."""
+    return {name: _column_of(field.annotation) for name, field in model.model_fields.items()}
+
+
+def _as_schema(schema: Schema | type[BaseModel]) -> Schema:
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        schema = schema_of(schema)
+    if PARTITION in schema:
+        raise InvalidInput(
+            f"column {PARTITION!r} is reserved for the date partition of every dataset; "
+            "rename it (e.g. 'day' or 'created_on')"
+        )
+    return {name: Column(kind) for name, kind in schema.items()}
+
+
+def arrow_schema(schema: Schema) -> pa.Schema:
+    """The explicit Arrow schema every Parquet file of a dataset is written with."""
+    return pa.schema([(name, _ARROW[kind]) for name, kind in schema.items()])
+
+
 class ExportedFile(BaseModel):
     format: Format
     path: Path
@@ -74,10 +144,26 @@ class ExportedFile(BaseModel):
 class ExportResult(BaseModel):
     dataset: str
     run_id: str
-    directory: Path
+    day: date
+    directory: Path  # the exports root
+    # the folder to read per format: all runs of the dataset, e.g. <root>/parquet/<dataset>
+    datasets: dict[Format, Path]
     rows: int
     files: list[ExportedFile]
     manifest: Path
+
+
+def dataset_folder(root: Path | str, dataset: str, fmt: Format) -> Path:
+    """The folder holding every run of `dataset` in format `fmt` (read it as one table)."""
+    return Path(root) / fmt / dataset
+
+
+def partition_folder(root: Path | str, dataset: str, fmt: Format, day: date) -> Path:
+    return dataset_folder(root, dataset, fmt) / f"{PARTITION}={day.isoformat()}"
+
+
+def manifest_path(root: Path | str, dataset: str, day: date, run_id: str) -> Path:
+    return Path(root) / MANIFESTS / dataset / f"{PARTITION}={day.isoformat()}" / f"{run_id}.json"
 
 
 def _json_default(value: Any) -> Any:
@@ -170,9 +256,8 @@ def render(frame: pd.DataFrame, schema: Schema, fmt: Format) -> bytes:
                 flat[name] = [None if pd.isna(v) else v.isoformat() for v in flat[name]]
         return flat.to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC).encode()
     if fmt == "parquet":
-        arrow_schema = pa.schema([(n, _ARROW[k]) for n, k in schema.items()])
         table = pa.Table.from_pandas(
-            _flat_frame(frame, schema), schema=arrow_schema, preserve_index=False
+            _flat_frame(frame, schema), schema=arrow_schema(schema), preserve_index=False
         )
         buf = io.BytesIO()
         pq.write_table(table, buf)
@@ -201,77 +286,145 @@ def export_dataset(
     records: Iterable[Mapping[str, Any] | BaseModel] | pd.DataFrame,
     dataset: str,
     run_id: str,
-    schema: Schema,
+    schema: Schema | type[BaseModel],
     formats: Sequence[Format] = ALL_FORMATS,
     root: Path | str = Path("exports"),
     day: date | None = None,
 ) -> ExportResult:
-    """Write `records` as `dataset` for `run_id` in every format of `formats`."""
+    """Write `records` as `dataset` for `run_id` in every format of `formats`, into the day's
+    partition of each format's dataset folder; the run's manifest is written last."""
     unknown = [f for f in formats if f not in ALL_FORMATS]
     if unknown or not formats:
         raise InvalidInput(f"export formats {unknown or '[]'} invalid; choose from {ALL_FORMATS}")
     for part, label in ((dataset, "dataset"), (run_id, "run_id")):
-        if not part or "/" in part or part.startswith(".") or "\\" in part:
+        if not part or "/" in part or part.startswith((".", "_")) or "\\" in part:
             raise InvalidInput(f"{label} {part!r} must be a plain file name")
+    schema = _as_schema(schema)
     frame = (
         normalize(records, schema)
         if isinstance(records, pd.DataFrame)
         else to_frame(records, schema)
     )
+    root = Path(root)
     day = day or datetime.now(UTC).date()
-    directory = Path(root) / dataset / day.isoformat()
-    written: list[ExportedFile] = []
+    rendered = {fmt: render(frame, schema, fmt) for fmt in dict.fromkeys(formats)}
+    files = _publish(root, dataset, run_id, day, rendered, len(frame))
+    manifest = manifest_path(root, dataset, day, run_id)
     try:
-        for fmt in dict.fromkeys(formats):
-            data = render(frame, schema, fmt)
-            path = directory / f"{run_id}.{fmt}"
-            atomic_write_bytes(path, data)
-            digest = hashlib.sha256(data).hexdigest()
-            written.append(
-                ExportedFile(format=fmt, path=path, rows=len(frame), bytes=len(data), sha256=digest)
-            )
-        manifest = directory / MANIFEST
-        JsonStore(manifest, dict).update(
-            lambda m: _add_to_manifest(m, dataset, run_id, schema, written)
-        )
+        atomic_write_bytes(manifest, _manifest(dataset, run_id, day, schema, files, root))
     except BaseException:
-        for f in written:
+        for f in files:
             f.path.unlink(missing_ok=True)
         raise
+    for f in files:
+        metrics.export_rows.add(f.rows, {"dataset": dataset, "format": f.format})
     return ExportResult(
         dataset=dataset,
         run_id=run_id,
-        directory=directory,
+        day=day,
+        directory=root,
+        datasets={f.format: dataset_folder(root, dataset, f.format) for f in files},
         rows=len(frame),
-        files=written,
+        files=files,
         manifest=manifest,
     )
 
 
-def _add_to_manifest(
-    manifest: dict[str, Any],
+def _publish(
+    root: Path, dataset: str, run_id: str, day: date, rendered: dict[Format, bytes], rows: int
+) -> list[ExportedFile]:
+    """Stage every file outside the data folders (fsynced), then rename each into place; on any
+    failure remove what was staged or placed, so readers never see part of a run."""
+    staging = root / STAGING
+    staging.mkdir(parents=True, exist_ok=True)
+    staged: dict[Format, str] = {}
+    placed: list[ExportedFile] = []
+    try:
+        for fmt, data in rendered.items():
+            fd, tmp = tempfile.mkstemp(dir=staging, prefix=f"{dataset}.{run_id}.", suffix=f".{fmt}")
+            staged[fmt] = tmp
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        for fmt, data in rendered.items():
+            path = partition_folder(root, dataset, fmt, day) / f"{run_id}.{fmt}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged[fmt], path)
+            del staged[fmt]
+            _fsync_dir(path.parent)
+            digest = hashlib.sha256(data).hexdigest()
+            placed.append(
+                ExportedFile(format=fmt, path=path, rows=rows, bytes=len(data), sha256=digest)
+            )
+    except BaseException:
+        for tmp in staged.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        for f in placed:
+            f.path.unlink(missing_ok=True)
+        raise
+    return placed
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _manifest(
     dataset: str,
     run_id: str,
+    day: date,
     schema: Schema,
     files: list[ExportedFile],
-) -> None:
-    manifest.setdefault("dataset", dataset)
-    manifest.setdefault("runs", {})[run_id] = {
+    root: Path,
+) -> bytes:
+    manifest = {
+        "dataset": dataset,
+        "run_id": run_id,
+        PARTITION: day.isoformat(),
         "created_at": datetime.now(UTC).isoformat(),
         "schema": {name: str(kind) for name, kind in schema.items()},
         "rows": files[0].rows if files else 0,
         "files": {
-            f.format: {"file": f.path.name, "bytes": f.bytes, "sha256": f.sha256} for f in files
+            f.format: {
+                "file": f.path.relative_to(root).as_posix(),
+                "bytes": f.bytes,
+                "sha256": f.sha256,
+            }
+            for f in files
         },
     }
+    return json.dumps(manifest, indent=2).encode()
+
+
+def _locate(path: Path) -> tuple[Path, str, date, str]:
+    """(root, dataset, day, run_id) of a data file laid out by `export_dataset`."""
+    partition, dataset_dir = path.parent, path.parent.parent
+    key, _, value = partition.name.partition("=")
+    if key != PARTITION or dataset_dir.parent.name != path.suffix.lstrip("."):
+        raise InvalidInput(
+            f"{path} is not an exported data file (<root>/<format>/<dataset>/date=…/<run>.<format>)"
+        )
+    return dataset_dir.parent.parent, dataset_dir.name, date.fromisoformat(value), path.stem
+
+
+def read_manifest(path: Path | str) -> dict[str, Any]:
+    """The manifest of the run that wrote the data file `path`."""
+    root, dataset, day, run_id = _locate(Path(path))
+    manifest = manifest_path(root, dataset, day, run_id)
+    try:
+        return json.loads(manifest.read_text())
+    except FileNotFoundError:
+        raise InvalidInput(f"{path} has no manifest at {manifest}") from None
 
 
 def read_export(path: Path | str) -> pd.DataFrame:
-    """Read one exported file back, typed by the schema in its folder's manifest."""
+    """Read one exported file back, typed by the schema in its run's manifest."""
     path = Path(path)
-    manifest = JsonStore(path.parent / MANIFEST, dict).read()
-    run = manifest.get("runs", {}).get(path.stem)
-    if run is None:
-        raise InvalidInput(f"{path} is not listed in {path.parent / MANIFEST}")
-    schema = {name: Column(kind) for name, kind in run["schema"].items()}
+    schema = {name: Column(kind) for name, kind in read_manifest(path)["schema"].items()}
     return parse(path.read_bytes(), schema, path.suffix.lstrip("."))  # type: ignore[arg-type]

@@ -35,6 +35,7 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace import Link, Status, StatusCode
 
+from tasks.metrics import configure_metrics
 from tasks.redaction import install_log_redaction, known_secrets, redact, redact_text
 from tasks.settings import Settings, get_settings
 from tasks.tracing import format_span_id, format_trace_id
@@ -199,6 +200,7 @@ def configure_telemetry(
     global _provider, _jsonl
     settings = settings or get_settings()
     install_log_redaction()
+    configure_metrics(settings)  # the MeterProvider beside the traces (tasks/metrics.py)
     with _lock:
         if _provider is None:
             current = trace.get_tracer_provider()

@@ -1,7 +1,8 @@
 """Test setup shared by every test.
 
-Prefect server settings are set before Prefect is imported anywhere (analytics off avoids
-"database is locked"; recorder batches of 100 keep task-run history). Flow tests use the one
+The Prefect server settings come from `prefect.toml` at the repository root, which Prefect reads
+from the working directory: the session runs from there whatever directory pytest was started
+in (tests/flows/test_server.py checks that the test server has them). Flow tests use the one
 session-wide `prefect_test_harness` (starting it costs ~15 s) through the `prefect_server`
 fixture; tests/flows/ requests it for every test automatically.
 """
@@ -9,13 +10,22 @@ fixture; tests/flows/ requests it for every test automatically.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE", "100")
-os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE", "100")
+os.chdir(Path(__file__).resolve().parent.parent)  # before Prefect reads its settings
 # INFO: the flows tell their story at INFO and tests read those lines back from the server
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
-for _name in ("ANTHROPIC_API_KEY", "REACTOR_ANTHROPIC_API_KEY", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+# the tests configure these themselves: a user's own key, collector, webhook (their real alert
+# channel) or metrics endpoint must never be reached from a test
+for _name in (
+    "ANTHROPIC_API_KEY",
+    "REACTOR_ANTHROPIC_API_KEY",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "REACTOR_ALERT_WEBHOOK_URL",
+    "REACTOR_METRICS_PORT",
+    "REACTOR_METRICS_PUSH_URL",
+):
     os.environ.pop(_name, None)
 
 import pytest  # noqa: E402

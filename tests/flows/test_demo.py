@@ -30,4 +30,4 @@ def test_demo_runs_all_four_scenarios_and_verifies_them_through_the_api(
     assert "artifacts" in text and "0 artifacts" not in text
     leftovers = {p.pid for p in psutil.Process().children(recursive=True)} - children_before
     assert not leftovers, f"processes left running: {leftovers}"
-    assert list(reactor_env.exports_dir.glob("*/*/*.parquet"))
+    assert list(reactor_env.exports_dir.glob("parquet/*/date=*/*.parquet"))

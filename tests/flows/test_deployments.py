@@ -1,5 +1,6 @@
-"""prefect.yaml against a real server: every deployment registers with its schedule, and a run
-of the SPR deployment is picked up by a process worker, completes and writes its datasets."""
+"""prefect.yaml against a real server: every deployment registers with its schedule, the alert
+automations are applied with it, and a run of the SPR deployment is picked up by a process
+worker, completes and writes its datasets."""
 
 from __future__ import annotations
 
@@ -52,6 +53,23 @@ def test_every_deployment_registers_with_its_schedule(deployed):
     assert by_name["health-monitor"].schedules == ["every 30 s"]
 
 
+def test_deploy_applies_each_alert_automation_once(deployed):
+    from prefect.client.orchestration import get_client
+
+    from deployments.automations import UNCONFIGURED, load_specs
+
+    async def by_name():
+        async with get_client() as client:
+            names = [s["name"] for s in load_specs()]
+            return {n: await client.read_automations_by_name(n) for n in names}
+
+    found = asyncio.run(by_name())
+    for name, automations in found.items():
+        assert len(automations) == 1, name
+        # no REACTOR_ALERT_WEBHOOK_URL in the tests: the automation says where to set one
+        assert automations[0].description.endswith(UNCONFIGURED), name
+
+
 def test_spr_deployment_run_is_picked_up_by_a_worker_and_exports(deployed, tmp_path):
     run = run_deployment("spr-pipeline/spr-nightly", timeout=0)
     env = {
@@ -73,5 +91,6 @@ def test_spr_deployment_run_is_picked_up_by_a_worker_and_exports(deployed, tmp_p
             return (await client.read_flow_run(run.id)).state
 
     assert asyncio.run(state()).is_completed()
-    parquet = list((tmp_path / "exports").rglob(f"{run.id}.parquet"))
+    folder = tmp_path / "exports" / "parquet" / "spr_results"
+    parquet = list(folder.glob(f"date=*/{run.id}.parquet"))
     assert parquet, f"no parquet export for run {run.id} under {tmp_path / 'exports'}"

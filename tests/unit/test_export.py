@@ -1,17 +1,27 @@
-"""The dataset exporter: four formats, one frame; manifest hashes match the files."""
+"""The dataset exporter: four formats, one frame; one hive-partitioned folder of data files per
+dataset and format; manifests outside the data folders, their hashes matching the files."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from datetime import UTC, date, datetime
+from typing import Literal
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from pydantic import BaseModel
 
 from tasks.errors import InvalidInput
-from tasks.export import ALL_FORMATS, Column, export_dataset, read_export
+from tasks.export import (
+    ALL_FORMATS,
+    Column,
+    export_dataset,
+    read_export,
+    read_manifest,
+    schema_of,
+)
 
 SCHEMA = {
     "document_id": Column.str,
@@ -51,18 +61,32 @@ def test_four_formats_read_back_to_the_same_frame(tmp_path):
         pd.testing.assert_frame_equal(frame, reference, obj=fmt)
 
 
-def test_layout_and_manifest_hashes_match_files(tmp_path):
+def test_each_format_is_a_hive_partitioned_folder_of_data_files(tmp_path):
     result = export_dataset(
         _records(3), "assignments", "run_9", SCHEMA, root=tmp_path, day=date(2026, 11, 23)
     )
-    assert result.directory == tmp_path / "assignments" / "2026-11-23"
+    for fmt in ALL_FORMATS:
+        folder = tmp_path / fmt / "assignments"
+        assert result.datasets[fmt] == folder
+        assert [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()] == [
+            f"date=2026-11-23/run_9.{fmt}"
+        ]
+    assert result.manifest == tmp_path / "_manifests/assignments/date=2026-11-23/run_9.json"
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and "lock" in p.name]
+
+
+def test_manifest_hashes_match_files(tmp_path):
+    result = export_dataset(
+        _records(3), "assignments", "run_9", SCHEMA, root=tmp_path, day=date(2026, 11, 23)
+    )
     manifest = json.loads(result.manifest.read_text())
-    run = manifest["runs"]["run_9"]
-    assert run["rows"] == 3 and run["schema"]["created_at"] == "timestamp"
-    for fmt, entry in run["files"].items():
-        data = (result.directory / entry["file"]).read_bytes()
-        assert entry["file"] == f"run_9.{fmt}"
+    assert manifest["rows"] == 3 and manifest["schema"]["created_at"] == "timestamp"
+    assert manifest["run_id"] == "run_9" and manifest["date"] == "2026-11-23"
+    for fmt, entry in manifest["files"].items():
+        data = (tmp_path / entry["file"]).read_bytes()
+        assert entry["file"] == f"{fmt}/assignments/date=2026-11-23/run_9.{fmt}"
         assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+    assert read_manifest(result.files[0].path) == manifest
 
 
 def test_parquet_schema_is_explicit(tmp_path):
@@ -81,10 +105,14 @@ def test_csv_is_quoted_and_nested_fields_are_json_strings(tmp_path):
     assert json.loads(row.loc[0, "components"])["tags"][1] == "b, c"
 
 
-def test_two_runs_share_a_manifest(tmp_path):
+def test_two_runs_of_a_day_read_as_one_table(tmp_path):
     export_dataset(_records(1), "d", "a", SCHEMA, root=tmp_path, day=date(2026, 1, 1))
-    r = export_dataset(_records(2), "d", "b", SCHEMA, root=tmp_path, day=date(2026, 1, 1))
-    assert set(json.loads(r.manifest.read_text())["runs"]) == {"a", "b"}
+    export_dataset(_records(2), "d", "b", SCHEMA, root=tmp_path, day=date(2026, 1, 1))
+    export_dataset(_records(3), "d", "c", SCHEMA, root=tmp_path, day=date(2026, 1, 2))
+    frame = pd.read_parquet(tmp_path / "parquet" / "d")
+    assert len(frame) == 6
+    assert sorted(frame["date"].astype(str).unique()) == ["2026-01-01", "2026-01-02"]
+    assert str(frame["original_words"].dtype) == "Int64"
 
 
 def test_a_failing_format_leaves_no_partial_run(tmp_path, monkeypatch):
@@ -102,6 +130,57 @@ def test_a_failing_format_leaves_no_partial_run(tmp_path, monkeypatch):
         export_dataset(_records(2), "d", "r", SCHEMA, root=tmp_path)
     leftovers = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert leftovers == []
+
+
+def test_a_failure_after_staging_leaves_no_data_file(tmp_path, monkeypatch):
+    import os
+
+    import tasks.export as export
+
+    real_replace, moved = os.replace, []
+
+    def replace(src, dst):
+        if moved:
+            raise OSError("disk full")
+        moved.append(dst)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(export.os, "replace", replace)
+    with pytest.raises(OSError):
+        export_dataset(_records(2), "d", "r", SCHEMA, root=tmp_path)
+    assert moved, "the first file was placed before the failure"
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_date_column_is_reserved_for_the_partition(tmp_path):
+    with pytest.raises(InvalidInput, match="'date' is reserved"):
+        export_dataset([{"date": "x"}], "d", "r", {"date": Column.str}, root=tmp_path)
+
+
+class _Row(BaseModel):
+    run_id: str
+    count: int
+    ok: bool
+    ratio: float | None
+    at: datetime
+    kind: Literal["a", "b"]
+    tags: list[str]
+
+
+def test_schema_of_a_row_model_gives_its_column_types(tmp_path):
+    schema = schema_of(_Row)
+    assert schema == {
+        "run_id": Column.str,
+        "count": Column.int,
+        "ok": Column.bool,
+        "ratio": Column.float,
+        "at": Column.timestamp,
+        "kind": Column.str,
+        "tags": Column.json,
+    }
+    row = _Row(run_id="r", count=1, ok=True, ratio=None, at=datetime.now(UTC), kind="a", tags=[])
+    result = export_dataset([row], "rows", "r", _Row, formats=["parquet"], root=tmp_path)
+    assert str(pq.read_schema(result.files[0].path).field("count").type) == "int64"
 
 
 def test_bad_arguments_are_named(tmp_path):
