@@ -8,7 +8,7 @@ batches in a stable order, and the critical (longest-duration) path.
 from __future__ import annotations
 
 import graphlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from tasks.errors import DependencyCycle, InvalidInput
 
@@ -77,3 +77,28 @@ def critical_path(graph: Graph, duration: Mapping[str, float]) -> tuple[float, l
         path.append(end)
         end = via[end]
     return length, path[::-1]
+
+
+def ancestors(graph: Graph, nodes: Iterable[str]) -> set[str]:
+    """`nodes` and every node they depend on, directly or transitively."""
+    closed: set[str] = set()
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        if node not in closed:
+            closed.add(node)
+            stack.extend(graph[node])
+    return closed
+
+
+def bottom_levels(graph: Graph, duration: Mapping[str, float]) -> dict[str, float]:
+    """Each node's duration plus the longest chain of work that depends on it: the priority
+    list scheduling gives a node (the critical path has the largest)."""
+    reverse: dict[str, list[str]] = {n: [] for n in graph}
+    for node, deps in graph.items():
+        for d in deps:
+            reverse[d].append(node)
+    level: dict[str, float] = {}
+    for node in reversed([n for batch in batches(graph) for n in batch]):
+        level[node] = duration[node] + max((level[c] for c in reverse[node]), default=0.0)
+    return level
