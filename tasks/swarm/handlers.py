@@ -43,20 +43,15 @@ from pebble.common.types import RemoteTraceback
 from tasks import metrics
 from tasks.errors import InvalidInput, ServiceUnhealthy
 from tasks.retry import with_backoff
-from tasks.swarm.builtins import BUILTINS, Handler
+from tasks.swarm.builtins import BUILTINS
 from tasks.swarm.models import HandlerSpec
+from tasks.swarm.worker import HandlerRef, call_handler, import_handler
 from tasks.telemetry import get_tracer
 from tasks.tracing import inject_headers
 
+__all__ = ["HandlerOutcome", "HandlerRef", "import_handler", "resolve", "run_with_retries"]
+
 Isolation = Literal["process", "thread"]
-
-
-@dataclass(frozen=True)
-class HandlerRef:
-    """What runs a task type, in a form a worker process can receive."""
-
-    kind: Literal["builtin", "python", "http"]
-    target: str  # built-in name, `module:function` or URL
 
 
 @dataclass
@@ -67,20 +62,6 @@ class HandlerOutcome:
     result: Any = None
     error: BaseException | None = None
     errors: list[str] = field(default_factory=list)  # one line per failed attempt
-
-
-def import_handler(target: str) -> Handler:
-    """`module:function` -> the callable, with a clear error naming what is missing."""
-    module_name, _, attr = target.partition(":")
-    if not module_name or not attr:
-        raise InvalidInput(f"handler {target!r} must look like 'package.module:function'")
-    try:
-        fn = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise InvalidInput(f"handler {target!r} cannot be imported: {exc}") from exc
-    if not callable(fn):
-        raise InvalidInput(f"handler {target!r} is not callable")
-    return fn
 
 
 def resolve(task_type: str, handlers: dict[str, HandlerSpec]) -> HandlerRef:
@@ -99,15 +80,6 @@ def resolve(task_type: str, handlers: dict[str, HandlerSpec]) -> HandlerRef:
     return HandlerRef("http", spec.target)
 
 
-def local_callable(ref: HandlerRef) -> Handler:
-    return BUILTINS[ref.target] if ref.kind == "builtin" else import_handler(ref.target)
-
-
-def call_handler(ref: HandlerRef, call: dict[str, Any]) -> Any:
-    """Run a built-in or `python` handler here (what a pool worker executes)."""
-    return local_callable(ref)(call)
-
-
 # -- isolation --------------------------------------------------------------------------------
 
 _pools: dict[int, ProcessPool] = {}
@@ -116,8 +88,8 @@ _pools_lock = threading.Lock()
 
 def worker_pool(workers: int) -> ProcessPool:
     """This process's pool of `workers` spawned handler processes, created on first use. Each
-    worker imports this module (and so the built-ins, numpy) as it starts, before it takes a
-    call: an attempt's timeout runs from when a ready worker takes it."""
+    worker imports `tasks.swarm.worker` (and so the built-ins, numpy) as it starts, before it
+    takes a call: an attempt's timeout runs from when a ready worker takes it."""
     with _pools_lock:
         pool = _pools.get(workers)
         if pool is None or not pool.active:
@@ -125,7 +97,7 @@ def worker_pool(workers: int) -> ProcessPool:
                 max_workers=workers,
                 context=multiprocessing.get_context("spawn"),
                 initializer=importlib.import_module,
-                initargs=(__name__,),
+                initargs=("tasks.swarm.worker",),
             )
             _pools[workers] = pool
         return pool
