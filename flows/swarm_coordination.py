@@ -10,9 +10,9 @@ import asyncio
 from pathlib import Path
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
 from prefect.futures import PrefectFuture
 
-from tasks.artifacts import Progress
 from tasks.compensation import compensating
 from tasks.errors import RolledBack
 from tasks.events import emit
@@ -73,11 +73,11 @@ async def swarm_coordination(request: SwarmRequest) -> SwarmResult:
                     run_id,
                     wait_for=[futures[t] for t in after],
                 )
-            progress = Progress(len(futures), f"swarm run {run_id}: tasks finished")
+            progress = await acreate_progress_artifact(0.0, description=f"{run_id}: tasks done")
             finished = []
             for future in futures.values():
                 finished.append(future.result())
-                progress.advance()
+                await aupdate_progress_artifact(progress, 100.0 * len(finished) / len(futures))
             executions = finished
             require_success_rate(executions, request.min_success_rate, run_id)
     except RolledBack as undone:

@@ -223,7 +223,7 @@ def test_below_min_success_rate_emits_the_alert_event(rolled_back_run):
     )
     deadline = time.monotonic() + 20  # the server persists events asynchronously
     with get_client(sync_client=True) as client:
-        while not (events := client.read_events(filter=wanted).events):
+        while not (events := client.read_events(filter=wanted, limit=10).events):
             assert time.monotonic() < deadline, "no reactor.swarm.below_min_success_rate event"
             time.sleep(0.5)
     (event,) = events
