@@ -27,9 +27,17 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import get_args
 
 from tasks.graph import ancestors, bottom_levels, critical_path, validate_graph
-from tasks.swarm.models import Agent, Assignment, PriorityAnalysis, SwarmRequest, WorkPlan
+from tasks.swarm.models import (
+    Agent,
+    Assignment,
+    PriorityAnalysis,
+    Strategy,
+    SwarmRequest,
+    WorkPlan,
+)
 
 
 @dataclass(frozen=True)
@@ -75,7 +83,7 @@ class Schedule:
         return self.makespan / self.lower_bound if self.lower_bound else 1.0
 
 
-SCHEDULING_STRATEGIES = ("8020", "balanced", "speed")
+SCHEDULING_STRATEGIES: tuple[str, ...] = get_args(Strategy)
 
 
 def _graph(tasks: Sequence[PlanTask]) -> dict[str, list[str]]:
