@@ -427,3 +427,48 @@ def test_a_fallback_is_not_cached(claude_key):
     assert first.source == "heuristic" and "529" in first.fallback_reason
     again = asyncio.run(priorities_only(overloaded))
     assert again.source == "heuristic" and len(CLAUDE_SEEN) == 2  # Claude was asked again
+
+
+METRICS_PROBE = """
+import asyncio, json
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+reader = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+from flows.swarm_coordination import swarm_coordination
+from tasks.swarm.models import SwarmRequest
+request = SwarmRequest.model_validate({"tasks": [
+    {"id": "a", "type": "analysis", "estimated_duration_ms": 100, "payload": {"values": [1, 2]}},
+    {"id": "b", "type": "validation", "estimated_duration_ms": 100, "dependencies": ["a"]},
+]})
+asyncio.run(swarm_coordination(request))
+counts = {}
+for rm in reader.get_metrics_data().resource_metrics:
+    for sm in rm.scope_metrics:
+        for m in sm.metrics:
+            for p in m.data.data_points:
+                labels = ",".join(f"{k}={v}" for k, v in sorted(p.attributes.items()))
+                counts[f"{m.name} {labels}"] = p.count
+print(json.dumps(counts))
+"""
+
+
+def test_task_and_handler_durations_are_recorded(reactor_env):
+    import os
+    import subprocess
+    import sys
+
+    from prefect.settings import PREFECT_API_URL
+
+    # a process of its own: the global MeterProvider can be set once per process
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    out = subprocess.run(
+        [sys.executable, "-c", METRICS_PROBE], cwd=Path(__file__).resolve().parents[2], env=env,
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    counts = json.loads(out.stdout.strip().splitlines()[-1])
+    assert counts["reactor.task.duration scenario=swarm,task=execute"] == 2
+    assert counts["reactor.swarm.handler.duration outcome=completed,work_type=analysis"] == 1
+    assert counts["reactor.swarm.handler.duration outcome=completed,work_type=validation"] == 1
