@@ -40,6 +40,9 @@ def swarm(resources: contextlib.ExitStack) -> StepOutcome:
     import asyncio
 
     from flows.swarm_coordination import load_sample, swarm_coordination
+    from tasks.swarm.handlers import shutdown_pools
+
+    resources.callback(shutdown_pools)  # the handler worker processes
 
     def run_swarm(*args, **kwargs):  # an async flow: run it to completion here
         return asyncio.run(swarm_coordination(*args, **kwargs))

@@ -25,6 +25,7 @@ it rejects) is not retried.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import multiprocessing
@@ -84,15 +85,27 @@ def resolve(task_type: str, handlers: dict[str, HandlerSpec]) -> HandlerRef:
 
 _pools: dict[int, ProcessPool] = {}
 _pools_lock = threading.Lock()
+_started_tracker = False  # did our first pool start multiprocessing's resource tracker?
+
+
+def _tracker() -> Any:
+    # multiprocessing starts one "resource tracker" helper process for the semaphores of
+    # spawned children and keeps it until the parent exits; there is no public way to ask
+    # whether it runs or to stop it, so this reads its `_pid` and calls `_stop()` (CPython 3.11)
+    from multiprocessing import resource_tracker
+
+    return resource_tracker._resource_tracker
 
 
 def worker_pool(workers: int) -> ProcessPool:
     """This process's pool of `workers` spawned handler processes, created on first use. Each
     worker imports `tasks.swarm.worker` (and so the built-ins, numpy) as it starts, before it
     takes a call: an attempt's timeout runs from when a ready worker takes it."""
+    global _started_tracker
     with _pools_lock:
         pool = _pools.get(workers)
         if pool is None or not pool.active:
+            _started_tracker = _started_tracker or (not _pools and _tracker()._pid is None)
             pool = ProcessPool(
                 max_workers=workers,
                 context=multiprocessing.get_context("spawn"),
@@ -103,6 +116,24 @@ def worker_pool(workers: int) -> ProcessPool:
         return pool
 
 
+def shutdown_pools() -> None:
+    """Stop this process's handler workers (a short-lived caller, e.g. the demo, that must
+    leave nothing running; a long-lived process keeps them warm until it exits)."""
+    global _started_tracker
+    with _pools_lock:
+        pools = list(_pools.values())
+        _pools.clear()
+        while pools:
+            stopping = pools.pop()
+            stopping.stop()
+            stopping.join()
+            del stopping
+        gc.collect()  # the pools' semaphores unregister from the tracker as they are freed
+        if _started_tracker and not multiprocessing.active_children():  # nobody else uses it
+            _tracker()._stop()
+            _started_tracker = False
+
+
 def default_isolation() -> Isolation:
     return "thread" if multiprocessing.current_process().daemon else "process"
 
@@ -111,7 +142,7 @@ def _timed_out(call: dict[str, Any], timeout_s: float, how: str) -> TimeoutError
     return TimeoutError(f"handler for {call['task_id']} timed out after {timeout_s:g} s ({how})")
 
 
-def in_process(ref: HandlerRef, call: dict[str, Any], timeout_s: float, workers: int) -> Any:
+def in_worker_process(ref: HandlerRef, call: dict[str, Any], timeout_s: float, workers: int) -> Any:
     future = worker_pool(workers).schedule(call_handler, args=(ref, call), timeout=timeout_s)
     try:
         return future.result()
@@ -225,7 +256,7 @@ def run_with_retries(
             if ref.kind == "http":
                 result = post_call(ref.target, this, timeout_s)
             elif isolation == "process":
-                result = in_process(ref, this, timeout_s, workers)
+                result = in_worker_process(ref, this, timeout_s, workers)
             else:
                 result = threads.run(ref, this, timeout_s)
             json.dumps(result, default=str)  # results travel through the ledger and the log

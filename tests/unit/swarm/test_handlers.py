@@ -178,3 +178,17 @@ def test_every_attempt_is_recorded_in_the_handler_duration_metric(tmp_path):
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert json.loads(out.stdout.splitlines()[-1]) == [["completed", 1], ["failed", 1]]
+
+
+def test_shutting_down_the_pools_leaves_no_process_behind():
+    import psutil
+
+    from tasks.swarm.handlers import shutdown_pools
+
+    shutdown_pools()
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    outcome = run_with_retries(_python("double"), _call("x", {"values": [1]}), 30, 0, workers=2)
+    assert outcome.result == {"doubled": [2]}
+    shutdown_pools()
+    shutdown_pools()  # idempotent
+    assert {p.pid for p in psutil.Process().children(recursive=True)} - before == set()
