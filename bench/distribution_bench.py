@@ -20,7 +20,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tasks.swarm.distribution import STRATEGIES, PlanAgent, PlanTask, check_schedule, plan
+from tasks.swarm.distribution import (
+    SCHEDULING_STRATEGIES,
+    PlanAgent,
+    PlanTask,
+    check_schedule,
+    plan,
+)
 
 TYPES = ("analysis", "optimization", "coordination", "validation")
 
@@ -64,18 +70,18 @@ def main() -> int:
     for k, (tasks, agents) in enumerate(cases):
         shape = "chains" if k % 2 else "independent"
         index = {a.id: a for a in agents}
-        for strategy in STRATEGIES:
+        for strategy in SCHEDULING_STRATEGIES:
             schedule = plan(tasks, agents, strategy)
             check_schedule(schedule, tasks, index)
             ratios.setdefault((strategy, shape), []).append(schedule.ratio)
     elapsed = time.perf_counter() - t0
     print(
         f"{args.workloads} random workloads (100-2000 tasks, 2-32 agents), "
-        f"{len(STRATEGIES)} strategies, planned in {elapsed:.1f} s"
+        f"{len(SCHEDULING_STRATEGIES)} strategies, planned in {elapsed:.1f} s"
     )
     print(f"{'strategy':<10} {'graph':<12} {'n':>3} {'median':>7} {'p90':>7} {'worst':>7}")
     ok = True
-    for strategy in STRATEGIES:
+    for strategy in SCHEDULING_STRATEGIES:
         every: list[float] = []
         for shape in ("independent", "chains"):
             r = sorted(ratios[(strategy, shape)])

@@ -43,9 +43,17 @@ def spr(resources: contextlib.ExitStack) -> StepOutcome:
 
 
 def swarm(resources: contextlib.ExitStack) -> StepOutcome:
-    from flows.swarm_coordination import load_sample, swarm_coordination
+    import asyncio
 
-    result, run_id = _run(swarm_coordination, load_sample())
+    from flows.swarm_coordination import load_sample, swarm_coordination
+    from tasks.swarm.handlers import shutdown_pools
+
+    resources.callback(shutdown_pools)  # the handler worker processes
+
+    def run_swarm(*args, **kwargs):  # an async flow: run it to completion here
+        return asyncio.run(swarm_coordination(*args, **kwargs))
+
+    result, run_id = _run(run_swarm, load_sample())
     return StepOutcome(
         summary=f"{len(result.executions)} tasks on {len(result.agents)} agents, success "
         f"{result.success_rate:.0%}, makespan/bound {result.plan.ratio:.2f}, "

@@ -1,71 +1,110 @@
-"""AI swarm coordination (SPEC §2): prioritise, form agents, distribute, claim, execute, measure.
+"""AI swarm coordination: prioritise, form agents, distribute, claim, execute, measure.
+The steps, datasets and design decisions are in docs/swarm.md.
 
 python -m flows.swarm_coordination            # runs the bundled sample
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
-from prefect import flow
+from prefect import flow, get_run_logger
+from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
+from prefect.futures import PrefectFuture
 
 from tasks.compensation import compensating
+from tasks.errors import RolledBack
 from tasks.events import emit
 from tasks.runtime import current_run_id, task_runner
 from tasks.settings import get_settings
-from tasks.swarm.models import SwarmRequest, SwarmResult
+from tasks.swarm.errors import SwarmRolledBack
+from tasks.swarm.execution import submission_order, success_rate
+from tasks.swarm.models import ExecutionRecord, SwarmRequest, SwarmResult
 from tasks.swarm.prefect_tasks import (
     aggregate_telemetry,
-    analyse_priorities,
+    analyze_priorities,
     claim_assignments,
     distribute_work,
-    execute_plan,
+    execute_work_item,
     export_datasets,
     form_agents,
     publish_summary,
     require_success_rate,
 )
+from tasks.swarm.report import request_line
 from tasks.telemetry import configure_telemetry
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "swarm" / "tasks.json"
 
 
 @flow(name="swarm-coordination", task_runner=task_runner(), validate_parameters=True)
-def swarm_coordination(request: SwarmRequest) -> SwarmResult:
+async def swarm_coordination(request: SwarmRequest) -> SwarmResult:
     configure_telemetry(get_settings())
-    run_id = current_run_id()
+    logger, run_id = get_run_logger(), current_run_id()
+    logger.info(request_line(request))
     emit("swarm", "started", run_id, {"tasks": len(request.tasks)})
 
-    # 1. priority analysis: Claude when configured, else the labelled heuristic
-    analysis = analyse_priorities(request)
+    # 1. priority analysis: Claude when configured (answers cached), else the labelled heuristic
+    analysis = analyze_priorities(request)
 
     # 2-5 change shared state, so they run as one transaction: a failure (or a success rate
     # below the minimum) deregisters the agents and releases unfinished claims.
-    with compensating("swarm coordination") as compensations:
-        agents = form_agents(request, analysis)
-        plan = distribute_work(request, analysis, agents)
-        plan = claim_assignments(request, plan, run_id)
-        emit("swarm", "planned", run_id, {"makespan_ms": plan.makespan_ms, "ratio": plan.ratio})
-        executions = execute_plan(request, plan, run_id)
-        success_rate = require_success_rate(executions, request.min_success_rate)
+    executions: list[ExecutionRecord] = []
+    failure: RolledBack | None = None
+    try:
+        with compensating("swarm coordination"):
+            agents = form_agents(request, analysis)
+            plan = distribute_work(request, analysis, agents)
+            plan = claim_assignments(request, plan, run_id)
+            emit("swarm", "planned", run_id, {"makespan_ms": plan.makespan_ms, "ratio": plan.ratio})
+
+            # 5. one task run per claimed item, after its dependencies and its slot's previous item
+            tasks = {t.id: t for t in request.tasks}
+            items = {a.task_id: a.work_item_id for a in plan.assignments}
+            futures: dict[str, PrefectFuture[ExecutionRecord]] = {}
+            for a, after in submission_order(plan, tasks):
+                futures[a.task_id] = execute_work_item.submit(
+                    tasks[a.task_id],
+                    a,
+                    {d: items[d] for d in tasks[a.task_id].dependencies},
+                    request.handlers,
+                    request.lease_s,
+                    run_id,
+                    wait_for=[futures[t] for t in after],
+                )
+            progress = await acreate_progress_artifact(0.0, description=f"{run_id}: tasks done")
+            finished = []
+            for future in futures.values():
+                finished.append(future.result())
+                await aupdate_progress_artifact(progress, 100.0 * len(finished) / len(futures))
+            executions = finished
+            require_success_rate(executions, request.min_success_rate, run_id)
+    except RolledBack as undone:
+        if not executions:  # failed before the plan ran: the error says what was undone
+            raise
+        failure = undone
+        logger.error(f"rolled back: {undone.message}; undone: {'; '.join(undone.compensations)}")
 
     # 6. telemetry aggregation from the spans this run wrote, datasets, UI
-    telemetry = aggregate_telemetry(run_id, agents, plan)
-    exports = export_datasets(run_id, request, plan, analysis, executions, telemetry)
-    publish_summary(run_id, plan, analysis, executions, telemetry)
-    emit("swarm", "completed", run_id, {"success_rate": success_rate})
-    return SwarmResult(
+    result = SwarmResult(
         run_id=run_id,
         strategy=request.optimization_strategy,
         analysis=analysis,
         agents=agents,
         plan=plan,
         executions=executions,
-        success_rate=success_rate,
-        telemetry=telemetry,
-        exports=exports,
-        compensations=compensations,
+        success_rate=success_rate(executions),
+        telemetry=aggregate_telemetry(run_id, agents, plan),
+        compensations=failure.compensations if failure else [],
     )
+    if failure:  # the summary still shows what ran and what was undone; the run fails
+        publish_summary(result, failure=failure.message)
+        raise SwarmRolledBack(failure.message, failure.compensations, result) from failure
+    result.exports = export_datasets(result, request)
+    publish_summary(result)
+    emit("swarm", "completed", run_id, {"success_rate": result.success_rate})
+    return result
 
 
 def load_sample(path: Path = SAMPLE) -> SwarmRequest:
@@ -73,7 +112,7 @@ def load_sample(path: Path = SAMPLE) -> SwarmRequest:
 
 
 if __name__ == "__main__":
-    result = swarm_coordination(load_sample())
+    result = asyncio.run(swarm_coordination(load_sample()))
     print(
         f"run {result.run_id}: success rate {result.success_rate:.0%}, "
         f"priorities by {result.analysis.source}, planned makespan {result.plan.makespan_ms:.0f}"

@@ -9,7 +9,7 @@ that starts each node as soon as its own dependencies have succeeded.
 from __future__ import annotations
 
 import graphlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from tasks.errors import DependencyCycle, InvalidInput
 
@@ -142,3 +142,28 @@ class ReadySet:
     def pending(self) -> list[str]:
         """Nodes neither handed out nor skipped (in graph order)."""
         return [n for n in self._graph if n not in self._taken and n not in self.skipped]
+
+
+def ancestors(graph: Graph, nodes: Iterable[str]) -> set[str]:
+    """`nodes` and every node they depend on, directly or transitively."""
+    closed: set[str] = set()
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        if node not in closed:
+            closed.add(node)
+            stack.extend(graph[node])
+    return closed
+
+
+def bottom_levels(graph: Graph, duration: Mapping[str, float]) -> dict[str, float]:
+    """Each node's duration plus the longest chain of work that depends on it: the priority
+    list scheduling gives a node (the critical path has the largest)."""
+    reverse: dict[str, list[str]] = {n: [] for n in graph}
+    for node, deps in graph.items():
+        for d in deps:
+            reverse[d].append(node)
+    level: dict[str, float] = {}
+    for node in reversed([n for batch in batches(graph) for n in batch]):
+        level[node] = duration[node] + max((level[c] for c in reverse[node]), default=0.0)
+    return level

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
+from typing import get_args
 
 import typer
 
@@ -28,13 +30,15 @@ def run(
 ) -> None:
     """Prioritise, form agents, distribute, claim and execute TASKS_FILE; print the outcome."""
     with cli_errors():
-        from tasks.swarm.models import SwarmRequest
+        from tasks.swarm.models import Strategy, SwarmRequest
 
         request = load_model(tasks_file, SwarmRequest)
         update: dict = {}
         if strategy is not None:
-            if strategy not in ("8020", "balanced", "speed"):
-                raise ValueError(f"--strategy {strategy!r}: expected 8020, balanced or speed")
+            if strategy not in get_args(Strategy):
+                raise ValueError(
+                    f"--strategy {strategy!r}: expected one of {', '.join(get_args(Strategy))}"
+                )
             update["optimization_strategy"] = strategy
         if agents is not None:
             if request.agents:
@@ -51,7 +55,7 @@ def run(
         from tasks.errors import RolledBack
 
         try:
-            result = swarm_coordination(request)
+            result = asyncio.run(swarm_coordination(request))
         except RolledBack as exc:
             fail(str(exc), EXIT_FAILED)
     if as_json:

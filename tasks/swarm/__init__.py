@@ -1,10 +1,12 @@
-"""AI swarm coordination (SPEC §2).
+"""AI swarm coordination (docs/swarm.md).
 
 Pure modules (no Prefect): `models` (request/result), `priority` (Claude or heuristic),
-`agents` (formation, agent_status.json), `distribution` (list scheduling), `handlers` (how a task
-type runs), `execution` (one claimed item against the ledger), `report` (telemetry aggregation,
-datasets, markdown). `prefect_tasks` holds the @task wrappers the flow calls. The claim ledger
-is `tasks.claims`.
+`agents` (formation, agent_status.json), `distribution` (list scheduling), `claiming` (work
+items in the claim ledger), `builtins` (the demo's handlers), `handlers` (how a handler runs:
+isolated, timed out, retried), `execution` (one claimed item against the ledger),
+`aggregation` (telemetry from the run's spans), `report` (dataset rows, artifact rows, markdown,
+log lines), `errors`. `prefect_tasks` holds the @task wrappers and undo hooks the flow calls.
+The claim ledger is `tasks.claims`.
 """
 
 from tasks.swarm.models import (
@@ -12,11 +14,11 @@ from tasks.swarm.models import (
     AgentSpec,
     ExecutionRecord,
     HandlerSpec,
-    Plan,
     PriorityAnalysis,
     SwarmRequest,
     SwarmResult,
     SwarmTask,
+    WorkPlan,
 )
 
 __all__ = [
@@ -24,9 +26,9 @@ __all__ = [
     "AgentSpec",
     "ExecutionRecord",
     "HandlerSpec",
-    "Plan",
     "PriorityAnalysis",
     "SwarmRequest",
     "SwarmResult",
     "SwarmTask",
+    "WorkPlan",
 ]

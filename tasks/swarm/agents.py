@@ -1,5 +1,6 @@
 """Step 2, agent formation: agents from the request, or as many as the analysis recommends
-(capped by `max_agents`), registered in `agent_status.json` with the seed's fields (pure).
+(capped by `max_agents`), registered in `agent_status.json` (agent_id, team, status, capacity,
+current_workload, specialization, last_heartbeat, performance_metrics) (pure).
 
 Metrics are real: they change only when a task finishes (`record_outcome`); a new agent has
 no success rate until it has done something. No random numbers anywhere.

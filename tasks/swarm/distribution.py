@@ -27,8 +27,17 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import get_args
 
-from tasks.graph import batches, critical_path, validate_graph
+from tasks.graph import ancestors, bottom_levels, critical_path, validate_graph
+from tasks.swarm.models import (
+    Agent,
+    Assignment,
+    PriorityAnalysis,
+    Strategy,
+    SwarmRequest,
+    WorkPlan,
+)
 
 
 @dataclass(frozen=True)
@@ -74,22 +83,11 @@ class Schedule:
         return self.makespan / self.lower_bound if self.lower_bound else 1.0
 
 
-STRATEGIES = ("8020", "balanced", "speed")
+SCHEDULING_STRATEGIES: tuple[str, ...] = get_args(Strategy)
 
 
-def bottom_levels(tasks: Sequence[PlanTask]) -> dict[str, float]:
-    """Duration of each task plus the longest chain of work that depends on it."""
-    by_id = {t.id: t for t in tasks}
-    dependents: dict[str, list[str]] = {t.id: [] for t in tasks}
-    for t in tasks:
-        for d in t.dependencies:
-            dependents[d].append(t.id)
-    order = [tid for batch in batches({t.id: t.dependencies for t in tasks}) for tid in batch]
-    level: dict[str, float] = {}
-    for tid in reversed(order):
-        after = max((level[c] for c in dependents[tid]), default=0.0)
-        level[tid] = by_id[tid].duration + after
-    return level
+def _graph(tasks: Sequence[PlanTask]) -> dict[str, list[str]]:
+    return {t.id: list(t.dependencies) for t in tasks}
 
 
 def value_first_set(tasks: Sequence[PlanTask]) -> tuple[list[str], set[str]]:
@@ -97,15 +95,7 @@ def value_first_set(tasks: Sequence[PlanTask]) -> tuple[list[str], set[str]]:
     closed over dependencies (what must run for that value to be delivered)."""
     ranked = sorted(tasks, key=lambda t: (-t.score / t.duration, t.id))
     top = [t.id for t in ranked[: max(1, math.ceil(len(tasks) / 5))]]
-    by_id = {t.id: t for t in tasks}
-    closed: set[str] = set()
-    stack = list(top)
-    while stack:
-        tid = stack.pop()
-        if tid not in closed:
-            closed.add(tid)
-            stack.extend(by_id[tid].dependencies)
-    return top, closed
+    return top, ancestors(_graph(tasks), top)
 
 
 def lower_bound(
@@ -116,8 +106,7 @@ def lower_bound(
     total = sum(t.duration for t in tasks)
     capacity = sum(a.speed * a.concurrency for a in agents)
     fastest = max(a.speed for a in agents)
-    graph = {t.id: list(t.dependencies) for t in tasks}
-    cp, _ = critical_path(graph, {t.id: t.duration for t in tasks})
+    cp, _ = critical_path(_graph(tasks), {t.id: t.duration for t in tasks})
     longest = max(t.duration for t in tasks)
     return max(total / capacity, cp / fastest, longest / fastest), total, cp
 
@@ -128,14 +117,16 @@ def plan(
     strategy: str = "8020",
 ) -> Schedule:
     """Assign every task to an agent slot with planned start/finish times (ms at speed 1)."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; expected one of {list(STRATEGIES)}")
+    if strategy not in SCHEDULING_STRATEGIES:
+        raise ValueError(
+            f"unknown strategy {strategy!r}; expected one of {list(SCHEDULING_STRATEGIES)}"
+        )
     if not agents:
         raise ValueError("at least one agent is needed to plan work")
-    graph = {t.id: list(t.dependencies) for t in tasks}
+    graph = _graph(tasks)
     validate_graph(graph, "task")
     by_id = {t.id: t for t in tasks}
-    level = bottom_levels(tasks)
+    level = bottom_levels(graph, {t.id: t.duration for t in tasks})
     top, closed = value_first_set(tasks) if strategy == "8020" else ([], set())
     value_rank = {tid: i for i, tid in enumerate(top)}
 
@@ -247,3 +238,37 @@ def check_schedule(
         run.sort(key=lambda p: p.start)
         for a, b in itertools.pairwise(run):
             assert a.finish <= b.start + 1e-6, f"{a.task_id} and {b.task_id} overlap"
+
+
+def plan_work(request: SwarmRequest, analysis: PriorityAnalysis, agents: list[Agent]) -> WorkPlan:
+    """The request's tasks scheduled on the formed agents with `request.optimization_strategy`."""
+    scores = analysis.score_of()
+    schedule = plan(
+        [
+            PlanTask(t.id, t.estimated_duration_ms, tuple(t.dependencies), t.type, scores[t.id])
+            for t in request.tasks
+        ],
+        [PlanAgent(a.agent_id, a.speed, a.concurrency, tuple(a.specializations)) for a in agents],
+        request.optimization_strategy,
+    )
+    return WorkPlan(
+        strategy=request.optimization_strategy,
+        assignments=[
+            Assignment(
+                task_id=p.task_id,
+                agent_id=p.agent_id,
+                slot=p.slot,
+                planned_start_ms=round(p.start, 3),
+                planned_finish_ms=round(p.finish, 3),
+                order=p.order,
+                value_first=p.value_first,
+            )
+            for p in schedule.placements
+        ],
+        makespan_ms=round(schedule.makespan, 3),
+        lower_bound_ms=round(schedule.lower_bound, 3),
+        ratio=round(schedule.ratio, 4),
+        total_work_ms=round(schedule.total_work, 3),
+        critical_path_ms=round(schedule.critical_path, 3),
+        critical_path=schedule.critical_path_nodes,
+    )

@@ -3,8 +3,9 @@
 The ledger is the shared truth between agents: an item runs only when every dependency is
 `completed` there (otherwise it is skipped, naming the dependency), its lease is kept alive by a
 heartbeat thread while the handler works, and it becomes `completed` only when the handler
-returned and the agent still held the claim. Each completion appends to coordination_log.json
-(seed fields) and folds into the agent's metrics in agent_status.json.
+returned and the agent still held the claim. Each completion appends to the coordination log
+(work_item_id, completed_at, agent_id, result, velocity_points) and folds into the agent's
+metrics in agent_status.json.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,16 +24,37 @@ from tasks.coordination_log import append_entries
 from tasks.errors import CoordinationConflict
 from tasks.settings import Settings
 from tasks.swarm import agents as agent_registry
-from tasks.swarm.handlers import resolve, run_with_retries
-from tasks.swarm.models import Assignment, ExecutionRecord, HandlerSpec, SwarmTask
+from tasks.swarm.errors import SuccessRateTooLow
+from tasks.swarm.handlers import HandlerOutcome, resolve, run_with_retries
+from tasks.swarm.models import Assignment, ExecutionRecord, HandlerSpec, SwarmTask, WorkPlan
 from tasks.telemetry import STATUS_ATTRIBUTE, get_tracer
 
 SPAN_NAME = "swarm.execute"
 VELOCITY_POINTS = {"critical": 8, "high": 5, "medium": 3, "low": 1}
+OnRetry = Callable[[int, str, float], None]
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def submission_order(
+    plan: WorkPlan, tasks: Mapping[str, SwarmTask]
+) -> list[tuple[Assignment, list[str]]]:
+    """The assignments in planned start order, each with the task ids it must wait for: its
+    dependencies and the task before it on the same agent slot (so an agent never runs more
+    than its concurrency). This is a topological order of both relations, so submitting in it
+    to a bounded thread pool cannot deadlock."""
+    last_on_slot: dict[tuple[str, int], str] = {}
+    order = []
+    for a in sorted(plan.assignments, key=lambda a: (a.planned_start_ms, a.order)):
+        after = list(tasks[a.task_id].dependencies)
+        previous = last_on_slot.get((a.agent_id, a.slot))
+        if previous is not None:
+            after.append(previous)
+        order.append((a, after))
+        last_on_slot[(a.agent_id, a.slot)] = a.task_id
+    return order
 
 
 @contextlib.contextmanager
@@ -44,11 +66,13 @@ def lease_keeper(
     stop = threading.Event()
 
     def beat() -> None:
-        while not stop.wait(lease_s / 3):
-            try:
+        try:
+            while not stop.wait(lease_s / 3):
                 ledger.heartbeat(work_item_id, agent_id, lease_s)
-            except CoordinationConflict:
-                return
+        except CoordinationConflict:
+            return
+        finally:
+            ledger.close()  # this thread's connection and lock descriptor
 
     thread = threading.Thread(target=beat, name=f"lease-{work_item_id}", daemon=True)
     thread.start()
@@ -57,6 +81,17 @@ def lease_keeper(
     finally:
         stop.set()
         thread.join()
+
+
+def _span_attributes(task: SwarmTask, assignment: Assignment, run_id: str) -> dict[str, Any]:
+    return {
+        "swarm.run_id": run_id,
+        "swarm.task_id": task.id,
+        "swarm.work_item_id": assignment.work_item_id,
+        "swarm.agent_id": assignment.agent_id,
+        "swarm.work_type": task.type,
+        "swarm.priority": task.priority,
+    }
 
 
 def execute_item(
@@ -68,9 +103,10 @@ def execute_item(
     handlers: dict[str, HandlerSpec],
     run_id: str,
     lease_s: float,
+    on_retry: OnRetry | None = None,
 ) -> ExecutionRecord:
     """Run the task's handler for the agent holding `assignment`'s claim; never raises for a
-    task failure (the record says what happened)."""
+    task failure (the record says what happened, with the attempts that really ran)."""
     wid, agent_id = assignment.work_item_id, assignment.agent_id
     started, t0 = _now(), time.perf_counter()
     coordination_dir = settings.coordination_dir
@@ -95,42 +131,43 @@ def execute_item(
         reason = f"skipped: dependency {', '.join(blocked)} did not complete"
         ledger.fail(wid, agent_id, reason)
         return record("skipped", 0, error=reason)
-    inputs = {t: ledger.get(w).result for t, w in dependency_items.items()}
     call = {
         "task_id": task.id,
         "type": task.type,
         "priority": task.priority,
         "payload": task.payload,
-        "inputs": inputs,
+        "inputs": {t: ledger.get(w).result for t, w in dependency_items.items()},
         "estimated_duration_ms": task.estimated_duration_ms,
         "run_id": run_id,
     }
-    attributes = {
-        "swarm.run_id": run_id,
-        "swarm.task_id": task.id,
-        "swarm.work_item_id": wid,
-        "swarm.agent_id": agent_id,
-        "swarm.work_type": task.type,
-        "swarm.priority": task.priority,
-    }
     agent_registry.set_workload(agent_id, +1, coordination_dir)
-    outcome: ExecutionRecord
-    with get_tracer().start_as_current_span(SPAN_NAME, attributes=attributes) as span:
+    with get_tracer().start_as_current_span(
+        SPAN_NAME, attributes=_span_attributes(task, assignment, run_id)
+    ) as span:
+        outcome = HandlerOutcome(attempts=0)
         try:
-            handler = resolve(task.type, handlers, task.timeout_s)
+            ref = resolve(task.type, handlers)
             ledger.progress(wid, agent_id, 10, lease_s)
             with lease_keeper(ledger, wid, agent_id, lease_s):
-                result, attempts, errors = run_with_retries(
-                    handler,
+                outcome = run_with_retries(
+                    ref,
                     call,
                     task.timeout_s,
                     task.retries,
+                    workers=settings.max_workers,
                     on_attempt=lambda n: span.set_attribute("swarm.attempts", n),
+                    on_retry=on_retry,
                 )
-            ledger.complete(wid, agent_id, result)
-            outcome = record("completed", attempts, result)
-            span.set_attribute("swarm.retried_errors", len(errors))
-        except Exception as exc:
+            if outcome.error is None:
+                ledger.complete(wid, agent_id, outcome.result)
+        except Exception as exc:  # no handler, or the ledger refused (the lease was lost)
+            outcome.error = exc
+        span.set_attribute("swarm.attempts", outcome.attempts)
+        span.set_attribute("swarm.retried_errors", max(0, outcome.attempts - 1))
+        if outcome.error is None:
+            done = record("completed", outcome.attempts, outcome.result)
+        else:
+            exc = outcome.error
             error = f"{type(exc).__name__}: {exc}"
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, error))
@@ -138,25 +175,39 @@ def execute_item(
                 span.set_attribute(STATUS_ATTRIBUTE, "timeout")
             with contextlib.suppress(CoordinationConflict):  # lease lost: the new holder owns it
                 ledger.fail(wid, agent_id, error)
-            outcome = record("failed", task.retries + 1, error=error)
+            done = record("failed", outcome.attempts, error=error)
     agent_registry.set_workload(agent_id, -1, coordination_dir)
     agent_registry.record_outcome(
-        agent_id, outcome.duration_ms, outcome.status == "completed", coordination_dir
+        agent_id, done.duration_ms, done.status == "completed", coordination_dir
     )
-    if outcome.status == "completed":
-        append_entries(
-            [
-                {
-                    "work_item_id": wid,
-                    "completed_at": outcome.finished_at,
-                    "agent_id": agent_id,
-                    "result": outcome.result,
-                    "velocity_points": VELOCITY_POINTS[task.priority],
-                    "scenario": "swarm",
-                    "run_id": run_id,
-                    "task_id": task.id,
-                }
-            ],
-            settings,
-        )
-    return outcome
+    if done.status == "completed":
+        append_entries([_log_entry(done, task, run_id)], settings)
+    return done
+
+
+def _log_entry(done: ExecutionRecord, task: SwarmTask, run_id: str) -> dict[str, Any]:
+    return {
+        "work_item_id": done.work_item_id,
+        "completed_at": done.finished_at,
+        "agent_id": done.agent_id,
+        "result": done.result,
+        "velocity_points": VELOCITY_POINTS[task.priority],
+        "scenario": "swarm",
+        "run_id": run_id,
+        "task_id": task.id,
+    }
+
+
+def success_rate(records: list[ExecutionRecord]) -> float:
+    return sum(r.status == "completed" for r in records) / len(records)
+
+
+def shortfall(records: list[ExecutionRecord], minimum: float) -> SuccessRateTooLow | None:
+    """The error a run fails with when fewer than `minimum` of its tasks completed."""
+    rate = success_rate(records)
+    if rate >= minimum:
+        return None
+    failed = "; ".join(f"{r.task_id} ({r.error})" for r in records if r.status != "completed")
+    return SuccessRateTooLow(
+        f"success rate {rate:.0%} is below min_success_rate {minimum:.0%}; not completed: {failed}"
+    )

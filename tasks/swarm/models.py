@@ -131,6 +131,7 @@ class Agent(BaseModel):
 class Assignment(BaseModel):
     task_id: str
     work_item_id: str = ""
+    claim_id: str = ""  # the claim's id (fencing token) once claimed
     agent_id: str
     slot: int
     planned_start_ms: float
@@ -139,7 +140,9 @@ class Assignment(BaseModel):
     value_first: bool = False  # in the most valuable fifth ('8020')
 
 
-class Plan(BaseModel):
+class WorkPlan(BaseModel):
+    """Where and when each task is planned to run, and how far that is from optimal."""
+
     strategy: Strategy
     assignments: list[Assignment]
     makespan_ms: float
@@ -181,11 +184,13 @@ class TelemetrySummary(BaseModel):
 
 
 class SwarmResult(BaseModel):
+    """What a swarm run did; `compensations` lists what was undone when the run rolled back."""
+
     run_id: str
     strategy: Strategy
     analysis: PriorityAnalysis
     agents: list[Agent]
-    plan: Plan
+    plan: WorkPlan
     executions: list[ExecutionRecord]
     success_rate: float
     telemetry: TelemetrySummary

@@ -1,36 +1,41 @@
-"""The swarm scenario's Prefect tasks: thin wrappers over the pure modules, with readable run
-names, undo hooks (deregister agents, release claims) and the events/artifacts the UI shows.
-Imports Prefect (edge module)."""
+"""The swarm flow's @task wrappers over the pure modules: readable run names, the priority
+cache, undo hooks (deregister agents, release claims), and the logs, events, metrics and
+artifacts an operator reads. Imports Prefect (edge module)."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import time
+from functools import cache
+from pathlib import Path
 from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-from prefect.futures import PrefectFuture
+from prefect import get_run_logger, task
+from prefect.cache_policies import INPUTS, NO_CACHE, CacheKeyFnPolicy
+from prefect.exceptions import MissingContextError
 from prefect.transactions import get_transaction
 
-from tasks.artifacts import Progress, markdown_table, publish_markdown, publish_table
-from tasks.claims import ClaimLedger, WorkItem
+from tasks import metrics
+from tasks.artifacts import markdown_table, publish_markdown, publish_table
+from tasks.claims import ClaimLedger
 from tasks.compensation import record_compensation
-from tasks.errors import ReactorError
 from tasks.events import emit
 from tasks.export import export_dataset
-from tasks.ids import new_id
-from tasks.settings import get_settings
+from tasks.settings import Settings, get_settings
 from tasks.swarm import agents as registry
-from tasks.swarm import distribution, priority, report
-from tasks.swarm.execution import execute_item
+from tasks.swarm import aggregation, claiming, distribution, execution, priority, report
 from tasks.swarm.models import (
     Agent,
     Assignment,
     ExecutionRecord,
-    Plan,
+    HandlerSpec,
     PriorityAnalysis,
     SwarmRequest,
+    SwarmResult,
     SwarmTask,
     TelemetrySummary,
+    WorkPlan,
 )
 from tasks.telemetry import read_spans, spans_path
 
@@ -38,10 +43,47 @@ from tasks.telemetry import read_spans, spans_path
 _TASK = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
-@task(task_run_name="analyse-priorities", **_TASK)
-def analyse_priorities(request: SwarmRequest) -> PriorityAnalysis:
+@cache
+def prompt_version() -> str:
+    """A hash of the module that builds Claude's prompt: a changed prompt is asked afresh."""
+    return hashlib.sha256(Path(priority.__file__).read_bytes()).hexdigest()[:16]
+
+
+# same tasks + model + prompt code => Claude's earlier answer, across runs. A fallback raises
+# inside `ask_claude` (nothing is cached for it), so the next run asks again.
+PRIORITY_CACHE = (INPUTS - "settings" - "http_client") + CacheKeyFnPolicy(
+    cache_key_fn=lambda _, p: f"{p['settings'].anthropic_model}:{prompt_version()}"
+)
+
+
+@task(task_run_name="ask-claude-priorities", cache_policy=PRIORITY_CACHE, persist_result=True)
+def ask_claude(tasks: list[SwarmTask], settings: Settings, http_client: Any = None):
+    return priority.ask_claude(tasks, settings, http_client)
+
+
+@task(task_run_name="analyze-priorities", **_TASK)
+def analyze_priorities(request: SwarmRequest, http_client: Any = None) -> PriorityAnalysis:
     """Step 1: Claude when configured, else the heuristic; `source` says which."""
-    return priority.analyse(request.tasks, get_settings())
+    analysis = priority.analyze(request.tasks, get_settings(), http_client, ask=ask_claude)
+    level = logging.WARNING if analysis.fallback_reason else logging.INFO
+    get_run_logger().log(level, report.priority_line(analysis))
+    return analysis
+
+
+def _remember(**values: Any) -> None:
+    """Keep what an undo hook needs on this task's transaction."""
+    if (txn := get_transaction()) is not None:
+        for key, value in values.items():
+            txn.set(key, value)
+
+
+def _compensated(action: str) -> None:
+    record_compensation(action)
+    try:
+        logger = get_run_logger()
+    except MissingContextError:
+        logger = logging.getLogger(__name__)
+    logger.warning(f"compensation: {action}")
 
 
 @task(task_run_name="form-agents", **_TASK)
@@ -49,262 +91,128 @@ def form_agents(request: SwarmRequest, analysis: PriorityAnalysis) -> list[Agent
     """Step 2: form the agents and register them in agent_status.json."""
     settings = get_settings()
     agents = registry.form_agents(registry.agent_specs(request, analysis))
-    txn = get_transaction()
-    if txn is not None:
-        txn.set("agent_ids", [a.agent_id for a in agents])
-        txn.set("coordination_dir", str(settings.coordination_dir))
+    _remember(agent_ids=[a.agent_id for a in agents], where=str(settings.coordination_dir))
     registry.register(agents, settings.coordination_dir)
+    for a in agents:
+        get_run_logger().info(report.agent_line(a))
     emit("swarm", "agents_formed", agents[0].agent_id, {"agents": [a.agent_id for a in agents]})
     return agents
 
 
 @form_agents.on_rollback
 def _deregister_agents(txn) -> None:
-    removed = registry.deregister(txn.get("agent_ids"), txn.get("coordination_dir"))
-    record_compensation(f"deregistered {removed} agent(s) from agent_status.json")
+    removed = registry.deregister(txn.get("agent_ids"), txn.get("where"))
+    _compensated(f"deregistered {removed} agent(s) from agent_status.json")
 
 
 @task(task_run_name="distribute-{request.optimization_strategy}", **_TASK)
-def distribute_work(request: SwarmRequest, analysis: PriorityAnalysis, agents: list[Agent]) -> Plan:
+def distribute_work(request: SwarmRequest, analysis: PriorityAnalysis, agents: list[Agent]):
     """Step 3: dependency-aware list scheduling; the plan reports makespan vs lower bound."""
-    scores = analysis.score_of()
-    schedule = distribution.plan(
-        [
-            distribution.PlanTask(
-                t.id, t.estimated_duration_ms, tuple(t.dependencies), t.type, scores[t.id]
-            )
-            for t in request.tasks
-        ],
-        [
-            distribution.PlanAgent(a.agent_id, a.speed, a.concurrency, tuple(a.specializations))
-            for a in agents
-        ],
-        request.optimization_strategy,
-    )
-    return Plan(
-        strategy=request.optimization_strategy,
-        assignments=[
-            Assignment(
-                task_id=p.task_id,
-                agent_id=p.agent_id,
-                slot=p.slot,
-                planned_start_ms=round(p.start, 3),
-                planned_finish_ms=round(p.finish, 3),
-                order=p.order,
-                value_first=p.value_first,
-            )
-            for p in schedule.placements
-        ],
-        makespan_ms=round(schedule.makespan, 3),
-        lower_bound_ms=round(schedule.lower_bound, 3),
-        ratio=round(schedule.ratio, 4),
-        total_work_ms=round(schedule.total_work, 3),
-        critical_path_ms=round(schedule.critical_path, 3),
-        critical_path=schedule.critical_path_nodes,
-    )
+    plan = distribution.plan_work(request, analysis, agents)
+    get_run_logger().info(report.plan_line(plan))
+    return plan
 
 
 @task(task_run_name="claim-assignments", **_TASK)
-def claim_assignments(request: SwarmRequest, plan: Plan, run_id: str) -> Plan:
+def claim_assignments(request: SwarmRequest, plan: WorkPlan, run_id: str) -> WorkPlan:
     """Step 4: add one work item per task to the ledger and claim it for its planned agent."""
-    settings = get_settings()
-    ledger = ClaimLedger(settings.coordination_dir)
-    tasks = {t.id: t for t in request.tasks}
-    assignments = [a.model_copy(update={"work_item_id": new_id("work")}) for a in plan.assignments]
-    ledger.add(
-        WorkItem(
-            work_item_id=a.work_item_id,
-            work_type=tasks[a.task_id].type,
-            priority=tasks[a.task_id].priority,
-            description=tasks[a.task_id].description or f"{a.task_id} ({run_id})",
-            estimated_duration=round(tasks[a.task_id].estimated_duration_ms),
-            team="swarm",
-            payload={"task_id": a.task_id, "run_id": run_id},
-        )
-        for a in assignments
-    )
-    txn = get_transaction()
-    if txn is not None:
-        txn.set("claims", [(a.work_item_id, a.agent_id) for a in assignments])
-        txn.set("coordination_dir", str(settings.coordination_dir))
-    for a in assignments:
-        ledger.claim(a.work_item_id, a.agent_id, request.lease_s)
-    emit("swarm", "claimed", run_id, {"claims": len(assignments)})
-    return plan.model_copy(update={"assignments": assignments})
+    where = get_settings().coordination_dir
+    ledger, plan = ClaimLedger(where), claiming.with_work_items(plan)
+    ledger.add(claiming.work_items(request, plan, run_id))
+    _remember(claims=[(a.work_item_id, a.agent_id) for a in plan.assignments], where=str(where))
+    plan = claiming.claim_planned(ledger, plan, request.lease_s)
+    ledger.close()
+    for a in plan.assignments:
+        get_run_logger().info(report.claim_line(a, request.lease_s))
+    emit("swarm", "claimed", run_id, {"claims": len(plan.assignments)})
+    return plan
 
 
 @claim_assignments.on_rollback
 def _release_claims(txn) -> None:
-    ledger = ClaimLedger(txn.get("coordination_dir"))
-    held = {"claimed", "in_progress"}
-    released = 0
-    for work_item_id, agent_id in txn.get("claims"):
-        if ledger.get(work_item_id).status in held:
-            ledger.release(work_item_id, agent_id)
-            released += 1
-    ledger.snapshot()
-    record_compensation(f"released {released} unfinished claim(s) of {len(txn.get('claims'))}")
+    ledger = ClaimLedger(txn.get("where"))
+    released = claiming.release_unfinished(ledger, txn.get("claims"))
+    ledger.close()
+    _compensated(f"released {released} unfinished claim(s) of {len(txn.get('claims'))}")
 
 
 @task(task_run_name="execute-{task.id}", **_TASK)
 def execute_work_item(
-    request: SwarmRequest,
     task: SwarmTask,
     assignment: Assignment,
     dependency_items: dict[str, str],
+    handlers: dict[str, HandlerSpec],
+    lease_s: float,
     run_id: str,
 ) -> ExecutionRecord:
     """Step 5 for one claimed item: its handler, under its lease, with timeout and retries."""
-    settings = get_settings()
-    record = execute_item(
-        ClaimLedger(settings.coordination_dir),
-        settings,
-        task,
-        assignment,
-        dependency_items,
-        request.handlers,
-        run_id,
-        request.lease_s,
+    settings, logger, t0 = get_settings(), get_run_logger(), time.perf_counter()
+    ledger = ClaimLedger(settings.coordination_dir)
+
+    def on_retry(_attempt: int, error: str, delay_s: float) -> None:
+        logger.warning(report.retry_line(assignment, error, delay_s))
+
+    record = execution.execute_item(
+        ledger, settings, task, assignment, dependency_items, handlers, run_id, lease_s, on_retry
     )
-    emit(
-        "swarm",
-        f"task_{record.status}",
-        assignment.work_item_id,
-        {"task_id": task.id, "agent_id": assignment.agent_id, "duration_ms": record.duration_ms},
-    )
+    ledger.close()
+    metrics.task_duration.record(time.perf_counter() - t0, {"scenario": "swarm", "task": "execute"})
+    level = logging.INFO if record.status == "completed" else logging.WARNING
+    logger.log(level, report.outcome_line(record))
+    facts = {"task_id": task.id, "agent_id": assignment.agent_id, "duration_ms": record.duration_ms}
+    emit("swarm", f"task_{record.status}", assignment.work_item_id, facts)
     return record
 
 
-def execute_plan(request: SwarmRequest, plan: Plan, run_id: str) -> list[ExecutionRecord]:
-    """Submit every item in planned start order, each waiting for its dependencies and for the
-    item before it on the same agent slot (so an agent never runs more than its concurrency).
-    Submission order is a topological order of both relations, so a bounded thread pool cannot
-    deadlock. Every future is awaited here (inside the caller's transaction)."""
-    tasks = {t.id: t for t in request.tasks}
-    item_of = {a.task_id: a.work_item_id for a in plan.assignments}
-    futures: dict[str, PrefectFuture[ExecutionRecord]] = {}
-    last_on_slot: dict[tuple[str, int], str] = {}
-    ordered = sorted(plan.assignments, key=lambda a: (a.planned_start_ms, a.order))
-    for a in ordered:
-        task = tasks[a.task_id]
-        before = [futures[d] for d in task.dependencies]
-        previous = last_on_slot.get((a.agent_id, a.slot))
-        if previous is not None:
-            before.append(futures[previous])
-        futures[a.task_id] = execute_work_item.submit(
-            request,
-            task,
-            a,
-            {d: item_of[d] for d in task.dependencies},
-            run_id,
-            wait_for=before,
-        )
-        last_on_slot[(a.agent_id, a.slot)] = a.task_id
-    progress = Progress(len(futures), f"swarm run {run_id}: tasks finished")
-    records = []
-    for a in ordered:
-        records.append(futures[a.task_id].result())
-        progress.advance()
-    return records
-
-
-class SuccessRateTooLow(ReactorError):
-    """Fewer tasks completed than `min_success_rate` demands."""
-
-
 @task(task_run_name="check-success-rate", **_TASK)
-def require_success_rate(records: list[ExecutionRecord], minimum: float) -> float:
-    rate = sum(r.status == "completed" for r in records) / len(records)
-    if rate < minimum:
-        failed = [f"{r.task_id} ({r.error})" for r in records if r.status != "completed"]
-        raise SuccessRateTooLow(
-            f"success rate {rate:.0%} is below min_success_rate {minimum:.0%}; "
-            f"not completed: {'; '.join(failed)}"
-        )
+def require_success_rate(records: list[ExecutionRecord], minimum: float, run_id: str) -> float:
+    """The run's success rate; below `minimum` the event `reactor.swarm.below_min_success_rate`
+    goes out (an alert automation listens for it) and the run fails."""
+    rate = execution.success_rate(records)
+    if (error := execution.shortfall(records, minimum)) is not None:
+        missed = [r.task_id for r in records if r.status != "completed"]
+        facts = {"success_rate": rate, "min_success_rate": minimum, "not_completed": missed}
+        emit("swarm", "below_min_success_rate", run_id, facts)
+        raise error
+    get_run_logger().info(f"success rate {rate:.0%} (minimum {minimum:.0%})")
     return rate
 
 
 @task(task_run_name="aggregate-telemetry", **_TASK)
-def aggregate_telemetry(run_id: str, agents: list[Agent], plan: Plan) -> TelemetrySummary:
-    """Step 6: from the span records this run wrote to telemetry_spans.jsonl (the run's agents
-    are idle from here on)."""
+def aggregate_telemetry(run_id: str, agents: list[Agent], plan: WorkPlan) -> TelemetrySummary:
+    """Step 6: from the span records this run wrote (its agents are idle from here on)."""
     settings = get_settings()
     registry.set_status([a.agent_id for a in agents], "idle", settings.coordination_dir)
     spans = read_spans(spans_path(settings))
-    return report.aggregate(spans, run_id, agents, plan.makespan_ms)
+    summary = aggregation.aggregate(spans, run_id, agents, plan.makespan_ms)
+    get_run_logger().info(report.telemetry_line(summary))
+    return summary
 
 
 @task(task_run_name="export-datasets", **_TASK)
-def export_datasets(
-    run_id: str,
-    request: SwarmRequest,
-    plan: Plan,
-    analysis: PriorityAnalysis,
-    executions: list[ExecutionRecord],
-    telemetry: TelemetrySummary,
-) -> dict[str, list[str]]:
-    """Datasets swarm_assignments, swarm_claims, swarm_timeline (all four formats), and the
-    seed-shaped work_claims.json."""
+def export_datasets(result: SwarmResult, request: SwarmRequest) -> dict[str, list[str]]:
+    """swarm_assignments, swarm_claims and swarm_timeline in every format; work_claims.json
+    refreshed from the ledger."""
     settings = get_settings()
     ledger = ClaimLedger(settings.coordination_dir)
     ledger.snapshot()
-    tasks = {t.id: t for t in request.tasks}
-    by_task = {e.task_id: e for e in executions}
-    claims: list[dict[str, Any]] = []
-    for a in plan.assignments:
-        c, e = ledger.get(a.work_item_id), by_task[a.task_id]
-        claims.append(
-            {
-                "run_id": run_id, "work_item_id": c.work_item_id, "task_id": a.task_id,
-                "claim_id": c.claim_id, "agent_id": c.agent_id, "status": c.status,
-                "claimed_at": c.claimed_at, "completed_at": c.completed_at, "claims": c.claims,
-                "attempts": e.attempts, "work_type": c.work_type, "priority": c.priority,
-                "estimated_duration": c.estimated_duration, "result": c.result,
-                "error": e.error,
-            }
-        )  # fmt: skip
-    datasets = {
-        "swarm_assignments": (
-            report.assignment_records(run_id, plan, tasks, analysis.score_of()),
-            report.ASSIGNMENTS_SCHEMA,
-        ),
-        "swarm_claims": (claims, report.CLAIMS_SCHEMA),
-        "swarm_timeline": (
-            [{"run_id": run_id, **r} for r in telemetry.timeline],
-            report.TIMELINE_SCHEMA,
-        ),
-    }
+    claims = {a.work_item_id: ledger.get(a.work_item_id) for a in result.plan.assignments}
+    ledger.close()
     out = {}
-    for name, (records, schema) in datasets.items():
-        result = export_dataset(records, name, run_id, schema, root=settings.exports_dir)
-        out[name] = [str(f.path) for f in result.files]
+    tasks = {t.id: t for t in request.tasks}
+    for name, (rows, schema) in report.datasets(result, tasks, claims).items():
+        exported = export_dataset(rows, name, result.run_id, schema, root=settings.exports_dir)
+        out[name] = [str(f.path) for f in exported.files]
+        get_run_logger().info(f"dataset {name}: {exported.rows} row(s) -> {exported.directory}")
     return out
 
 
-def publish_summary(
-    run_id: str,
-    plan: Plan,
-    analysis: PriorityAnalysis,
-    executions: list[ExecutionRecord],
-    telemetry: TelemetrySummary,
-) -> None:
-    by_task = {e.task_id: e for e in executions}
-    rows = [
-        {
-            "task": a.task_id,
-            "agent": a.agent_id,
-            "value_first": a.value_first,
-            "planned_start_ms": a.planned_start_ms,
-            "planned_finish_ms": a.planned_finish_ms,
-            "status": by_task[a.task_id].status,
-            "attempts": by_task[a.task_id].attempts,
-            "duration_ms": by_task[a.task_id].duration_ms,
-        }
-        for a in plan.assignments
-    ]
-    publish_table(f"swarm-{run_id}", rows, f"Swarm assignments and outcomes, run {run_id}")
-    md = report.markdown_report(
-        run_id, plan, executions, telemetry, analysis.source, analysis.fallback_reason
-    )
-    md += "\n## Assignments\n\n" + markdown_table(rows, list(rows[0]))
-    publish_markdown(f"swarm-report-{run_id}", md, f"Swarm report, run {run_id}")
+@task(task_run_name="publish-summary", **_TASK)
+def publish_summary(result: SwarmResult, failure: str | None = None) -> None:
+    """The assignments table and the markdown summary, under stable keys."""
+    rows = report.table_rows(result.plan, result.executions)
+    title = f"run {result.run_id}"
+    publish_table(report.ASSIGNMENTS_KEY, rows, f"Swarm assignments and outcomes, {title}")
+    table = markdown_table(rows, list(rows[0]))
+    summary = f"{report.markdown_report(result, failure)}\n## Assignments\n\n{table}"
+    publish_markdown(report.SUMMARY_KEY, summary, f"Swarm summary, {title}")

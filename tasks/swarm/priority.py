@@ -6,28 +6,26 @@ The heuristic scores each task 1-100 from what the task set itself says:
 20 % its position on the critical path (work still ahead of it when it starts), 10 % shortness
 (a short task delivers its value sooner). Claude gets the same facts and must answer through a
 tool whose input schema is `PriorityAnalysis`; an answer that fails validation or does not score
-exactly the submitted tasks is a fallback, labelled with the reason. Successful Claude answers
-are cached by their inputs (`priority_cache.json` in the coordination dir) so a re-run does not
-pay for the same analysis twice; fallbacks are not cached, so a transient 429 is retried next run.
+exactly the submitted tasks is a fallback, labelled with the reason. The Prefect task that asks
+Claude caches successful answers by their inputs (`tasks/swarm/prefect_tasks.py`), so a re-run does
+not pay for the same analysis twice; a fallback is never cached, so a transient 429 is retried on
+the next run.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from tasks.claude import Claude
 from tasks.errors import LLMUnavailable
-from tasks.graph import batches, critical_path, dependents
+from tasks.graph import batches, bottom_levels, critical_path, dependents
 from tasks.settings import Settings
-from tasks.store import JsonStore
-from tasks.swarm.distribution import PlanTask, bottom_levels
 from tasks.swarm.models import PRIORITY_WEIGHT, PriorityAnalysis, SwarmTask, TaskScore
 
-CACHE_FILE = "priority_cache.json"
+NO_KEY = "no Anthropic API key configured (REACTOR_ANTHROPIC_API_KEY)"
 HEURISTIC_CONFIDENCE = 0.6
 SYSTEM = (
     "You prioritise work for a swarm of software agents. Score every task 1-100 (higher = "
@@ -51,9 +49,7 @@ def recommended_agents(tasks: list[SwarmTask]) -> int:
 def heuristic(tasks: list[SwarmTask], fallback_reason: str | None = None) -> PriorityAnalysis:
     """Deterministic scores from priority, dependents, critical-path position and duration."""
     graph = {t.id: t.dependencies for t in tasks}
-    level = bottom_levels(
-        [PlanTask(t.id, t.estimated_duration_ms, tuple(t.dependencies)) for t in tasks]
-    )
+    level = bottom_levels(graph, {t.id: t.estimated_duration_ms for t in tasks})
     cp = max(level.values())
     longest = max(t.estimated_duration_ms for t in tasks)
     others = max(1, len(tasks) - 1)
@@ -87,12 +83,6 @@ def heuristic(tasks: list[SwarmTask], fallback_reason: str | None = None) -> Pri
         source="heuristic",
         fallback_reason=fallback_reason,
     )
-
-
-def cache_key(tasks: list[SwarmTask], model: str) -> str:
-    facts = [t.model_dump(mode="json") for t in tasks]
-    blob = json.dumps({"model": model, "tasks": facts}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def _prompt(tasks: list[SwarmTask]) -> str:
@@ -129,28 +119,21 @@ def ask_claude(
     return answer.model_copy(update={"source": "claude", "fallback_reason": None})
 
 
-def analyse(
+Ask = Callable[[list[SwarmTask], Settings, Any], PriorityAnalysis]
+
+
+def analyze(
     tasks: list[SwarmTask],
     settings: Settings,
     http_client: Any | None = None,
+    ask: Ask = ask_claude,
 ) -> PriorityAnalysis:
-    """Claude's analysis when configured and usable, else the heuristic naming why.
-    `http_client` is handed to the SDK (tests pass one over an httpx MockTransport)."""
+    """Claude's analysis when configured and usable, else the heuristic naming why. `ask` is
+    how Claude is asked (the flow passes its cached Prefect task); `http_client` is handed to
+    the SDK (tests pass one over an httpx MockTransport)."""
     if not settings.claude_configured:
-        return heuristic(tasks, "no Anthropic API key configured (REACTOR_ANTHROPIC_API_KEY)")
-    cache = JsonStore(
-        Path(settings.coordination_dir) / CACHE_FILE,
-        dict,
-        lock_timeout_s=settings.lock_timeout_s,
-        lock_tries=settings.lock_tries,
-    )
-    key = cache_key(tasks, settings.anthropic_model)
-    cached = cache.read().get(key)
-    if cached is not None:
-        return PriorityAnalysis.model_validate(cached)
+        return heuristic(tasks, NO_KEY)
     try:
-        answer = ask_claude(tasks, settings, http_client)
+        return ask(tasks, settings, http_client)
     except LLMUnavailable as exc:
         return heuristic(tasks, f"Claude unavailable: {exc.reason}")
-    cache.update(lambda c: c.__setitem__(key, answer.model_dump(mode="json")))
-    return answer

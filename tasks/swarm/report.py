@@ -1,117 +1,54 @@
-"""Step 6, telemetry aggregation from the spans a run actually wrote, plus the records of the
-exported datasets and the markdown report (pure: no Prefect)."""
+"""What a swarm run produces for people and tools (pure: no Prefect): the rows and schemas of
+the datasets `swarm_assignments`, `swarm_claims` and `swarm_timeline`, the rows of the
+assignments table artifact and the markdown summary. The artifact keys are stable, so the
+UI's Artifacts page shows each one's history across runs."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
+from tasks.claims import Claim
 from tasks.export import Column
-from tasks.swarm.execution import SPAN_NAME
 from tasks.swarm.models import (
     Agent,
-    AgentUtilisation,
+    Assignment,
     ExecutionRecord,
-    Plan,
+    PriorityAnalysis,
+    SwarmRequest,
+    SwarmResult,
     SwarmTask,
     TelemetrySummary,
+    WorkPlan,
 )
 
+SUMMARY_KEY = "swarm-summary"
+ASSIGNMENTS_KEY = "swarm-assignments"
 
-def _ts(value: str) -> float:
-    return datetime.fromisoformat(value).timestamp()
+ASSIGNMENTS_SCHEMA: dict[str, Column] = {k: Column(v) for k, v in {
+    "run_id": "str", "task_id": "str", "work_item_id": "str", "agent_id": "str", "slot": "int",
+    "order": "int", "value_first": "bool", "work_type": "str", "priority": "str",
+    "score": "int", "estimated_duration_ms": "float", "planned_start_ms": "float",
+    "planned_finish_ms": "float", "strategy": "str",
+}.items()}  # fmt: skip
+CLAIMS_SCHEMA: dict[str, Column] = {k: Column(v) for k, v in {
+    "run_id": "str", "work_item_id": "str", "task_id": "str", "claim_id": "str",
+    "agent_id": "str", "status": "str", "claimed_at": "timestamp", "completed_at": "timestamp",
+    "claims": "int", "attempts": "int", "work_type": "str", "priority": "str",
+    "estimated_duration": "int", "result": "json", "error": "str",
+}.items()}  # fmt: skip
+TIMELINE_SCHEMA: dict[str, Column] = {k: Column(v) for k, v in {
+    "run_id": "str", "task_id": "str", "work_item_id": "str", "agent_id": "str",
+    "work_type": "str", "trace_id": "str", "span_id": "str", "start_time": "timestamp",
+    "end_time": "timestamp", "duration_ms": "float", "status": "str", "bottleneck": "bool",
+}.items()}  # fmt: skip
 
-
-def aggregate(
-    spans: list[dict[str, Any]], run_id: str, agents: list[Agent], planned_ms: float
-) -> TelemetrySummary:
-    """Timeline, per-agent utilisation, bottlenecks (> 2x the mean duration) and
-    recommendations from this run's `swarm.execute` span records (SPEC §6)."""
-    ours = [
-        s
-        for s in spans
-        if s["operation_name"] == SPAN_NAME
-        and s.get("span_attributes", {}).get("swarm.run_id") == run_id
-    ]
-    ours.sort(key=lambda s: s["start_time"])
-    timeline = [
-        {
-            "task_id": s["span_attributes"]["swarm.task_id"],
-            "work_item_id": s["span_attributes"]["swarm.work_item_id"],
-            "agent_id": s["span_attributes"]["swarm.agent_id"],
-            "work_type": s["span_attributes"]["swarm.work_type"],
-            "trace_id": s["trace_id"],
-            "span_id": s["span_id"],
-            "start_time": s["start_time"],
-            "end_time": s["end_time"],
-            "duration_ms": float(s["duration_ms"]),
-            "status": s["status"],
-        }
-        for s in ours
-    ]
-    mean = sum(r["duration_ms"] for r in timeline) / len(timeline) if timeline else 0.0
-    bottlenecks = [r["task_id"] for r in timeline if mean and r["duration_ms"] > 2 * mean]
-    for r in timeline:
-        r["bottleneck"] = r["task_id"] in bottlenecks
-    window_ms = (
-        (max(_ts(r["end_time"]) for r in timeline) - min(_ts(r["start_time"]) for r in timeline))
-        * 1000
-        if timeline
-        else 0.0
-    )
-    utilisation = []
-    for a in agents:
-        mine = [r for r in timeline if r["agent_id"] == a.agent_id]
-        busy = sum(r["duration_ms"] for r in mine)
-        share = busy / (window_ms * a.concurrency) if window_ms else 0.0
-        utilisation.append(
-            AgentUtilisation(
-                agent_id=a.agent_id, busy_ms=round(busy, 3), tasks=len(mine),
-                utilisation=round(min(1.0, share), 4),
-            )
-        )  # fmt: skip
-    return TelemetrySummary(
-        trace_id=timeline[0]["trace_id"] if timeline else None,
-        spans=len(timeline),
-        timeline=timeline,
-        utilisation=utilisation,
-        bottlenecks=bottlenecks,
-        mean_duration_ms=round(mean, 3),
-        recommendations=recommendations(timeline, utilisation, bottlenecks, window_ms, planned_ms),
-    )
-
-
-def recommendations(
-    timeline: list[dict[str, Any]],
-    utilisation: list[AgentUtilisation],
-    bottlenecks: list[str],
-    window_ms: float,
-    planned_ms: float,
-) -> list[str]:
-    out: list[str] = []
-    for task_id in bottlenecks:
-        out.append(f"split or speed up {task_id}: it took more than twice the mean task time")
-    failed = [r["task_id"] for r in timeline if r["status"] != "ok"]
-    if failed:
-        out.append(f"investigate failed/timed-out tasks: {', '.join(failed)}")
-    idle = [u.agent_id for u in utilisation if u.tasks == 0]
-    if idle:
-        out.append(f"{len(idle)} agent(s) got no work: form fewer agents for this task set")
-    used = [u.utilisation for u in utilisation if u.tasks]
-    if len(used) > 1 and min(used) > 0 and max(used) / min(used) > 2:
-        out.append(
-            f"utilisation ranges {min(used):.0%}-{max(used):.0%}: rebalance or give the "
-            "busiest agent more concurrency"
-        )
-    if used and max(used) < 0.5 and len(used) > 1:
-        out.append("agents were mostly idle (dependencies serialise the work): use fewer agents")
-    if not out:
-        out.append("no bottleneck found: the distribution kept every agent busy")
-    return out
+Dataset = tuple[list[dict[str, Any]], dict[str, Column]]
 
 
 def assignment_records(
-    run_id: str, plan: Plan, tasks: dict[str, SwarmTask], scores: dict[str, int]
+    run_id: str, plan: WorkPlan, tasks: Mapping[str, SwarmTask], scores: Mapping[str, int]
 ) -> list[dict[str, Any]]:
     return [
         {
@@ -134,45 +71,102 @@ def assignment_records(
     ]
 
 
-ASSIGNMENTS_SCHEMA: dict[str, Column] = {k: Column(v) for k, v in {
-    "run_id": "str", "task_id": "str", "work_item_id": "str", "agent_id": "str", "slot": "int",
-    "order": "int", "value_first": "bool", "work_type": "str", "priority": "str",
-    "score": "int", "estimated_duration_ms": "float", "planned_start_ms": "float",
-    "planned_finish_ms": "float", "strategy": "str",
-}.items()}  # fmt: skip
-CLAIMS_SCHEMA: dict[str, Column] = {k: Column(v) for k, v in {
-    "run_id": "str", "work_item_id": "str", "task_id": "str", "claim_id": "str",
-    "agent_id": "str", "status": "str", "claimed_at": "timestamp", "completed_at": "timestamp",
-    "claims": "int", "attempts": "int", "work_type": "str", "priority": "str",
-    "estimated_duration": "int", "result": "json", "error": "str",
-}.items()}  # fmt: skip
-TIMELINE_SCHEMA: dict[str, Column] = {k: Column(v) for k, v in {
-    "run_id": "str", "task_id": "str", "work_item_id": "str", "agent_id": "str",
-    "work_type": "str", "trace_id": "str", "span_id": "str", "start_time": "timestamp",
-    "end_time": "timestamp", "duration_ms": "float", "status": "str", "bottleneck": "bool",
-}.items()}  # fmt: skip
-
-
-def markdown_report(
+def claim_records(
     run_id: str,
-    plan: Plan,
+    plan: WorkPlan,
+    claims: Mapping[str, Claim],
     executions: list[ExecutionRecord],
-    telemetry: TelemetrySummary,
-    source: str,
-    fallback_reason: str | None,
-) -> str:
+) -> list[dict[str, Any]]:
+    """One row per work item, as the ledger holds it after the run (`claims` by item id)."""
+    by_task = {e.task_id: e for e in executions}
+    rows = []
+    for a in plan.assignments:
+        c, e = claims[a.work_item_id], by_task[a.task_id]
+        rows.append(
+            {
+                "run_id": run_id, "work_item_id": c.work_item_id, "task_id": a.task_id,
+                "claim_id": c.claim_id, "agent_id": c.agent_id, "status": c.status,
+                "claimed_at": c.claimed_at, "completed_at": c.completed_at, "claims": c.claims,
+                "attempts": e.attempts, "work_type": c.work_type, "priority": c.priority,
+                "estimated_duration": c.estimated_duration, "result": c.result,
+                "error": e.error,
+            }
+        )  # fmt: skip
+    return rows
+
+
+def datasets(
+    result: SwarmResult, tasks: Mapping[str, SwarmTask], claims: Mapping[str, Claim]
+) -> dict[str, Dataset]:
+    """Every dataset of the run: name -> (rows, schema)."""
+    run_id, plan = result.run_id, result.plan
+    return {
+        "swarm_assignments": (
+            assignment_records(run_id, plan, tasks, result.analysis.score_of()),
+            ASSIGNMENTS_SCHEMA,
+        ),
+        "swarm_claims": (claim_records(run_id, plan, claims, result.executions), CLAIMS_SCHEMA),
+        "swarm_timeline": (
+            [{"run_id": run_id, **r} for r in result.telemetry.timeline],
+            TIMELINE_SCHEMA,
+        ),
+    }
+
+
+def table_rows(plan: WorkPlan, executions: list[ExecutionRecord]) -> list[dict[str, Any]]:
+    """The assignments table artifact: plan and outcome of each task."""
+    by_task = {e.task_id: e for e in executions}
+    return [
+        {
+            "task": a.task_id,
+            "agent": a.agent_id,
+            "value_first": a.value_first,
+            "planned_start_ms": a.planned_start_ms,
+            "planned_finish_ms": a.planned_finish_ms,
+            "status": by_task[a.task_id].status,
+            "attempts": by_task[a.task_id].attempts,
+            "duration_ms": by_task[a.task_id].duration_ms,
+            "synthetic_input": synthetic(by_task[a.task_id]),
+        }
+        for a in plan.assignments
+    ]
+
+
+def synthetic(execution: ExecutionRecord) -> bool:
+    """Did the handler compute on an input it generated (the payload had no data)?"""
+    return bool((execution.result or {}).get("synthetic_input"))
+
+
+def markdown_report(result: SwarmResult, failure: str | None = None) -> str:
+    """The run summary; `failure` is why the run was rolled back, if it was."""
+    plan, analysis, executions = result.plan, result.analysis, result.executions
+    telemetry: TelemetrySummary = result.telemetry
     done = sum(e.status == "completed" for e in executions)
+    generated = [e.task_id for e in executions if synthetic(e)]
     lines = [
-        f"# Swarm run `{run_id}`",
+        f"# Swarm run `{result.run_id}`",
         "",
-        f"- priority analysis: **{source}**"
-        + (f" (fallback: {fallback_reason})" if fallback_reason else ""),
+        *([f"- **rolled back**: {failure}"] if failure else []),
+        f"- priority analysis: **{analysis.source}**"
+        + (f" (fallback: {analysis.fallback_reason})" if analysis.fallback_reason else ""),
         f"- strategy **{plan.strategy}**: planned makespan {plan.makespan_ms:.0f} ms, lower "
         f"bound {plan.lower_bound_ms:.0f} ms, ratio **{plan.ratio:.3f}**",
         f"- critical path ({plan.critical_path_ms:.0f} ms): {' -> '.join(plan.critical_path)}",
-        f"- completed **{done}/{len(executions)}** tasks; "
-        f"{len(telemetry.bottlenecks)} bottleneck(s)",
+        f"- completed **{done}/{len(executions)}** tasks (success rate "
+        f"{result.success_rate:.0%}); {len(telemetry.bottlenecks)} bottleneck(s)",
+        *(
+            [
+                f"- computed on a generated input (`synthetic_input: true`, the payload had no "
+                f"data): {', '.join(generated)}"
+            ]
+            if generated
+            else []
+        ),
         "",
+    ]
+    if result.compensations:
+        lines += ["## Compensations", "", *(f"- {c}" for c in result.compensations), ""]
+    lines += [
         "## Agents",
         "",
         "| agent | tasks | busy ms | utilisation |",
@@ -187,3 +181,61 @@ def markdown_report(
         *(f"- {r}" for r in telemetry.recommendations),
     ]
     return "\n".join(lines) + "\n"
+
+
+# -- the story the run's log tells: one line per step, agent, claim and outcome ----------------
+
+
+def request_line(request: SwarmRequest) -> str:
+    types = Counter(t.type for t in request.tasks)
+    edges = sum(len(t.dependencies) for t in request.tasks)
+    return (
+        f"{len(request.tasks)} task(s) in ({', '.join(f'{n} {k}' for k, n in types.items())}; "
+        f"{edges} dependencies), strategy {request.optimization_strategy}, "
+        f"min success rate {request.min_success_rate:.0%}"
+    )
+
+
+def priority_line(analysis: PriorityAnalysis) -> str:
+    why = f"; fallback: {analysis.fallback_reason}" if analysis.fallback_reason else ""
+    return f"priorities from {analysis.source} (confidence {analysis.confidence:.2f}){why}"
+
+
+def agent_line(a: Agent) -> str:
+    specialties = ",".join(a.specializations) or "general"
+    return (
+        f"agent {a.agent_id} formed: {a.name} ({specialties}), concurrency {a.concurrency}, "
+        f"speed {a.speed:g}"
+    )
+
+
+def plan_line(plan: WorkPlan) -> str:
+    return (
+        f"plan {plan.strategy}: makespan {plan.makespan_ms:.0f} ms vs lower bound "
+        f"{plan.lower_bound_ms:.0f} ms (ratio {plan.ratio:.3f}); critical path "
+        f"{' -> '.join(plan.critical_path)}"
+    )
+
+
+def claim_line(a: Assignment, lease_s: float) -> str:
+    return f"claimed {a.work_item_id} ({a.task_id}) for {a.agent_id}, lease {lease_s:g} s"
+
+
+def retry_line(a: Assignment, error: str, delay_s: float) -> str:
+    return f"{a.task_id} on {a.agent_id}: {error}; retrying in {delay_s:.2f} s"
+
+
+def outcome_line(e: ExecutionRecord) -> str:
+    why = f" ({e.error})" if e.error else ""
+    generated = " on a generated input (synthetic_input)" if synthetic(e) else ""
+    return (
+        f"{e.task_id} on {e.agent_id}: {e.status}{generated} after {e.attempts} attempt(s), "
+        f"{e.duration_ms:.0f} ms{why}"
+    )
+
+
+def telemetry_line(t: TelemetrySummary) -> str:
+    return (
+        f"telemetry: {t.spans} span(s), mean {t.mean_duration_ms:.0f} ms, bottlenecks: "
+        f"{', '.join(t.bottlenecks) or 'none'}"
+    )

@@ -3,6 +3,7 @@ reverse order, and the error lists what was undone."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def fail_third(directory: Path) -> None:
 
 
 @flow
-def three_steps(directory: Path, fail: bool) -> list[str]:
+async def three_steps(directory: Path, fail: bool) -> list[str]:
     with compensating("three steps") as undone:
         write_file(directory, "first.txt")
         write_file(directory, "second.txt")
@@ -52,7 +53,7 @@ def three_steps(directory: Path, fail: bool) -> list[str]:
 def test_third_task_failure_undoes_first_two_in_reverse_order(tmp_path):
     UNDO_ORDER.clear()
     with pytest.raises(RolledBack) as info:
-        three_steps(tmp_path, fail=True)
+        asyncio.run(three_steps(tmp_path, fail=True))
     assert UNDO_ORDER == ["second.txt", "first.txt"]
     assert info.value.compensations == ["removed second.txt", "removed first.txt"]
     assert "third step failed" in str(info.value)
@@ -61,7 +62,7 @@ def test_third_task_failure_undoes_first_two_in_reverse_order(tmp_path):
 
 def test_success_keeps_side_effects_and_undoes_nothing(tmp_path):
     UNDO_ORDER.clear()
-    assert three_steps(tmp_path, fail=False) == []
+    assert asyncio.run(three_steps(tmp_path, fail=False)) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["first.txt", "second.txt"]
     assert UNDO_ORDER == []
 
@@ -83,7 +84,7 @@ def fail_fast(directory: Path) -> None:
 
 
 @flow(task_runner=ThreadPoolTaskRunner(max_workers=4))
-def concurrent_steps(directory: Path) -> list[str]:
+async def concurrent_steps(directory: Path) -> list[str]:
     with compensating("concurrent steps") as undone:
         slow = slow_write.submit(directory, "slow.txt", 1.0)
         failing = fail_fast.submit(directory)
@@ -97,6 +98,6 @@ def test_a_sibling_finishing_after_the_failure_is_undone_too(tmp_path):
     must be undone when it finishes, not left behind."""
     UNDO_ORDER.clear()
     with pytest.raises(RolledBack) as info:
-        concurrent_steps(tmp_path)
+        asyncio.run(concurrent_steps(tmp_path))
     assert list(tmp_path.iterdir()) == []
     assert info.value.compensations == ["removed slow.txt"]

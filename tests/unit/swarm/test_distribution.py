@@ -10,7 +10,7 @@ import pytest
 
 from tasks.errors import DependencyCycle, InvalidInput
 from tasks.swarm.distribution import (
-    STRATEGIES,
+    SCHEDULING_STRATEGIES,
     PlanAgent,
     PlanTask,
     check_schedule,
@@ -28,7 +28,7 @@ def _random_tasks(rng: random.Random, n: int, chains: bool) -> list[PlanTask]:
     return tasks
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("strategy", SCHEDULING_STRATEGIES)
 @pytest.mark.parametrize("chains", [False, True])
 def test_schedule_respects_dependencies_and_is_near_the_lower_bound(strategy, chains):
     rng = random.Random(3)

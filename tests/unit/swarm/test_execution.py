@@ -1,15 +1,20 @@
 """Executing one claimed item against the ledger: completion only when the handler returned,
-dependents of a failure are skipped, the coordination log and agent metrics are real."""
+dependents of a failure are skipped, the coordination log and agent metrics are real, the
+attempts reported are the attempts that ran, and a timed-out handler's side effect never
+happens."""
 
 from __future__ import annotations
 
 import json
+import time
 
 from tasks.claims import ClaimLedger, WorkItem
 from tasks.coordination_log import read_log
 from tasks.swarm import agents as registry
 from tasks.swarm.execution import execute_item
 from tasks.swarm.models import AgentSpec, Assignment, HandlerSpec, SwarmTask
+
+HANDLERS = "tests.unit.swarm.sample_handlers"
 
 
 def _setup(settings, *task_ids: str):
@@ -29,7 +34,7 @@ def _assignment(task_id: str, agent_id: str) -> Assignment:
     )  # fmt: skip
 
 
-def test_completed_item_is_logged_with_seed_fields_and_counted(reactor_env):
+def test_completed_item_is_logged_with_its_fields_and_counted(reactor_env):
     ledger, agent = _setup(reactor_env, "stats")
     task = SwarmTask(
         id="stats", type="analysis", priority="high", estimated_duration_ms=300,
@@ -69,3 +74,45 @@ def test_failed_handler_fails_the_item_and_dependents_are_skipped(reactor_env):
     assert read_log(reactor_env) == []  # nothing completed, nothing logged
     status = json.loads((reactor_env.coordination_dir / "agent_status.json").read_text())
     assert status[0]["performance_metrics"]["tasks_failed"] == 1  # a skip is not its failure
+
+
+def _run_one(settings, task: SwarmTask, handlers: dict) -> tuple:
+    ledger, agent = _setup(settings, task.id)
+    record = execute_item(
+        ledger, settings, task, _assignment(task.id, agent.agent_id), {}, handlers, "r", 30
+    )
+    return record, ledger
+
+
+def test_rejected_input_reports_the_one_attempt_that_ran(reactor_env):
+    handlers = {"strict": HandlerSpec(kind="python", target=f"{HANDLERS}:rejects_input")}
+    task = SwarmTask(id="strict", type="strict", estimated_duration_ms=100, retries=3)
+    record, _ = _run_one(reactor_env, task, handlers)
+    assert record.status == "failed" and record.attempts == 1
+    assert "InvalidInput" in record.error
+
+
+def test_a_handler_that_cannot_be_imported_reports_zero_attempts(reactor_env):
+    handlers = {"ghost": HandlerSpec(kind="python", target=f"{HANDLERS}:missing")}
+    task = SwarmTask(id="ghost", type="ghost", estimated_duration_ms=100, retries=2)
+    record, ledger = _run_one(reactor_env, task, handlers)
+    assert record.status == "failed" and record.attempts == 0
+    assert "cannot be imported" in record.error
+    assert ledger.get("work_ghost").status == "failed"
+
+
+def test_timed_out_item_fails_and_its_side_effect_never_happens(reactor_env, tmp_path):
+    handlers = {"slow": HandlerSpec(kind="python", target=f"{HANDLERS}:slow_side_effect")}
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    task = SwarmTask(
+        id="slow", type="slow", estimated_duration_ms=100, timeout_s=1.0, retries=1,
+        payload={"dir": str(marks), "sleep_s": 3.0},
+    )  # fmt: skip
+    t0 = time.monotonic()
+    record, ledger = _run_one(reactor_env, task, handlers)
+    assert record.status == "failed" and record.attempts == 2
+    assert "timed out after 1 s" in record.error
+    time.sleep(max(0.0, t0 + 3.5 - time.monotonic()))  # past when attempt 1 would have ended
+    assert not list(marks.glob("end-*")) and not list(marks.glob("overlap-*"))
+    assert ledger.get("work_slow").status == "failed"

@@ -9,7 +9,7 @@ import httpx2 as httpx  # anthropic 2.x speaks httpx2 (same API as httpx)
 
 from tasks.settings import Settings
 from tasks.swarm.models import SwarmRequest
-from tasks.swarm.priority import analyse, heuristic
+from tasks.swarm.priority import analyze, heuristic
 
 REQUEST = SwarmRequest.model_validate(
     {
@@ -81,20 +81,18 @@ def test_heuristic_is_deterministic_and_labelled():
 
 
 def test_without_a_key_the_heuristic_says_why(tmp_path):
-    result = analyse(TASKS, Settings(anthropic_api_key=None, coordination_dir=tmp_path))
+    result = analyze(TASKS, Settings(anthropic_api_key=None, coordination_dir=tmp_path))
     assert result.source == "heuristic" and "no Anthropic API key" in result.fallback_reason
 
 
-def test_valid_claude_output_is_used_and_cached(tmp_path):
+def test_valid_claude_output_is_used(tmp_path):
     client, seen = _client(lambda r, n: httpx.Response(200, json=_message(_answer())))
-    result = analyse(TASKS, _settings(tmp_path), client)
+    result = analyze(TASKS, _settings(tmp_path), client)
     assert result.source == "claude" and result.fallback_reason is None
     assert result.score_of() == CLAUDE_SCORES and result.confidence == 0.9
     body = json.loads(seen[0].content)
     assert body["tool_choice"]["name"] == "record_priorities"
     assert "leaf" in body["messages"][0]["content"]
-    again = analyse(TASKS, _settings(tmp_path), client)
-    assert again == result and len(seen) == 1  # served from priority_cache.json
 
 
 def test_malformed_json_falls_back_to_the_heuristic(tmp_path):
@@ -103,7 +101,7 @@ def test_malformed_json_falls_back_to_the_heuristic(tmp_path):
             200, content=b"{not json", headers={"content-type": "application/json"}
         )
     )
-    result = analyse(TASKS, _settings(tmp_path), client)
+    result = analyze(TASKS, _settings(tmp_path), client)
     assert result.source == "heuristic" and "malformed" in result.fallback_reason
     assert result.score_of() == heuristic(TASKS).score_of()
 
@@ -111,7 +109,7 @@ def test_malformed_json_falls_back_to_the_heuristic(tmp_path):
 def test_answer_missing_a_task_falls_back(tmp_path):
     partial = {k: v for k, v in CLAUDE_SCORES.items() if k != "side"}
     client, _ = _client(lambda r, n: httpx.Response(200, json=_message(_answer(partial))))
-    result = analyse(TASKS, _settings(tmp_path), client)
+    result = analyze(TASKS, _settings(tmp_path), client)
     assert result.source == "heuristic" and "missing ['side']" in result.fallback_reason
 
 
@@ -123,7 +121,7 @@ def test_429_with_retry_after_is_retried_then_claude_answers(tmp_path):
         return httpx.Response(200, json=_message(_answer()))
 
     client, seen = _client(handler)
-    result = analyse(TASKS, _settings(tmp_path), client)
+    result = analyze(TASKS, _settings(tmp_path), client)
     assert result.source == "claude" and result.score_of() == CLAUDE_SCORES
     assert len(seen) == 2
 
@@ -133,10 +131,9 @@ def test_persistent_529_falls_back_naming_the_status(tmp_path):
     client, seen = _client(
         lambda r, n: httpx.Response(529, headers={"retry-after": "0"}, json=overloaded)
     )
-    result = analyse(TASKS, _settings(tmp_path), client)
+    result = analyze(TASKS, _settings(tmp_path), client)
     assert result.source == "heuristic" and "529" in result.fallback_reason
     assert len(seen) == 3
-    assert not (tmp_path / "priority_cache.json").exists()  # a fallback is not cached
 
 
 def test_timeout_falls_back_naming_the_timeout(tmp_path):
@@ -145,6 +142,6 @@ def test_timeout_falls_back_naming_the_timeout(tmp_path):
 
     client, _ = _client(handler)
     settings = _settings(tmp_path).model_copy(update={"llm_max_retries": 0, "llm_timeout_s": 0.5})
-    result = analyse(TASKS, settings, client)
+    result = analyze(TASKS, settings, client)
     assert result.source == "heuristic" and "timed out" in result.fallback_reason
     assert result.score_of() == heuristic(TASKS).score_of()

@@ -1,0 +1,102 @@
+"""Step 6, telemetry aggregation from the spans a run actually wrote: timeline, per-agent
+utilisation, bottlenecks (> 2x the mean duration) and recommendations (pure: no Prefect)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from tasks.swarm.execution import SPAN_NAME
+from tasks.swarm.models import Agent, AgentUtilisation, TelemetrySummary
+
+
+def _ts(value: str) -> float:
+    return datetime.fromisoformat(value).timestamp()
+
+
+def aggregate(
+    spans: list[dict[str, Any]], run_id: str, agents: list[Agent], planned_ms: float
+) -> TelemetrySummary:
+    """Timeline, per-agent utilisation, bottlenecks (> 2x the mean duration) and
+    recommendations from this run's `swarm.execute` span records."""
+    ours = [
+        s
+        for s in spans
+        if s["operation_name"] == SPAN_NAME
+        and s.get("span_attributes", {}).get("swarm.run_id") == run_id
+    ]
+    ours.sort(key=lambda s: s["start_time"])
+    timeline = [
+        {
+            "task_id": s["span_attributes"]["swarm.task_id"],
+            "work_item_id": s["span_attributes"]["swarm.work_item_id"],
+            "agent_id": s["span_attributes"]["swarm.agent_id"],
+            "work_type": s["span_attributes"]["swarm.work_type"],
+            "trace_id": s["trace_id"],
+            "span_id": s["span_id"],
+            "start_time": s["start_time"],
+            "end_time": s["end_time"],
+            "duration_ms": float(s["duration_ms"]),
+            "status": s["status"],
+        }
+        for s in ours
+    ]
+    mean = sum(r["duration_ms"] for r in timeline) / len(timeline) if timeline else 0.0
+    bottlenecks = [r["task_id"] for r in timeline if mean and r["duration_ms"] > 2 * mean]
+    for r in timeline:
+        r["bottleneck"] = r["task_id"] in bottlenecks
+    window_ms = (
+        (max(_ts(r["end_time"]) for r in timeline) - min(_ts(r["start_time"]) for r in timeline))
+        * 1000
+        if timeline
+        else 0.0
+    )
+    utilisation = []
+    for a in agents:
+        mine = [r for r in timeline if r["agent_id"] == a.agent_id]
+        busy = sum(r["duration_ms"] for r in mine)
+        share = busy / (window_ms * a.concurrency) if window_ms else 0.0
+        utilisation.append(
+            AgentUtilisation(
+                agent_id=a.agent_id, busy_ms=round(busy, 3), tasks=len(mine),
+                utilisation=round(min(1.0, share), 4),
+            )
+        )  # fmt: skip
+    return TelemetrySummary(
+        trace_id=timeline[0]["trace_id"] if timeline else None,
+        spans=len(timeline),
+        timeline=timeline,
+        utilisation=utilisation,
+        bottlenecks=bottlenecks,
+        mean_duration_ms=round(mean, 3),
+        recommendations=recommendations(timeline, utilisation, bottlenecks, window_ms, planned_ms),
+    )
+
+
+def recommendations(
+    timeline: list[dict[str, Any]],
+    utilisation: list[AgentUtilisation],
+    bottlenecks: list[str],
+    window_ms: float,
+    planned_ms: float,
+) -> list[str]:
+    out: list[str] = []
+    for task_id in bottlenecks:
+        out.append(f"split or speed up {task_id}: it took more than twice the mean task time")
+    failed = [r["task_id"] for r in timeline if r["status"] != "ok"]
+    if failed:
+        out.append(f"investigate failed/timed-out tasks: {', '.join(failed)}")
+    idle = [u.agent_id for u in utilisation if u.tasks == 0]
+    if idle:
+        out.append(f"{len(idle)} agent(s) got no work: form fewer agents for this task set")
+    used = [u.utilisation for u in utilisation if u.tasks]
+    if len(used) > 1 and min(used) > 0 and max(used) / min(used) > 2:
+        out.append(
+            f"utilisation ranges {min(used):.0%}-{max(used):.0%}: rebalance or give the "
+            "busiest agent more concurrency"
+        )
+    if used and max(used) < 0.5 and len(used) > 1:
+        out.append("agents were mostly idle (dependencies serialise the work): use fewer agents")
+    if not out:
+        out.append("no bottleneck found: the distribution kept every agent busy")
+    return out
