@@ -110,6 +110,7 @@ def _flush_events() -> None:
     EventsWorker.drain_all(timeout=10)
 
 
+@pytest.mark.timeout(600)
 def test_failed_run_of_a_reactor_flow_is_notified(receiver, reactor_env):
     from flows.trace_orchestration import trace_orchestration
     from tasks.trace.models import TraceRequest
