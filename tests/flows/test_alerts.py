@@ -180,6 +180,4 @@ def test_reapplying_updates_and_never_duplicates(receiver):
 def test_failed_run_automation_names_every_flow_in_prefect_yaml():
     spec = next(s for s in load_specs() if s["name"] == "reactor-flow-run-failed")
     names = spec["trigger"]["match_related"]["prefect.resource.name"]
-    assert sorted(names) == sorted(
-        {load_flow(d["entrypoint"]).name for d in load_deployments()}
-    )
+    assert sorted(names) == sorted({load_flow(d["entrypoint"]).name for d in load_deployments()})
