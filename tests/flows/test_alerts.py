@@ -110,6 +110,7 @@ def _flush_events() -> None:
     EventsWorker.drain_all(timeout=10)
 
 
+@pytest.mark.timeout(600)
 def test_failed_run_of_a_reactor_flow_is_notified(receiver, reactor_env):
     from flows.trace_orchestration import trace_orchestration
     from tasks.trace.models import TraceRequest
@@ -179,6 +180,4 @@ def test_reapplying_updates_and_never_duplicates(receiver):
 def test_failed_run_automation_names_every_flow_in_prefect_yaml():
     spec = next(s for s in load_specs() if s["name"] == "reactor-flow-run-failed")
     names = spec["trigger"]["match_related"]["prefect.resource.name"]
-    assert sorted(names) == sorted(
-        {load_flow(d["entrypoint"]).name for d in load_deployments()}
-    )
+    assert sorted(names) == sorted({load_flow(d["entrypoint"]).name for d in load_deployments()})

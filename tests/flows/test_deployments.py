@@ -42,6 +42,7 @@ def deployed():
     return asyncio.run(list_deployments())
 
 
+@pytest.mark.timeout(900)  # includes `make deploy` of every deployment: minutes on loaded cores
 def test_every_deployment_registers_with_its_schedule(deployed):
     by_name = {d.name.split("/", 1)[1]: d for d in deployed}
     assert set(by_name) == {e["name"] for e in DEFINITIONS}
@@ -70,6 +71,7 @@ def test_deploy_applies_each_alert_automation_once(deployed):
         assert automations[0].description.endswith(UNCONFIGURED), name
 
 
+@pytest.mark.timeout(900)
 def test_spr_deployment_run_is_picked_up_by_a_worker_and_exports(deployed, tmp_path):
     run = run_deployment("spr-pipeline/spr-nightly", timeout=0)
     env = {

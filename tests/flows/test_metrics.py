@@ -108,7 +108,7 @@ def worker(deployment, tmp_path):
             except httpx.HTTPError:
                 return False
 
-        _wait_for(up, 120, "the worker's metrics endpoint")
+        _wait_for(up, 240, "the worker's metrics endpoint")
         yield url, tmp_path / "exports", proc
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -120,6 +120,7 @@ def worker(deployment, tmp_path):
         log.close()
 
 
+@pytest.mark.timeout(900)  # a worker, a deployment run in a subprocess: minutes on loaded cores
 def test_worker_endpoint_shows_metrics_pushed_by_its_flow_runs(worker):
     url, exports, proc = worker
     run = run_deployment("spr-pipeline/metrics-check", timeout=0)

@@ -36,13 +36,14 @@ def started(tmp_path, monkeypatch):
     database = tmp_path / "server.db"
     monkeypatch.setenv(local.DATABASE_ENV, f"sqlite+aiosqlite:///{database}")
     state = tmp_path / "state"
-    server = local.start_server(state, port=free_port())
+    server = local.start_server(state, timeout_s=300, port=free_port())
     try:
         yield server, state, database
     finally:
         local.stop_server(state)
 
 
+@pytest.mark.timeout(900)  # a second real server start: minutes on loaded cores
 def test_make_server_reads_prefect_toml_and_passes_the_database_through(started):
     server, state, database = started
     assert server.started_here and local.running_server(state).api_url == server.api_url
