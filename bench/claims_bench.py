@@ -27,7 +27,7 @@ from tasks.claims import ClaimLedger, WorkItem
 from tasks.store import JsonStore
 
 
-# -- the naive baseline: the seed's design --------------------------------------------------
+# -- the naive baseline: the original one-JSON-file design --------------------------------
 def naive_store(root: Path) -> JsonStore[list[dict]]:
     return JsonStore(root / "work_claims.json", list, lock_timeout_s=600, lock_tries=5)
 

@@ -1,6 +1,6 @@
 """The claim ledger: work items claimed exclusively by agents, with leases and heartbeats.
 
-Design (why SQLite and not one JSON file). The seed kept every claim in `work_claims.json` and
+Design (why SQLite and not one JSON file). The original kept every claim in `work_claims.json` and
 rewrote the whole file under a lock for each claim: a claim costs O(all claims) of parsing,
 serialising and fsyncing (~280 ms per claim at 20,000 items, measured by
 `bench/claims_bench.py`, which keeps that design as its baseline). Here the source of truth is
@@ -19,7 +19,7 @@ one SQLite database (`claims.sqlite3` in the coordination dir, stdlib `sqlite3`)
   the item claimable again. `complete` succeeds only for the agent holding the claim, so a
   reclaimed item is completed exactly once.
 
-`work_claims.json` keeps the seed's shape (work_item_id, agent_id, claimed_at,
+`work_claims.json` keeps its original shape (work_item_id, agent_id, claimed_at,
 estimated_duration, work_type, priority, description, status, team, telemetry{trace_id,
 span_id}): `snapshot()` materialises it through `tasks.store.JsonStore` (the swarm flow does at
 its end, `reactor claims list` does on every call), so people and old tools can still read it.
@@ -99,7 +99,7 @@ class WorkItem(BaseModel):
 
 
 class Claim(BaseModel):
-    """One row of the ledger, in the seed's field names (plus lease bookkeeping)."""
+    """One row of the ledger, in the original work_claims.json field names (+ lease bookkeeping)."""
 
     work_item_id: str
     agent_id: str | None

@@ -1,7 +1,7 @@
 """`coordination_log.json`: the append-only record every scenario writes its outcomes to.
 
 A JSON array in the coordination dir, mutated only through the locked store. Swarm completions
-use the seed's fields (work_item_id, completed_at, agent_id, result, velocity_points); other
+use the original fields (work_item_id, completed_at, agent_id, result, velocity_points); other
 scenarios add an entry with `scenario`, `run_id` and their own fields.
 """
 

@@ -3,7 +3,7 @@
 - Network and LLM tasks: Prefect task retries with exponential backoff and jitter
   (`NETWORK_RETRIES`, spread into `@task(**NETWORK_RETRIES)`).
 - Lock contention inside a task: `with_backoff`, delays `min(0.1 * 2**n, 5)` s with jitter,
-  5 tries by default (SPEC §1).
+  5 tries by default.
 """
 
 from __future__ import annotations

@@ -83,7 +83,7 @@ class JsonStore(Generic[T]):
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold the file's lock, retrying contention with backoff (SPEC §1)."""
+        """Hold the file's lock, retrying contention with backoff (tasks/retry.py)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
         def acquire() -> None:

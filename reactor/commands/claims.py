@@ -155,7 +155,7 @@ def list_claims(
     coordination_dir: Path | None = CoordinationDir,
     as_json: bool = AsJson,
 ) -> None:
-    """List work items (and refresh the seed-shaped work_claims.json)."""
+    """List work items (and refresh the original-shape work_claims.json)."""
     with cli_errors():
         ledger = _ledger(coordination_dir)
         ledger.snapshot()

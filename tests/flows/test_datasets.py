@@ -74,7 +74,7 @@ def _swarm(n: int) -> None:
 
 def _trace(n: int) -> None:
     from flows.trace_orchestration import trace_orchestration
-    from tasks.trace.sample import rebase_urls, sample_request
+    from tasks.trace.sample import rebase_urls, sample_trace_request
     from tasks.trace.standins import Behaviour, StandinConfig, run_standins
 
     fast = StandinConfig(
@@ -82,7 +82,7 @@ def _trace(n: int) -> None:
     )
     with run_standins(fast) as standins:
         for _ in range(n):
-            run(trace_orchestration, rebase_urls(sample_request(), standins.base_url))
+            run(trace_orchestration, rebase_urls(sample_trace_request(), standins.base_url))
 
 
 def _worktree(n: int, root: Path) -> None:

@@ -1,4 +1,4 @@
-"""IDs: strictly increasing within a process, unique across processes (SPEC §1)."""
+"""IDs: strictly increasing within a process, unique across processes."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The claim ledger: priority order, exclusive claims across processes, leases that expire when
-a claimer dies, exactly-once completion, the seed-shaped work_claims.json."""
+a claimer dies, exactly-once completion, the original-shape work_claims.json."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def test_snapshot_writes_seed_shaped_work_claims_json(tmp_path):
     ledger.add(_items(3))
     ledger.claim_next("agent_a")
     records = json.loads(ledger.snapshot().read_text())
-    assert len(records) == 1  # only claimed items, like the seed file
+    assert len(records) == 1  # only claimed items, like the original file
     assert set(records[0]) >= SEED_FIELDS
     assert set(records[0]["telemetry"]) == {"trace_id", "span_id"}
     assert records[0]["agent_id"] == "agent_a" and records[0]["status"] == "claimed"
