@@ -203,7 +203,8 @@ def export_datasets(result: SwarmResult, request: SwarmRequest) -> dict[str, lis
     for name, (rows, schema) in report.datasets(result, tasks, claims).items():
         exported = export_dataset(rows, name, result.run_id, schema, root=settings.exports_dir)
         out[name] = [str(f.path) for f in exported.files]
-        get_run_logger().info(f"dataset {name}: {exported.rows} row(s) -> {exported.directory}")
+        folder, formats = exported.files[0].path.parent, ", ".join(f.format for f in exported.files)
+        get_run_logger().info(f"dataset {name}: {exported.rows} row(s) -> {folder} ({formats})")
     return out
 
 
