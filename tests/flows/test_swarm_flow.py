@@ -448,6 +448,8 @@ for rm in reader.get_metrics_data().resource_metrics:
     for sm in rm.scope_metrics:
         for m in sm.metrics:
             for p in m.data.data_points:
+                if not hasattr(p, "count"):  # counters and gauges: only histograms count runs
+                    continue
                 labels = ",".join(f"{k}={v}" for k, v in sorted(p.attributes.items()))
                 counts[f"{m.name} {labels}"] = p.count
 print(json.dumps(counts))
