@@ -1,5 +1,5 @@
 """The claim ledger: priority order, exclusive claims across processes, leases that expire when
-a claimer dies, exactly-once completion, the original-shape work_claims.json."""
+a claimer dies, exactly-once completion, the seed-shaped work_claims.json."""
 
 from __future__ import annotations
 
@@ -42,12 +42,12 @@ def test_only_the_holder_can_complete(tmp_path):
     ledger = ClaimLedger(tmp_path)
     ledger.add(_items(1))
     claim = ledger.claim_next("agent_a")
-    with pytest.raises(CoordinationConflict, match="agent_b does not hold w00000"):
-        ledger.complete(claim.work_item_id, "agent_b", {"x": 1})
-    done = ledger.complete(claim.work_item_id, "agent_a", {"x": 1})
+    with pytest.raises(CoordinationConflict, match="claim bogus on w00000 is stale"):
+        ledger.complete(claim.work_item_id, "bogus", {"x": 1})
+    done = ledger.complete(claim.work_item_id, claim.claim_id, {"x": 1})
     assert done.status == "completed" and done.result == {"x": 1}
     with pytest.raises(CoordinationConflict):
-        ledger.complete(claim.work_item_id, "agent_a", {"x": 2})  # not twice
+        ledger.complete(claim.work_item_id, claim.claim_id, {"x": 2})  # not twice
 
 
 def test_expired_lease_is_reclaimed_and_the_old_holder_cannot_complete(tmp_path):
@@ -58,7 +58,7 @@ def test_expired_lease_is_reclaimed_and_the_old_holder_cannot_complete(tmp_path)
     again = ledger.claim_next("agent_live")
     assert again.work_item_id == first.work_item_id and again.claims == 2
     with pytest.raises(CoordinationConflict):
-        ledger.complete(first.work_item_id, "agent_dead", None)
+        ledger.complete(first.work_item_id, first.claim_id, None)
 
 
 def test_heartbeat_keeps_a_live_lease(tmp_path):
@@ -67,15 +67,15 @@ def test_heartbeat_keeps_a_live_lease(tmp_path):
     claim = ledger.claim_next("agent_a", lease_s=0.2)
     for _ in range(3):
         time.sleep(0.1)
-        ledger.heartbeat(claim.work_item_id, "agent_a", lease_s=0.2)
+        ledger.heartbeat(claim.work_item_id, claim.claim_id, lease_s=0.2)
     assert ledger.claim_next("agent_b") is None
-    assert ledger.progress(claim.work_item_id, "agent_a", 40).status == "in_progress"
+    assert ledger.progress(claim.work_item_id, claim.claim_id, 40).status == "in_progress"
 
 
 def test_adding_an_existing_id_adds_nothing(tmp_path):
     ledger = ClaimLedger(tmp_path)
     ledger.add(_items(2))
-    with pytest.raises(CoordinationConflict, match="w00001"):
+    with pytest.raises(InvalidInput, match="w00001"):
         ledger.add([WorkItem(work_item_id="new"), WorkItem(work_item_id="w00001")])
     with pytest.raises(InvalidInput, match="duplicate"):
         ledger.add([WorkItem(work_item_id="x"), WorkItem(work_item_id="x")])
@@ -86,7 +86,7 @@ def test_release_makes_the_item_claimable_again(tmp_path):
     ledger = ClaimLedger(tmp_path)
     ledger.add(_items(1))
     claim = ledger.claim_next("agent_a")
-    assert ledger.release(claim.work_item_id, "agent_a").status == "pending"
+    assert ledger.release(claim.work_item_id, claim.claim_id).status == "pending"
     assert ledger.claim_next("agent_b").agent_id == "agent_b"
 
 
@@ -94,8 +94,8 @@ def test_snapshot_writes_seed_shaped_work_claims_json(tmp_path):
     ledger = ClaimLedger(tmp_path)
     ledger.add(_items(3))
     ledger.claim_next("agent_a")
-    records = json.loads(ledger.snapshot().read_text())
-    assert len(records) == 1  # only claimed items, like the original file
+    records = json.loads(ledger.snapshot().path.read_text())
+    assert len(records) == 1  # only claimed items, like the seed file
     assert set(records[0]) >= SEED_FIELDS
     assert set(records[0]["telemetry"]) == {"trace_id", "span_id"}
     assert records[0]["agent_id"] == "agent_a" and records[0]["status"] == "claimed"
@@ -129,7 +129,7 @@ def _victim(root: str) -> None:
     ledger = ClaimLedger(root)
     while (claim := ledger.claim_next("agent_victim", lease_s=0.5)) is not None:
         time.sleep(0.05)
-        ledger.complete(claim.work_item_id, "agent_victim", {"by": "victim"})
+        ledger.complete(claim.work_item_id, claim.claim_id, {"by": "victim"})
 
 
 def _worker(root: str, agent: str, out) -> None:
@@ -143,7 +143,7 @@ def _worker(root: str, agent: str, out) -> None:
                 break
             time.sleep(0.05)  # items still held by a (dead) claimer: wait for the lease
             continue
-        ledger.complete(claim.work_item_id, agent, {"by": agent})
+        ledger.complete(claim.work_item_id, claim.claim_id, {"by": agent})
         done.append(claim.work_item_id)
     out.put(done)
 
@@ -193,10 +193,10 @@ def test_claim_cost_does_not_grow_with_the_number_of_claims(tmp_path):
             steps[0] += 1
             return 0  # 0 = keep going
 
-        ledger._db().set_progress_handler(count, 100)  # called every 100 VM instructions
+        ledger._handle().conn.set_progress_handler(count, 100)  # every 100 VM instructions
         for _ in range(200):
             ledger.claim_next("agent_timed")
-        ledger._db().set_progress_handler(None, 100)
+        ledger._handle().conn.set_progress_handler(None, 100)
         return steps[0] * 100
 
     small, large = cost(400), cost(8000)
