@@ -177,13 +177,14 @@ class PostgresLedger:
             return []
         typed = "AND work_type = %(type)s" if work_type else ""
         sql = (
-            f"WITH expired AS (SELECT seq FROM {T} WHERE {_EXPIRED} AND unmet = 0 {typed} "
-            "ORDER BY lease_expires LIMIT %(n)s FOR UPDATE SKIP LOCKED), "
-            f"ready AS (SELECT seq FROM {T} WHERE status = 'pending' AND unmet = 0 {typed} "
-            "ORDER BY rank, seq LIMIT %(n)s - (SELECT count(*) FROM expired) "
+            f"WITH expired AS (SELECT seq, lease_expires FROM {T} WHERE {_EXPIRED} AND "
+            f"unmet = 0 {typed} ORDER BY lease_expires LIMIT %(n)s FOR UPDATE SKIP LOCKED), "
+            f"ready AS (SELECT seq, rank FROM {T} WHERE status = 'pending' AND unmet = 0 "
+            f"{typed} ORDER BY rank, seq LIMIT %(n)s - (SELECT count(*) FROM expired) "
             "FOR UPDATE SKIP LOCKED), "
-            "numbered AS (SELECT seq, row_number() OVER (ORDER BY grp, seq) AS i FROM "
-            "(SELECT seq, 0 AS grp FROM expired UNION ALL SELECT seq, 1 FROM ready) p) "
+            "numbered AS (SELECT seq, row_number() OVER (ORDER BY grp, lease_expires, rank, seq) "
+            "AS i FROM (SELECT seq, 0 AS grp, lease_expires, 0 AS rank FROM expired UNION ALL "
+            "SELECT seq, 1, NULL, rank FROM ready) p) "
             + _TAKE.replace("%(token)s", "(%(tokens)s::text[])[numbered.i]")
             + " FROM numbered WHERE w.seq = numbered.seq RETURNING w.*, numbered.i AS pick"
         )
