@@ -84,7 +84,7 @@ def _open_pool(dsn: str):
     # instead of the pool retrying in the background until its timeout
     try:
         with psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True) as conn:
-            migrate_postgres(conn)
+            migrate_postgres(conn, where=describe(dsn))
     except psycopg.Error as exc:
         raise unavailable(dsn, exc) from None
     return ConnectionPool(

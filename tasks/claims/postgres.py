@@ -60,6 +60,26 @@ _TAKE = (
 _EXPIRED = "status IN ('claimed', 'in_progress') AND lease_expires < now()"
 
 
+def claim_next_statement(
+    agent_id: str, lease_s: float = DEFAULT_LEASE_S, work_type: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The one statement `claim_next` runs, and its parameters (tests EXPLAIN it)."""
+    typed = "AND work_type = %(type)s" if work_type else ""
+    sql = (
+        f"{_TAKE} WHERE w.seq = COALESCE("
+        f"(SELECT seq FROM {T} WHERE {_EXPIRED} AND unmet = 0 {typed} "
+        "ORDER BY lease_expires LIMIT 1 FOR UPDATE SKIP LOCKED), "
+        f"(SELECT seq FROM {T} WHERE status = 'pending' AND unmet = 0 {typed} "
+        "ORDER BY rank, seq LIMIT 1 FOR UPDATE SKIP LOCKED)) RETURNING w.*"
+    )
+    trace_id, span_id = current_telemetry()
+    args = {
+        "agent": agent_id, "token": new_id("claim"), "lease_s": lease_s,
+        "trace": trace_id, "span": span_id, "type": work_type,
+    }  # fmt: skip
+    return sql, args
+
+
 class PostgresLedger:
     """Exclusive, leased, fenced claims on work items in PostgreSQL, shared by processes on
     any number of hosts. `coordination_dir` is where `snapshot()` writes work_claims.json."""
@@ -151,19 +171,7 @@ class PostgresLedger:
     ) -> Claim | None:
         """Claim the most urgent claimable item — one whose lease expired, else the first
         ready pending one by priority then insertion order — or None. One statement."""
-        typed = "AND work_type = %(type)s" if work_type else ""
-        sql = (
-            f"{_TAKE} WHERE w.seq = COALESCE("
-            f"(SELECT seq FROM {T} WHERE {_EXPIRED} AND unmet = 0 {typed} "
-            "ORDER BY lease_expires LIMIT 1 FOR UPDATE SKIP LOCKED), "
-            f"(SELECT seq FROM {T} WHERE status = 'pending' AND unmet = 0 {typed} "
-            "ORDER BY rank, seq LIMIT 1 FOR UPDATE SKIP LOCKED)) RETURNING w.*"
-        )
-        trace_id, span_id = current_telemetry()
-        args = {
-            "agent": agent_id, "token": new_id("claim"), "lease_s": lease_s,
-            "trace": trace_id, "span": span_id, "type": work_type,
-        }  # fmt: skip
+        sql, args = claim_next_statement(agent_id, lease_s, work_type)
         with self._conn() as conn:
             row = conn.execute(sql, args).fetchone()
         return None if row is None else _claim(row)

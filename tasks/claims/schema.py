@@ -13,6 +13,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from tasks.errors import StoreUnavailable
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -160,12 +162,23 @@ _CREATE_TABLE = """CREATE TABLE IF NOT EXISTS reactor_schema_migrations (
 )"""
 
 
+def _too_new(where: str, version: int, known: int) -> StoreUnavailable:
+    return StoreUnavailable(
+        f"{where} has schema version {version}, newer than this version of reactor-flows "
+        f"knows ({known}); upgrade reactor-flows on this host"
+    )
+
+
 def migrate_sqlite(
-    db: sqlite3.Connection, migrations: tuple[Migration, ...] = SQLITE_MIGRATIONS
+    db: sqlite3.Connection,
+    migrations: tuple[Migration, ...] = SQLITE_MIGRATIONS,
+    where: str = "the ledger",
 ) -> list[int]:
     """Apply the migrations newer than the database's `user_version`, inside the caller's
     write transaction; returns the versions applied."""
     current = db.execute("PRAGMA user_version").fetchone()[0]
+    if current > migrations[-1].version:
+        raise _too_new(where, current, migrations[-1].version)
     applied = []
     for migration in migrations:
         if migration.version <= current:
@@ -181,14 +194,19 @@ def sqlite_version(db: sqlite3.Connection) -> int:
     return db.execute("PRAGMA user_version").fetchone()[0]
 
 
-def migrate_postgres(conn: Any, migrations: tuple[Migration, ...] = POSTGRES_MIGRATIONS):
-    """Apply the migrations not yet recorded in `reactor_schema_migrations`, each in its own
-    transaction under the advisory lock; returns the versions applied by this call."""
+def migrate_postgres(
+    conn: Any, migrations: tuple[Migration, ...] = POSTGRES_MIGRATIONS, where: str = "the database"
+) -> list[int]:
+    """Apply the migrations not yet recorded in `reactor_schema_migrations` (each in its own
+    savepoint, all in one transaction under the advisory lock, so processes starting together
+    apply each once); returns the versions applied by this call."""
     applied: list[int] = []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_KEY,))
         conn.execute(_CREATE_TABLE)
         done = {r[0] for r in conn.execute("SELECT version FROM reactor_schema_migrations")}
+        if done and max(done) > migrations[-1].version:
+            raise _too_new(where, max(done), migrations[-1].version)
         for migration in migrations:
             if migration.version in done:
                 continue

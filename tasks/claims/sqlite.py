@@ -119,10 +119,15 @@ class ClaimLedger:
         self._box_lock = threading.Lock()
         self._finalizer = weakref.finalize(self, _close_handle, self._box)
         self.coordination_dir.mkdir(parents=True, exist_ok=True)
-        with self._guard():
-            if self._handle().conn.execute("PRAGMA user_version").fetchone()[0] < SQLITE_VERSION:
+        try:
+            with self._read() as db:
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version != SQLITE_VERSION:
                 with self._write() as db:
-                    migrate_sqlite(db, SQLITE_MIGRATIONS)
+                    migrate_sqlite(db, SQLITE_MIGRATIONS, str(self.path))
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def where(self) -> str:

@@ -163,7 +163,7 @@ def test_claim_next_takes_the_most_urgent_pending_item(ledger):
 
 
 def test_claim_many_claims_in_claim_next_order_with_one_token_each(ledger):
-    ledger.add(_items(3, priority="low") + [WorkItem(work_item_id="top", priority="critical")])
+    ledger.add([*_items(3, priority="low"), WorkItem(work_item_id="top", priority="critical")])
     got = ledger.claim_many("agent_a", 3)
     assert [c.work_item_id for c in got] == ["top", "w00000", "w00001"]
     assert len({c.claim_id for c in got}) == 3 and all(c.agent_id == "agent_a" for c in got)

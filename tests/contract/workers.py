@@ -22,9 +22,10 @@ def drain(where, agent: str, batch: int, start, out) -> None:
     with ledger_of(where) as ledger:
         start.wait()
         while True:
-            claims = (
-                ledger.claim_many(agent, batch) if batch > 1 else [c for c in [ledger.claim_next(agent)] if c]
-            )
+            if batch > 1:
+                claims = ledger.claim_many(agent, batch)
+            else:
+                claims = [c for c in [ledger.claim_next(agent)] if c is not None]
             if not claims:
                 break
             ledger.complete_many([(c.work_item_id, c.claim_id, {"by": agent}) for c in claims])
