@@ -107,6 +107,8 @@ def connection(dsn: str) -> Iterator[Any]:
     try:
         with pool(dsn).connection() as conn:
             yield conn
+    except psycopg.errors.TransactionRollback:
+        raise  # a serialization failure or deadlock: the statement's, not the connection's
     except (psycopg.OperationalError, PoolTimeout) as exc:
         raise unavailable(dsn, exc, "use") from None
 

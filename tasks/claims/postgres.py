@@ -15,7 +15,8 @@ instead of one write lock:
 - Leases are judged by the database's clock (`now()`), so hosts with skewed clocks agree.
 - `add` locks the rows it depends on (`FOR SHARE`) so a dependency completing concurrently
   cannot be missed; `complete` decrements its dependents' `unmet` in a second statement (a
-  fresh snapshot) for the same reason.
+  fresh snapshot) for the same reason. Statements that wait for row locks take them in `seq`
+  order, so two of them cannot deadlock; the claiming statements never wait (SKIP LOCKED).
 
 Connections come from one pool per process (`tasks.claims.pg`). Pure module (no Prefect).
 """
@@ -128,7 +129,7 @@ class PostgresLedger:
                     r["work_item_id"]: r["status"]
                     for r in conn.execute(
                         f"SELECT work_item_id, status FROM {T} WHERE work_item_id = ANY(%s) "
-                        "FOR SHARE",
+                        "ORDER BY seq FOR SHARE",
                         (referenced_ids(rows),),
                     )
                 }
@@ -357,10 +358,14 @@ class PostgresLedger:
         ids = [w for w, _, _ in batch]
         with self._conn() as conn, conn.transaction():
             done = conn.execute(
-                f"UPDATE {T} w SET status = 'completed', progress = 100, result = v.result, "
-                "completed_at = now(), lease_expires = NULL FROM unnest(%s::text[], %s::text[], "
-                "%s::jsonb[]) AS v(wid, token, result) WHERE w.work_item_id = v.wid AND "
-                "w.claim_id = v.token AND w.status IN ('claimed', 'in_progress') RETURNING w.*",
+                "WITH v AS (SELECT * FROM unnest(%s::text[], %s::text[], %s::jsonb[]) "
+                "AS v(wid, token, result)), "
+                f"locked AS (SELECT w.seq, v.result FROM {T} w JOIN v ON w.work_item_id = v.wid "
+                "AND w.claim_id = v.token WHERE w.status IN ('claimed', 'in_progress') "
+                "ORDER BY w.seq FOR UPDATE OF w) "
+                f"UPDATE {T} w SET status = 'completed', progress = 100, result = locked.result, "
+                "completed_at = now(), lease_expires = NULL FROM locked WHERE w.seq = locked.seq "
+                "RETURNING w.*",
                 (ids, [c for _, c, _ in batch], [_dumps(r) for _, _, r in batch]),
             ).fetchall()
             if len(done) != len(batch):
@@ -370,9 +375,11 @@ class PostgresLedger:
                 raise CoordinationConflict(self._why_stale(conn, wid, claim_id))
             # a fresh snapshot: sees every dependent added while these rows were locked
             conn.execute(
-                f"UPDATE {T} w SET unmet = w.unmet - d.n FROM (SELECT work_item_id, count(*) AS n "
-                f"FROM {DEPS} WHERE depends_on = ANY(%s) GROUP BY work_item_id) d "
-                "WHERE w.work_item_id = d.work_item_id",
+                f"WITH d AS (SELECT work_item_id, count(*) AS n FROM {DEPS} "
+                "WHERE depends_on = ANY(%s) GROUP BY work_item_id), "
+                f"locked AS (SELECT w.seq, d.n FROM {T} w JOIN d USING (work_item_id) "
+                "ORDER BY w.seq FOR UPDATE OF w) "
+                f"UPDATE {T} w SET unmet = w.unmet - locked.n FROM locked WHERE w.seq = locked.seq",
                 (ids,),
             )
         by_id = {r["work_item_id"]: _claim(r) for r in done}
