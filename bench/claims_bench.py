@@ -37,7 +37,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tasks.claims import ClaimLedger, WorkItem
+from tasks.claims import ClaimLedger, WorkItem, open_ledger
+from tasks.settings import Settings
 from tasks.store import JsonStore
 
 CTX = mp.get_context("spawn")
@@ -130,11 +131,12 @@ def _worker(design: str, where: str, agent: str, batch: int, deadline_s: float, 
 
 
 def _ledger(design: str, where: str):
+    """The ledger as the flows open it (`open_ledger`); FULL is the embedded ledger's option."""
+    if design == "sqlite-full":
+        return ClaimLedger(where, synchronous="FULL")
     if design == "postgres":
-        from tasks.claims.postgres import PostgresLedger
-
-        return PostgresLedger(where, tempfile.gettempdir())
-    return ClaimLedger(where, synchronous="FULL" if design == "sqlite-full" else "NORMAL")
+        return open_ledger(Settings(coordination_dir=tempfile.gettempdir(), database_url=where))
+    return open_ledger(Settings(coordination_dir=where, database_url=None))
 
 
 async def _pgqueuer_worker(url: str, batch: int, ready, start) -> list[str]:
