@@ -2,7 +2,7 @@
 in one run.
 
     nice .venv/bin/python bench/claims_bench.py [--processes 8] [--items 20000] [--batch 10]
-        [--naive-seconds 30]
+        [--rounds 3] [--naive-seconds 30]
 
 PostgreSQL (one server for every design: REACTOR_TEST_DATABASE_URL, else a throwaway one with
 fsync on, started and removed here; each design gets a fresh database with the same items):
@@ -17,6 +17,10 @@ survives a process crash, an OS crash may lose the last commits) and at `synchro
 and directory, under a file lock for each claim and each completion). The naive ledger needs
 ~0.1 s per write at 20,000 items, so its rate is measured on a time-boxed sample of the same
 workload and the output says so; it is compared with the ledger at the same durability (FULL).
+
+The designs run in `--rounds` interleaved rounds (A B C A B C …, each round over items/rounds
+fresh items), so a change of load on a shared machine hits every design alike; a row sums its
+rounds (claims/s = all items / all seconds; fairness = its worst round).
 
 Every design is checked: 0 duplicates (an item two processes were told they got) and 0 lost
 (an item not completed, or completed for another process than the one told it got it).
@@ -271,6 +275,18 @@ def run(design: str, where: str, processes: int, items: int, batch: int, deadlin
     }
 
 
+def _combine(rounds: list[dict]) -> dict:
+    claims, seconds = sum(r["claims"] for r in rounds), sum(r["seconds"] for r in rounds)
+    return {
+        "claims": claims,
+        "seconds": seconds,
+        "rate": claims / seconds,
+        "duplicates": sum(r["duplicates"] for r in rounds),
+        "lost": sum(r["lost"] for r in rounds),
+        "fairness": max(r["fairness"] for r in rounds),
+    }
+
+
 # -- the PostgreSQL server ------------------------------------------------------------------------
 class Server:
     """REACTOR_TEST_DATABASE_URL's server, or a throwaway durable one (fsync on)."""
@@ -310,26 +326,38 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=8)
     parser.add_argument("--items", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--naive-seconds", type=float, default=30.0)
     args = parser.parse_args()
-    n, items, b = args.processes, args.items, args.batch
-    rows: dict[str, tuple[str, dict]] = {}
+    n, items, b, rounds = args.processes, args.items, args.batch, args.rounds
+    per_round = items // rounds
+    items = per_round * rounds
+    runs: dict[str, list[dict]] = {}
+    durabilities: dict[str, str] = {}
     with Server() as server:
         pg_durability = f"postgres {server.durability()}"
-        for key, design, batch in (
+        pg_designs = (
             ("pg-ledger", "postgres", b),
             ("pg-ledger-1", "postgres", 1),
             ("raw", "raw", 1),
             ("pgqueuer-1", "pgqueuer", 1),
             (f"pgqueuer-{b}", "pgqueuer", b),
+        )
+        for _ in range(rounds):
+            for key, design, batch in pg_designs:
+                durabilities[key] = pg_durability
+                runs.setdefault(key, []).append(
+                    run(design, server.database(), n, per_round, batch, 0)
+                )
+    for _ in range(rounds):
+        for key, design, durability in (
+            ("sqlite", "sqlite", "sqlite synchronous=NORMAL (WAL)"),
+            ("sqlite-full", "sqlite-full", "sqlite synchronous=FULL (WAL, fsync per commit)"),
         ):
-            rows[key] = (pg_durability, run(design, server.database(), n, items, batch, 0))
-    for key, design, durability in (
-        ("sqlite", "sqlite", "sqlite synchronous=NORMAL (WAL)"),
-        ("sqlite-full", "sqlite-full", "sqlite synchronous=FULL (WAL, fsync per commit)"),
-    ):
-        root = tempfile.mkdtemp(prefix=f"claims-bench-{design}-")
-        rows[key] = (durability, run(design, root, n, items, b, 0))
+            durabilities[key] = durability
+            root = tempfile.mkdtemp(prefix=f"claims-bench-{design}-")
+            runs.setdefault(key, []).append(run(design, root, n, per_round, b, 0))
+    rows = {k: (durabilities[k], _combine(r)) for k, r in runs.items()}
     root = tempfile.mkdtemp(prefix="claims-bench-naive-")
     naive = run("naive", root, n, items, 1, args.naive_seconds)
     rows["naive"] = ("fsync file + dir per write", naive)
@@ -344,7 +372,10 @@ def main() -> int:
         "sqlite-full": f"sqlite ledger, claim_many({b}) + complete_many",
         "naive": f"naive json rewrite ({args.naive_seconds:g} s time-box)",
     }
-    print(f"{n} processes claiming and completing {items} items per design")
+    print(
+        f"{n} processes claiming and completing {items} items per design "
+        f"({rounds} interleaved rounds of {per_round})"
+    )
     print(
         f"{'design':<46} {'durability':<48} {'items':>6} {'s':>7} {'claims/s':>9} {'dup':>4} "
         f"{'lost':>5} {'fair':>5}"
@@ -366,6 +397,9 @@ def main() -> int:
     }
     for name, value in ratios.items():
         print(f"ratio {name}: {value:.2f}x")
+    for key in ("pg-ledger", "raw", f"pgqueuer-{b}"):
+        each = ", ".join(f"{r['rate']:.0f}" for r in runs[key])
+        print(f"claims/s per round, {labels[key]}: {each}")
     print(
         f"naive rate measured on a {args.naive_seconds:g} s time-boxed sample of the same "
         f"{items}-item workload ({naive['claims']} items); it would need "

@@ -355,9 +355,12 @@ class PostgresLedger:
         batch = list(completions)
         if not batch:
             return []
+        import psycopg
+
         ids = [w for w, _, _ in batch]
+        stale: list[tuple[str, str]] = []
         with self._conn() as conn, conn.transaction():
-            done = conn.execute(
+            marked = conn.execute(
                 "WITH v AS (SELECT * FROM unnest(%s::text[], %s::text[], %s::jsonb[]) "
                 "AS v(wid, token, result)), "
                 f"locked AS (SELECT w.seq, v.result FROM {T} w JOIN v ON w.work_item_id = v.wid "
@@ -367,13 +370,9 @@ class PostgresLedger:
                 "completed_at = now(), lease_expires = NULL FROM locked WHERE w.seq = locked.seq "
                 "RETURNING w.*",
                 (ids, [c for _, c, _ in batch], [_dumps(r) for _, _, r in batch]),
-            ).fetchall()
-            if len(done) != len(batch):
-                finished = {r["work_item_id"] for r in done}
-                stale = [(w, c) for w, c, _ in batch if w not in finished]
-                wid, claim_id = stale[0]
-                raise CoordinationConflict(self._why_stale(conn, wid, claim_id))
-            # a fresh snapshot: sees every dependent added while these rows were locked
+            )
+            # a second statement, so a fresh snapshot: it sees every dependent added while the
+            # first one waited for these rows' locks
             conn.execute(
                 f"WITH d AS (SELECT work_item_id, count(*) AS n FROM {DEPS} "
                 "WHERE depends_on = ANY(%s) GROUP BY work_item_id), "
@@ -382,6 +381,14 @@ class PostgresLedger:
                 f"UPDATE {T} w SET unmet = w.unmet - locked.n FROM locked WHERE w.seq = locked.seq",
                 (ids,),
             )
+            done = marked.fetchall()
+            if len(done) != len(batch):
+                finished = {r["work_item_id"] for r in done}
+                stale = [(w, c) for w, c, _ in batch if w not in finished]
+                raise psycopg.Rollback()
+        if stale:
+            with self._conn() as conn:
+                raise CoordinationConflict(self._why_stale(conn, *stale[0]))
         by_id = {r["work_item_id"]: _claim(r) for r in done}
         return [by_id[w] for w in ids]
 
