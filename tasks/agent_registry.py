@@ -2,7 +2,7 @@
 
 Two backends, chosen like the ledger's (`open_registry(settings)`):
 
-- Embedded: `agent_status.json` in the coordination dir, in the seed's shape (agent_id, team,
+- Embedded: `agent_status.json` in the coordination dir, in its classic shape (agent_id, team,
   status, capacity, current_workload, specialization, last_heartbeat, performance_metrics),
   every mutation under the locked JSON store.
 - PostgreSQL (`REACTOR_DATABASE_URL`): the `reactor_agents` table; each record is kept whole
@@ -37,7 +37,7 @@ def _now() -> str:
 
 
 def agent_record(agent: Agent, now: str | None = None) -> dict[str, Any]:
-    """A new agent's record, in the seed's fields (plus name and speed)."""
+    """A new agent's record, in the classic fields (plus name and speed)."""
     return {
         "agent_id": agent.agent_id,
         "team": agent.team,

@@ -1,12 +1,12 @@
 """The coordination log: the append-only record every scenario writes its outcomes to.
 
-Swarm completions use the seed's fields (work_item_id, completed_at, agent_id, result,
+Swarm completions use the classic fields (work_item_id, completed_at, agent_id, result,
 velocity_points); other scenarios add an entry with `scenario`, `run_id` and their own fields.
 
 Two backends, chosen like the ledger's:
 
 - Embedded: `coordination_log.jsonl` in the coordination dir, one entry per line, appended in
-  one write (`tasks.jsonl`) — an append costs the entry, not the log (the seed's
+  one write (`tasks.jsonl`) — an append costs the entry, not the log (the original
   `coordination_log.json` array was rewritten whole on every completion). A log written by
   that older version is still read, before the JSONL entries.
 - PostgreSQL (`REACTOR_DATABASE_URL`): the `reactor_coordination_log` table.

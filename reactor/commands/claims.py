@@ -227,7 +227,7 @@ def list_claims(
     coordination_dir: Path | None = CoordinationDir,
     as_json: bool = AsJson,
 ) -> None:
-    """List work items (and refresh the seed-shaped work_claims.json)."""
+    """List work items (and refresh the classic work_claims.json)."""
     with _ledger(coordination_dir) as ledger:
         _snapshot(ledger)
         items = ledger.list(status, limit)

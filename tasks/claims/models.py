@@ -1,6 +1,6 @@
 """What crosses the ledger's boundary: the items producers add and the claims holders get back.
 
-Both backends return the same `Claim` (the seed's `work_claims.json` field names plus lease,
+Both backends return the same `Claim` (the classic `work_claims.json` field names plus lease,
 fencing and queue bookkeeping), so a caller never knows which backend answered.
 """
 
@@ -22,7 +22,7 @@ Priority = Literal["critical", "high", "medium", "low"]
 PRIORITY_RANK: dict[str, int] = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 Status = Literal["pending", "claimed", "in_progress", "completed", "failed"]
 HELD = ("claimed", "in_progress")
-# The seed's work_claims.json record, in its order; `Claim.seed_record()` puts these first.
+# The classic work_claims.json record, in its order; `Claim.seed_record()` puts these first.
 SEED_FIELDS = (
     "work_item_id", "agent_id", "claimed_at", "estimated_duration", "work_type", "priority",
     "description", "status", "team", "telemetry",
@@ -67,7 +67,7 @@ class WorkItem(BaseModel):
 
 
 class Claim(BaseModel):
-    """One row of the ledger, in the seed's field names (plus lease and queue bookkeeping).
+    """One row of the ledger, in the classic field names (plus lease and queue bookkeeping).
 
     `claim_id` is the fencing token: every holder operation names it, and it changes on every
     (re-)claim, so an execution that lost its lease cannot touch the item again.

@@ -1,4 +1,4 @@
-"""`work_claims.json`: the seed-shaped view of the ledger, for people and old tools.
+"""`work_claims.json`: the classic view of the ledger, for people and old tools.
 
 The ledger (SQLite or PostgreSQL) is the source of truth; this file is rewritten from it. A
 file that does not parse is not silently replaced: it is renamed aside with a timestamp

@@ -1,8 +1,9 @@
 """The embedded ledger: one SQLite database, `claims.sqlite3` in the coordination dir.
 
-Design (why SQLite and not one JSON file). The seed kept every claim in `work_claims.json` and
-rewrote the whole file under a lock for each claim: a claim costs O(all claims) of parsing,
-serialising and fsyncing (`bench/claims_bench.py` keeps that design as its baseline). Here:
+Design (why SQLite and not one JSON file). The first design kept every claim in
+`work_claims.json` and rewrote the whole file under a lock for each claim: a claim cost O(all
+claims) of parsing, serialising and fsyncing (`bench/claims_bench.py` keeps that design as its
+baseline). Here:
 
 - WAL journal, `BEGIN IMMEDIATE` for every mutation: SQLite's write lock makes each operation
   atomic and exclusive across threads and processes; readers never block. Writers queue on a

@@ -1,7 +1,7 @@
 """The ledger contract, run on both backends (the `ledger` fixture: SQLite and PostgreSQL):
 exclusive claims across processes, leases that expire when a claimer dies, fencing tokens,
-priorities, dependencies, bounded attempts, drain-run takes, the seed-shaped snapshot, and one
-clear error for a store that cannot be used."""
+priorities, dependencies, bounded attempts, drain-run takes, the classic work_claims.json
+snapshot, and one clear error for a store that cannot be used."""
 
 from __future__ import annotations
 
@@ -320,7 +320,7 @@ def test_release_makes_the_item_claimable_again(ledger):
     assert ledger.claim_next("agent_b").agent_id == "agent_b"
 
 
-# -- the seed-shaped snapshot ----------------------------------------------------------------------
+# -- the classic snapshot --------------------------------------------------------------------------
 def test_snapshot_writes_seed_shaped_work_claims_json(ledger):
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
@@ -332,7 +332,7 @@ def test_snapshot_writes_seed_shaped_work_claims_json(ledger):
     snap = ledger.snapshot()
     records = json.loads(snap.path.read_text())
     assert snap.path == ledger.coordination_dir / "work_claims.json" and snap.records == 1
-    (record,) = records  # only claimed items, like the seed file
+    (record,) = records  # only claimed items, like the original file
     assert list(record)[: len(SEED_FIELDS)] == list(SEED_FIELDS)
     assert record["telemetry"] == {
         "trace_id": format(span.trace_id, "032x"),

@@ -1,4 +1,4 @@
-"""The agent registry on both backends: the seed's agent_status.json shape, real metrics,
+"""The agent registry on both backends: the classic agent_status.json shape, real metrics,
 heartbeats, and agents whose heartbeat lapsed marked dead."""
 
 from __future__ import annotations
