@@ -25,6 +25,7 @@ for _name in (
     "REACTOR_ALERT_WEBHOOK_URL",
     "REACTOR_METRICS_PORT",
     "REACTOR_METRICS_PUSH_URL",
+    "REACTOR_DATABASE_URL",  # a user's shared database: the pg fixtures give tests their own
 ):
     os.environ.pop(_name, None)
 
