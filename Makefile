@@ -5,14 +5,28 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 # Prefect's server settings live in prefect.toml (Prefect reads it from the working directory).
 
-.PHONY: setup demo test lint format server stop deploy worker serve bench lock clean
+.PHONY: setup postgres-bin demo test lint format server stop postgres postgres-stop deploy worker serve bench lock clean
 # Runs its command with PREFECT_API_URL set to the running server (PREFECT_API_URL's own, or the
 # one `make server` started); fails clearly when there is none.
 WITH_API = api=$$($(PY) -m deployments.server url) || { echo "no Prefect server: run 'make server' or set PREFECT_API_URL" >&2; exit 1; }; PREFECT_API_URL=$$api
 POOL ?= reactor-process  # the work pool prefect.yaml names
 UV_VERSION := 0.13.8
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed postgres-bin
+
+# The tests (and `make postgres`) run a throwaway PostgreSQL from the machine's binaries; install
+# Debian's when initdb is missing (as root; without its default cluster, so no server is left
+# running), unless REACTOR_TEST_DATABASE_URL names a server to use instead.
+postgres-bin:
+	@if [ -z "$$REACTOR_TEST_DATABASE_URL" ] && ! command -v initdb >/dev/null 2>&1 \
+	    && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "error: PostgreSQL (initdb) is needed: install it (apt-get install postgresql) or set REACTOR_TEST_DATABASE_URL" >&2; exit 1; \
+	  fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-common \
+	  && sed -i 's/^#* *create_main_cluster.*/create_main_cluster = false/' /etc/postgresql-common/createcluster.conf \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	fi
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -42,6 +56,13 @@ server: setup
 
 stop: setup
 	$(PY) -m deployments.server stop
+
+# A local PostgreSQL for the multi-host mode on one machine: prints REACTOR_DATABASE_URL.
+postgres: setup
+	@$(PY) -m deployments.postgres start
+
+postgres-stop: setup
+	@$(PY) -m deployments.postgres stop
 
 deploy: setup
 	@$(WITH_API) $(PY) -m deployments.deploy

@@ -60,3 +60,8 @@ class RolledBack(ReactorError):
 
     def __reduce__(self):
         return (type(self), (self.message, self.compensations))
+
+
+class StoreUnavailable(ReactorError):
+    """A shared store (the PostgreSQL coordination database) cannot be reached or used; the
+    message names it by host, port and database, never with its password."""

@@ -25,6 +25,7 @@ for _name in (
     "REACTOR_ALERT_WEBHOOK_URL",
     "REACTOR_METRICS_PORT",
     "REACTOR_METRICS_PUSH_URL",
+    "REACTOR_DATABASE_URL",  # a user's shared database: the pg fixtures give tests their own
 ):
     os.environ.pop(_name, None)
 
@@ -50,3 +51,50 @@ def reactor_env(tmp_path, monkeypatch):
     from tasks.settings import get_settings
 
     return get_settings()
+
+
+# -- PostgreSQL (the shared coordination backend) -------------------------------------------------
+@pytest.fixture(scope="session")
+def pg_url():
+    """A PostgreSQL server for the session: REACTOR_TEST_DATABASE_URL, else a throwaway one
+    (tests/postgres.py), stopped and removed at the end even when tests fail."""
+    from tests.postgres import ENV_URL, ThrowawayPostgres
+
+    if os.environ.get(ENV_URL):
+        yield os.environ[ENV_URL]
+        return
+    server = ThrowawayPostgres()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_database(pg_url):
+    """A fresh, empty database of this test's own (dropped afterwards)."""
+    from tests.postgres import drop_database, fresh_database
+
+    url = fresh_database(pg_url)
+    yield url
+    drop_database(url, pg_url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def ledger_settings(request, tmp_path):
+    """Settings for one ledger backend: SQLite in a temp coordination dir, or PostgreSQL in a
+    fresh database (with the same temp dir for work_claims.json)."""
+    from tasks.settings import Settings
+
+    coordination = tmp_path / "coordination"
+    url = request.getfixturevalue("pg_database") if request.param == "postgres" else None
+    return Settings(coordination_dir=coordination, database_url=url)
+
+
+@pytest.fixture
+def ledger(ledger_settings):
+    """The ledger of `ledger_settings`' backend, closed afterwards."""
+    from tasks.claims import open_ledger
+
+    with open_ledger(ledger_settings) as opened:
+        yield opened

@@ -1,14 +1,21 @@
-"""`reactor claims`: the claim ledger — the operations the old coordination shell helper offered
-(add, claim, progress, complete, list; plus release)."""
+"""`reactor claims`: the claim ledger and its queue — the operations the old coordination shell
+helper offered (add, claim, progress, complete, list; plus heartbeat, fail, release, blocked).
+
+Holder commands take the claim id that `claim` printed (the fencing token), not the agent id:
+a claim that lost its lease to someone else cannot be completed by mistake. The backend is the
+configured one (`REACTOR_DATABASE_URL` → PostgreSQL, else SQLite in the coordination dir).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
 
-from reactor.commands._common import cli_errors, print_json
+from reactor.commands._common import EXIT_BAD_INPUT, cli_errors, fail, print_json
 
 app = typer.Typer(
     help="The claim ledger: add, claim, progress, complete, list work items.", no_args_is_help=True
@@ -18,13 +25,31 @@ CoordinationDir = typer.Option(
     None, "--coordination-dir", help="Ledger directory (default: REACTOR_COORDINATION_DIR)."
 )
 AsJson = typer.Option(False, "--json", help="Print the result as JSON on stdout.")
+ClaimId = typer.Argument(..., help="The claim id `reactor claims claim` printed.")
 
 
-def _ledger(coordination_dir: Path | None):
-    from tasks.claims import ClaimLedger
+def _settings(coordination_dir: Path | None):
     from tasks.settings import get_settings
 
-    return ClaimLedger(coordination_dir or get_settings().coordination_dir)
+    settings = get_settings()
+    if coordination_dir:
+        settings = settings.model_copy(update={"coordination_dir": coordination_dir})
+    return settings
+
+
+@contextlib.contextmanager
+def _ledger(coordination_dir: Path | None) -> Iterator:
+    """The configured ledger, closed afterwards; an unreadable or unreachable store is one
+    line naming it and exit code 2 (the store is left untouched)."""
+    from tasks.claims import open_ledger
+    from tasks.errors import CorruptStore, StoreUnavailable
+
+    with cli_errors():
+        try:
+            with open_ledger(_settings(coordination_dir)) as ledger:
+                yield ledger
+        except (CorruptStore, StoreUnavailable) as exc:
+            fail(str(exc), EXIT_BAD_INPUT)
 
 
 def _show(claim, as_json: bool) -> None:
@@ -33,7 +58,18 @@ def _show(claim, as_json: bool) -> None:
     else:
         typer.echo(
             f"{claim.work_item_id}  {claim.status:<11} agent={claim.agent_id or '-'}  "
-            f"{claim.priority:<8} {claim.work_type}  {claim.description}"
+            f"claim={claim.claim_id or '-'}  {claim.priority:<8} {claim.work_type}  "
+            f"{claim.description}"
+        )
+
+
+def _snapshot(ledger) -> None:
+    snap = ledger.snapshot()
+    if snap.moved_aside:
+        typer.echo(
+            f"warning: {snap.path} was not valid JSON; kept it as {snap.moved_aside} and wrote "
+            "a fresh snapshot from the ledger",
+            err=True,
         )
 
 
@@ -45,22 +81,34 @@ def add(
     duration_ms: int = typer.Option(0, "--duration-ms", help="Estimated duration (ms)."),
     team: str = typer.Option("swarm", "--team"),
     work_item_id: str | None = typer.Option(None, "--id", help="Default: a new work_<ns> id."),
+    payload: str = typer.Option("{}", "--payload", help="The item's payload, a JSON object."),
+    depends_on: list[str] = typer.Option(
+        [], "--depends-on", help="A work item this one waits for (repeatable)."
+    ),
+    max_attempts: int = typer.Option(3, "--max-attempts", help="Failures before it gives up."),
     coordination_dir: Path | None = CoordinationDir,
     as_json: bool = AsJson,
 ) -> None:
-    """Add a pending work item and print its id."""
-    with cli_errors():
-        from tasks.claims import WorkItem
+    """Add a pending work item and print its id (--json: the item)."""
+    from tasks.errors import InvalidInput
 
+    with _ledger(coordination_dir) as ledger:
+        try:
+            body = json.loads(payload)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"--payload is not JSON: {exc}") from None
         fields = dict(
             work_type=work_type, description=description, priority=priority,
-            estimated_duration=duration_ms, team=team,
+            estimated_duration=duration_ms, team=team, payload=body,
+            dependencies=depends_on, max_attempts=max_attempts,
         )  # fmt: skip
         if work_item_id:
             fields["work_item_id"] = work_item_id
-        ledger = _ledger(coordination_dir)
-        (new_id,) = ledger.add([WorkItem.model_validate(fields)])
-        _show(ledger.get(new_id), as_json)
+        (new_id,) = ledger.add([fields])
+        if as_json:
+            print_json(ledger.get(new_id))
+        else:
+            typer.echo(new_id)
 
 
 @app.command()
@@ -72,9 +120,9 @@ def claim(
     coordination_dir: Path | None = CoordinationDir,
     as_json: bool = AsJson,
 ) -> None:
-    """Claim the next claimable item (or --id ITEM); exit 1 when nothing is claimable."""
-    with cli_errors():
-        ledger = _ledger(coordination_dir)
+    """Claim the next claimable item (or --id ITEM) and print it with its claim id; exit 1
+    when nothing is claimable."""
+    with _ledger(coordination_dir) as ledger:
         if work_item_id:
             got = ledger.claim(work_item_id, agent_id, lease_s)
         else:
@@ -86,66 +134,90 @@ def claim(
 
 
 @app.command()
+def heartbeat(
+    work_item_id: str,
+    claim_id: str = ClaimId,
+    lease_s: float = typer.Option(300.0, "--lease-s", help="Extend the lease by this much."),
+    coordination_dir: Path | None = CoordinationDir,
+    as_json: bool = AsJson,
+) -> None:
+    """Keep a claim alive: its lease now ends --lease-s from now."""
+    with _ledger(coordination_dir) as ledger:
+        _show(ledger.heartbeat(work_item_id, claim_id, lease_s), as_json)
+
+
+@app.command()
 def progress(
     work_item_id: str,
-    agent_id: str,
+    claim_id: str = ClaimId,
     percent: int = typer.Argument(..., help="0-100"),
     lease_s: float = typer.Option(300.0, "--lease-s", help="Renew the lease by this much."),
     coordination_dir: Path | None = CoordinationDir,
     as_json: bool = AsJson,
 ) -> None:
     """Record progress on a claimed item (renews the lease)."""
-    with cli_errors():
-        _show(_ledger(coordination_dir).progress(work_item_id, agent_id, percent, lease_s), as_json)
+    with _ledger(coordination_dir) as ledger:
+        _show(ledger.progress(work_item_id, claim_id, percent, lease_s), as_json)
 
 
 @app.command()
 def complete(
     work_item_id: str,
-    agent_id: str,
+    claim_id: str = ClaimId,
     result: str = typer.Option("null", "--result", help="Result as JSON."),
     velocity_points: int = typer.Option(1, "--velocity-points"),
     coordination_dir: Path | None = CoordinationDir,
     as_json: bool = AsJson,
 ) -> None:
-    """Complete a claimed item (only its holder may) and append it to coordination_log.json."""
-    with cli_errors():
-        from tasks.coordination_log import append_entries
-        from tasks.settings import get_settings
+    """Complete a claimed item (only its current claim may) and append it to the coordination
+    log."""
+    from tasks.coordination_log import append_entries
+    from tasks.errors import InvalidInput
 
+    with _ledger(coordination_dir) as ledger:
         try:
             value = json.loads(result)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"--result is not JSON: {exc}") from exc
-        ledger = _ledger(coordination_dir)
-        done = ledger.complete(work_item_id, agent_id, value)
-        settings = get_settings()
-        if coordination_dir:
-            settings = settings.model_copy(update={"coordination_dir": coordination_dir})
+            raise InvalidInput(f"--result is not JSON: {exc}") from None
+        done = ledger.complete(work_item_id, claim_id, value)
         append_entries(
             [
                 {
                     "work_item_id": work_item_id, "completed_at": done.completed_at,
-                    "agent_id": agent_id, "result": value, "velocity_points": velocity_points,
-                    "scenario": "swarm",
+                    "agent_id": done.agent_id, "result": value,
+                    "velocity_points": velocity_points, "scenario": "swarm",
+                    "claim_id": claim_id, "idempotency_key": f"claim:{claim_id}",
                 }
             ],
-            settings,
+            _settings(coordination_dir),
         )  # fmt: skip
-        ledger.snapshot()
+        _snapshot(ledger)
         _show(done, as_json)
+
+
+@app.command("fail")
+def fail_item(
+    work_item_id: str,
+    claim_id: str = ClaimId,
+    error: str = typer.Option(..., "--error", help="What went wrong (kept as last_error)."),
+    coordination_dir: Path | None = CoordinationDir,
+    as_json: bool = AsJson,
+) -> None:
+    """Count a failed attempt: the item is pending again, or failed for good at max attempts."""
+    with _ledger(coordination_dir) as ledger:
+        _show(ledger.fail(work_item_id, claim_id, error), as_json)
 
 
 @app.command()
 def release(
     work_item_id: str,
-    agent_id: str,
+    claim_id: str = ClaimId,
     coordination_dir: Path | None = CoordinationDir,
     as_json: bool = AsJson,
 ) -> None:
     """Give a claim back: the item is pending again."""
-    with cli_errors():
-        _show(_ledger(coordination_dir).release(work_item_id, agent_id), as_json)
+    with _ledger(coordination_dir) as ledger:
+        _show(ledger.release(work_item_id, claim_id), as_json)
 
 
 @app.command("list")
@@ -155,10 +227,9 @@ def list_claims(
     coordination_dir: Path | None = CoordinationDir,
     as_json: bool = AsJson,
 ) -> None:
-    """List work items (and refresh the original-shape work_claims.json)."""
-    with cli_errors():
-        ledger = _ledger(coordination_dir)
-        ledger.snapshot()
+    """List work items (and refresh the classic work_claims.json)."""
+    with _ledger(coordination_dir) as ledger:
+        _snapshot(ledger)
         items = ledger.list(status, limit)
         if as_json:
             print_json([c.seed_record() for c in items])
@@ -167,3 +238,19 @@ def list_claims(
             _show(c, False)
         counts = ", ".join(f"{k}={v}" for k, v in sorted(ledger.counts().items()))
         typer.echo(f"{len(items)} item(s); ledger: {counts or 'empty'}", err=True)
+
+
+@app.command()
+def blocked(
+    coordination_dir: Path | None = CoordinationDir,
+    as_json: bool = AsJson,
+) -> None:
+    """Pending items that can never run, with the failed items they wait on."""
+    with _ledger(coordination_dir) as ledger:
+        found = ledger.blocked()
+    if as_json:
+        print_json(found)
+        return
+    for wid, roots in found.items():
+        typer.echo(f"{wid}  blocked by failed {', '.join(roots)}")
+    typer.echo(f"{len(found)} blocked item(s)", err=True)

@@ -4,7 +4,7 @@ Prefect)."""
 
 from __future__ import annotations
 
-from tasks.claims import HELD, ClaimLedger, WorkItem
+from tasks.claims import HELD, Ledger, WorkItem
 from tasks.ids import new_id
 from tasks.swarm.models import SwarmRequest, WorkPlan
 
@@ -31,12 +31,13 @@ def work_items(request: SwarmRequest, plan: WorkPlan, run_id: str) -> list[WorkI
             estimated_duration=round(tasks[a.task_id].estimated_duration_ms),
             team="swarm",
             payload={"task_id": a.task_id, "run_id": run_id},
+            max_attempts=1,  # retried inside the run (task.retries), never by a later drain
         )
         for a in plan.assignments
     ]
 
 
-def claim_planned(ledger: ClaimLedger, plan: WorkPlan, lease_s: float) -> WorkPlan:
+def claim_planned(ledger: Ledger, plan: WorkPlan, lease_s: float) -> WorkPlan:
     """Claim every item for its planned agent; the plan with each claim's id."""
     claimed = []
     for a in plan.assignments:
@@ -45,12 +46,13 @@ def claim_planned(ledger: ClaimLedger, plan: WorkPlan, lease_s: float) -> WorkPl
     return plan.model_copy(update={"assignments": claimed})
 
 
-def release_unfinished(ledger: ClaimLedger, claims: list[tuple[str, str]]) -> int:
-    """Give back every (work_item_id, agent_id) claim still held; how many were."""
+def release_unfinished(ledger: Ledger, claims: list[tuple[str, str]]) -> int:
+    """Give back every (work_item_id, agent_id) claim that agent still holds; how many were."""
     released = 0
     for work_item_id, agent_id in claims:
-        if ledger.get(work_item_id).status in HELD:
-            ledger.release(work_item_id, agent_id)
+        current = ledger.get(work_item_id)
+        if current.status in HELD and current.agent_id == agent_id and current.claim_id:
+            ledger.release(work_item_id, current.claim_id)
             released += 1
     ledger.snapshot()
     return released

@@ -19,11 +19,11 @@ from typing import Any
 
 from opentelemetry.trace import Status, StatusCode
 
-from tasks.claims import ClaimLedger
-from tasks.coordination_log import append_entries
+from tasks import agent_registry
+from tasks.claims import Ledger
+from tasks.coordination_log import append_entries, idempotency_key
 from tasks.errors import CoordinationConflict
 from tasks.settings import Settings
-from tasks.swarm import agents as agent_registry
 from tasks.swarm.errors import SuccessRateTooLow
 from tasks.swarm.handlers import HandlerOutcome, resolve, run_with_retries
 from tasks.swarm.models import Assignment, ExecutionRecord, HandlerSpec, SwarmTask, WorkPlan
@@ -59,7 +59,7 @@ def submission_order(
 
 @contextlib.contextmanager
 def lease_keeper(
-    ledger: ClaimLedger, work_item_id: str, agent_id: str, lease_s: float
+    ledger: Ledger, work_item_id: str, claim_id: str, lease_s: float
 ) -> Iterator[None]:
     """Heartbeat the claim every lease/3 while the block runs (a live agent keeps its lease;
     a dead one's lease expires and the item becomes reclaimable)."""
@@ -68,11 +68,9 @@ def lease_keeper(
     def beat() -> None:
         try:
             while not stop.wait(lease_s / 3):
-                ledger.heartbeat(work_item_id, agent_id, lease_s)
+                ledger.heartbeat(work_item_id, claim_id, lease_s)
         except CoordinationConflict:
             return
-        finally:
-            ledger.close()  # this thread's connection and lock descriptor
 
     thread = threading.Thread(target=beat, name=f"lease-{work_item_id}", daemon=True)
     thread.start()
@@ -95,7 +93,7 @@ def _span_attributes(task: SwarmTask, assignment: Assignment, run_id: str) -> di
 
 
 def execute_item(
-    ledger: ClaimLedger,
+    ledger: Ledger,
     settings: Settings,
     task: SwarmTask,
     assignment: Assignment,
@@ -107,9 +105,8 @@ def execute_item(
 ) -> ExecutionRecord:
     """Run the task's handler for the agent holding `assignment`'s claim; never raises for a
     task failure (the record says what happened, with the attempts that really ran)."""
-    wid, agent_id = assignment.work_item_id, assignment.agent_id
+    wid, agent_id, claim_id = assignment.work_item_id, assignment.agent_id, assignment.claim_id
     started, t0 = _now(), time.perf_counter()
-    coordination_dir = settings.coordination_dir
 
     def record(status: str, attempts: int, result: Any = None, error: str | None = None):
         return ExecutionRecord(
@@ -129,7 +126,7 @@ def execute_item(
     blocked = sorted(t for t, w in dependency_items.items() if statuses.get(w) != "completed")
     if blocked:
         reason = f"skipped: dependency {', '.join(blocked)} did not complete"
-        ledger.fail(wid, agent_id, reason)
+        ledger.fail(wid, claim_id, reason)
         return record("skipped", 0, error=reason)
     call = {
         "task_id": task.id,
@@ -140,15 +137,15 @@ def execute_item(
         "estimated_duration_ms": task.estimated_duration_ms,
         "run_id": run_id,
     }
-    agent_registry.set_workload(agent_id, +1, coordination_dir)
+    agent_registry.set_workload(agent_id, +1, settings)
     with get_tracer().start_as_current_span(
         SPAN_NAME, attributes=_span_attributes(task, assignment, run_id)
     ) as span:
         outcome = HandlerOutcome(attempts=0)
         try:
             ref = resolve(task.type, handlers)
-            ledger.progress(wid, agent_id, 10, lease_s)
-            with lease_keeper(ledger, wid, agent_id, lease_s):
+            ledger.progress(wid, claim_id, 10, lease_s)
+            with lease_keeper(ledger, wid, claim_id, lease_s):
                 outcome = run_with_retries(
                     ref,
                     call,
@@ -159,7 +156,7 @@ def execute_item(
                     on_retry=on_retry,
                 )
             if outcome.error is None:
-                ledger.complete(wid, agent_id, outcome.result)
+                ledger.complete(wid, claim_id, outcome.result)
         except Exception as exc:  # no handler, or the ledger refused (the lease was lost)
             outcome.error = exc
         span.set_attribute("swarm.attempts", outcome.attempts)
@@ -174,12 +171,10 @@ def execute_item(
             if isinstance(exc, TimeoutError):
                 span.set_attribute(STATUS_ATTRIBUTE, "timeout")
             with contextlib.suppress(CoordinationConflict):  # lease lost: the new holder owns it
-                ledger.fail(wid, agent_id, error)
+                ledger.fail(wid, claim_id, error)
             done = record("failed", outcome.attempts, error=error)
-    agent_registry.set_workload(agent_id, -1, coordination_dir)
-    agent_registry.record_outcome(
-        agent_id, done.duration_ms, done.status == "completed", coordination_dir
-    )
+    agent_registry.set_workload(agent_id, -1, settings)
+    agent_registry.record_outcome(agent_id, done.duration_ms, done.status == "completed", settings)
     if done.status == "completed":
         append_entries([_log_entry(done, task, run_id)], settings)
     return done
@@ -195,6 +190,7 @@ def _log_entry(done: ExecutionRecord, task: SwarmTask, run_id: str) -> dict[str,
         "scenario": "swarm",
         "run_id": run_id,
         "task_id": task.id,
+        "idempotency_key": idempotency_key("swarm", run_id, done.work_item_id),  # logged once
     }
 
 

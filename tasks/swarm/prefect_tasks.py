@@ -18,7 +18,7 @@ from prefect.transactions import get_transaction
 
 from tasks import metrics
 from tasks.artifacts import markdown_table, publish_markdown, publish_table
-from tasks.claims import ClaimLedger
+from tasks.claims import open_ledger
 from tasks.compensation import record_compensation
 from tasks.events import emit
 from tasks.export import export_dataset
@@ -92,7 +92,7 @@ def form_agents(request: SwarmRequest, analysis: PriorityAnalysis) -> list[Agent
     settings = get_settings()
     agents = registry.form_agents(registry.agent_specs(request, analysis))
     _remember(agent_ids=[a.agent_id for a in agents], where=str(settings.coordination_dir))
-    registry.register(agents, settings.coordination_dir)
+    registry.register(agents, settings)
     for a in agents:
         get_run_logger().info(report.agent_line(a))
     emit("swarm", "agents_formed", agents[0].agent_id, {"agents": [a.agent_id for a in agents]})
@@ -101,8 +101,9 @@ def form_agents(request: SwarmRequest, analysis: PriorityAnalysis) -> list[Agent
 
 @form_agents.on_rollback
 def _deregister_agents(txn) -> None:
-    removed = registry.deregister(txn.get("agent_ids"), txn.get("where"))
-    _compensated(f"deregistered {removed} agent(s) from agent_status.json")
+    agents = registry.open_registry(get_settings())
+    removed = agents.deregister(txn.get("agent_ids"))
+    _compensated(f"deregistered {removed} agent(s) from {agents.name}")
 
 
 @task(task_run_name="distribute-{request.optimization_strategy}", **_TASK)
@@ -117,7 +118,7 @@ def distribute_work(request: SwarmRequest, analysis: PriorityAnalysis, agents: l
 def claim_assignments(request: SwarmRequest, plan: WorkPlan, run_id: str) -> WorkPlan:
     """Step 4: add one work item per task to the ledger and claim it for its planned agent."""
     where = get_settings().coordination_dir
-    ledger, plan = ClaimLedger(where), claiming.with_work_items(plan)
+    ledger, plan = open_ledger(get_settings()), claiming.with_work_items(plan)
     ledger.add(claiming.work_items(request, plan, run_id))
     _remember(claims=[(a.work_item_id, a.agent_id) for a in plan.assignments], where=str(where))
     plan = claiming.claim_planned(ledger, plan, request.lease_s)
@@ -130,7 +131,7 @@ def claim_assignments(request: SwarmRequest, plan: WorkPlan, run_id: str) -> Wor
 
 @claim_assignments.on_rollback
 def _release_claims(txn) -> None:
-    ledger = ClaimLedger(txn.get("where"))
+    ledger = open_ledger(get_settings())
     released = claiming.release_unfinished(ledger, txn.get("claims"))
     ledger.close()
     _compensated(f"released {released} unfinished claim(s) of {len(txn.get('claims'))}")
@@ -147,7 +148,7 @@ def execute_work_item(
 ) -> ExecutionRecord:
     """Step 5 for one claimed item: its handler, under its lease, with timeout and retries."""
     settings, logger, t0 = get_settings(), get_run_logger(), time.perf_counter()
-    ledger = ClaimLedger(settings.coordination_dir)
+    ledger = open_ledger(settings)
 
     def on_retry(_attempt: int, error: str, delay_s: float) -> None:
         logger.warning(report.retry_line(assignment, error, delay_s))
@@ -182,7 +183,7 @@ def require_success_rate(records: list[ExecutionRecord], minimum: float, run_id:
 def aggregate_telemetry(run_id: str, agents: list[Agent], plan: WorkPlan) -> TelemetrySummary:
     """Step 6: from the span records this run wrote (its agents are idle from here on)."""
     settings = get_settings()
-    registry.set_status([a.agent_id for a in agents], "idle", settings.coordination_dir)
+    registry.set_status([a.agent_id for a in agents], "idle", settings)
     spans = read_spans(spans_path(settings))
     summary = aggregation.aggregate(spans, run_id, agents, plan.makespan_ms)
     get_run_logger().info(report.telemetry_line(summary))
@@ -194,10 +195,12 @@ def export_datasets(result: SwarmResult, request: SwarmRequest) -> dict[str, lis
     """swarm_assignments, swarm_claims and swarm_timeline in every format; work_claims.json
     refreshed from the ledger."""
     settings = get_settings()
-    ledger = ClaimLedger(settings.coordination_dir)
-    ledger.snapshot()
+    ledger = open_ledger(settings)
+    snap = ledger.snapshot()
     claims = {a.work_item_id: ledger.get(a.work_item_id) for a in result.plan.assignments}
     ledger.close()
+    if snap.moved_aside:
+        get_run_logger().warning(f"{snap.path} was not valid JSON: kept it as {snap.moved_aside}")
     out = {}
     tasks = {t.id: t for t in request.tasks}
     for name, (rows, schema) in report.datasets(result, tasks, claims).items():

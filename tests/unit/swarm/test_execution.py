@@ -21,16 +21,19 @@ def _setup(settings, *task_ids: str):
     ledger = ClaimLedger(settings.coordination_dir)
     (agent,) = registry.form_agents([AgentSpec(name="solo")])
     registry.register([agent], settings.coordination_dir)
-    ledger.add(WorkItem(work_item_id=f"work_{t}", priority="high") for t in task_ids)
+    ledger.add(
+        WorkItem(work_item_id=f"work_{t}", priority="high", max_attempts=1) for t in task_ids
+    )
     for t in task_ids:
         ledger.claim(f"work_{t}", agent.agent_id)
     return ledger, agent
 
 
-def _assignment(task_id: str, agent_id: str) -> Assignment:
+def _assignment(task_id: str, agent_id: str, ledger: ClaimLedger) -> Assignment:
     return Assignment(
         task_id=task_id, work_item_id=f"work_{task_id}", agent_id=agent_id, slot=0,
         planned_start_ms=0, planned_finish_ms=1, order=0,
+        claim_id=ledger.get(f"work_{task_id}").claim_id,
     )  # fmt: skip
 
 
@@ -41,7 +44,7 @@ def test_completed_item_is_logged_with_its_fields_and_counted(reactor_env):
         payload={"values": [2, 4, 6]},
     )  # fmt: skip
     record = execute_item(
-        ledger, reactor_env, task, _assignment("stats", agent.agent_id), {}, {}, "run1", 30
+        ledger, reactor_env, task, _assignment("stats", agent.agent_id, ledger), {}, {}, "run1", 30
     )
     assert record.status == "completed" and record.result["mean"] == 4.0
     assert ledger.get("work_stats").status == "completed"
@@ -61,12 +64,11 @@ def test_failed_handler_fails_the_item_and_dependents_are_skipped(reactor_env):
     after = SwarmTask(
         id="after", type="analysis", estimated_duration_ms=100, dependencies=["broken"]
     )
-    first = execute_item(
-        ledger, reactor_env, broken, _assignment("broken", agent.agent_id), {}, handlers, "r", 30
-    )
+    assignment = _assignment("broken", agent.agent_id, ledger)
+    first = execute_item(ledger, reactor_env, broken, assignment, {}, handlers, "r", 30)
     assert first.status == "failed" and first.attempts == 2 and "TypeError" in first.error
     second = execute_item(
-        ledger, reactor_env, after, _assignment("after", agent.agent_id),
+        ledger, reactor_env, after, _assignment("after", agent.agent_id, ledger),
         {"broken": "work_broken"}, handlers, "r", 30,
     )  # fmt: skip
     assert second.status == "skipped" and "broken" in second.error
@@ -79,7 +81,7 @@ def test_failed_handler_fails_the_item_and_dependents_are_skipped(reactor_env):
 def _run_one(settings, task: SwarmTask, handlers: dict) -> tuple:
     ledger, agent = _setup(settings, task.id)
     record = execute_item(
-        ledger, settings, task, _assignment(task.id, agent.agent_id), {}, handlers, "r", 30
+        ledger, settings, task, _assignment(task.id, agent.agent_id, ledger), {}, handlers, "r", 30
     )
     return record, ledger
 

@@ -1,0 +1,311 @@
+"""The agent registry: which agents exist, their status, workload, heartbeat and real metrics.
+
+Two backends, chosen like the ledger's (`open_registry(settings)`):
+
+- Embedded: `agent_status.json` in the coordination dir, in its classic shape (agent_id, team,
+  status, capacity, current_workload, specialization, last_heartbeat, performance_metrics),
+  every mutation under the locked JSON store.
+- PostgreSQL (`REACTOR_DATABASE_URL`): the `reactor_agents` table; each record is kept whole
+  (JSONB, the same shape) with its status and heartbeat as columns, and every mutation is
+  one statement.
+
+The module-level functions (`register(agents, where)`, …) take `where`: a coordination dir
+(embedded, at that dir), or Settings / None (the configured backend). An agent whose
+heartbeat is older than a timeout can be marked `dead` (`mark_lapsed`). Pure module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from tasks.settings import Settings, get_settings
+from tasks.store import JsonStore
+
+if TYPE_CHECKING:
+    from tasks.swarm.models import Agent
+
+AGENTS_FILE = "agent_status.json"
+DEAD = "dead"
+Where = Settings | Path | str | None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def agent_record(agent: Agent, now: str | None = None) -> dict[str, Any]:
+    """A new agent's record, in the classic fields (plus name and speed)."""
+    return {
+        "agent_id": agent.agent_id,
+        "team": agent.team,
+        "status": "active",
+        "capacity": agent.concurrency,
+        "current_workload": 0,
+        "specialization": ",".join(agent.specializations) or "general",
+        "last_heartbeat": now or _now(),
+        "performance_metrics": {
+            "tasks_completed": 0,
+            "tasks_failed": 0,
+            "average_completion_time": None,
+            "success_rate": None,
+            "total_busy_ms": 0.0,
+        },
+        "name": agent.name,
+        "speed": agent.speed,
+    }
+
+
+def fold_outcome(record: dict[str, Any], duration_ms: float, succeeded: bool) -> None:
+    """Fold one finished task into an agent record's real metrics (in place)."""
+    m = record.setdefault("performance_metrics", {})
+    done = int(m.get("tasks_completed", 0)) + (1 if succeeded else 0)
+    failed = int(m.get("tasks_failed", 0)) + (0 if succeeded else 1)
+    busy = float(m.get("total_busy_ms", 0.0)) + duration_ms
+    m.update(
+        tasks_completed=done,
+        tasks_failed=failed,
+        total_busy_ms=round(busy, 3),
+        average_completion_time=round(busy / (done + failed), 3),
+        success_rate=round(done / (done + failed), 4),
+    )
+
+
+class AgentRegistry(Protocol):
+    name: str  # the store, for messages
+
+    def register(self, agents: list[Agent]) -> None: ...
+    def deregister(self, agent_ids: Iterable[str]) -> int: ...
+    def set_status(self, agent_ids: Iterable[str], status: str) -> None: ...
+    def set_workload(self, agent_id: str, delta: int) -> None: ...
+    def record_outcome(self, agent_id: str, duration_ms: float, succeeded: bool) -> None: ...
+    def heartbeat(self, agent_ids: Iterable[str]) -> None: ...
+    def mark_lapsed(self, heartbeat_timeout_s: float) -> list[str]: ...
+    def agents(self) -> list[dict[str, Any]]: ...
+
+
+class JsonAgentRegistry:
+    """`agent_status.json` in `coordination_dir`."""
+
+    name = AGENTS_FILE
+
+    def __init__(self, coordination_dir: Path | str, settings: Settings | None = None) -> None:
+        kwargs = {}
+        if settings is not None:
+            kwargs = {"lock_timeout_s": settings.lock_timeout_s, "lock_tries": settings.lock_tries}
+        self.store: JsonStore[list[dict[str, Any]]] = JsonStore(
+            Path(coordination_dir) / AGENTS_FILE, list, **kwargs
+        )
+
+    def _each(self, ids: Iterable[str], change: Callable[[dict[str, Any]], None]) -> None:
+        wanted = set(ids)
+
+        def mutate(rows: list[dict[str, Any]]) -> None:
+            for r in rows:
+                if r.get("agent_id") in wanted:
+                    change(r)
+
+        self.store.update(mutate)
+
+    def register(self, agents: list[Agent]) -> None:
+        now = _now()
+        records = [agent_record(a, now) for a in agents]
+        self.store.update(lambda rows: rows.extend(records))
+
+    def deregister(self, agent_ids: Iterable[str]) -> int:
+        gone = set(agent_ids)
+        removed: list[int] = []
+
+        def drop(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            kept = [r for r in rows if r.get("agent_id") not in gone]
+            removed.append(len(rows) - len(kept))
+            return kept
+
+        self.store.update(drop)
+        return removed[0]
+
+    def set_status(self, agent_ids: Iterable[str], status: str) -> None:
+        now = _now()
+        self._each(agent_ids, lambda r: r.update(status=status, last_heartbeat=now))
+
+    def set_workload(self, agent_id: str, delta: int) -> None:
+        def bump(r: dict[str, Any]) -> None:
+            r["current_workload"] = max(0, int(r.get("current_workload", 0)) + delta)
+            r["last_heartbeat"] = _now()
+
+        self._each([agent_id], bump)
+
+    def record_outcome(self, agent_id: str, duration_ms: float, succeeded: bool) -> None:
+        def fold(r: dict[str, Any]) -> None:
+            fold_outcome(r, duration_ms, succeeded)
+            r["last_heartbeat"] = _now()
+
+        self._each([agent_id], fold)
+
+    def heartbeat(self, agent_ids: Iterable[str]) -> None:
+        now = _now()
+        self._each(agent_ids, lambda r: r.update(last_heartbeat=now))
+
+    def mark_lapsed(self, heartbeat_timeout_s: float) -> list[str]:
+        cutoff = datetime.now(UTC) - timedelta(seconds=heartbeat_timeout_s)
+        lapsed: list[str] = []
+
+        def mark(rows: list[dict[str, Any]]) -> None:
+            for r in rows:
+                beat = r.get("last_heartbeat")
+                if r.get("status") != DEAD and beat and datetime.fromisoformat(beat) < cutoff:
+                    r["status"] = DEAD
+                    lapsed.append(r["agent_id"])
+
+        self.store.update(mark)
+        return lapsed
+
+    def agents(self) -> list[dict[str, Any]]:
+        return self.store.read()
+
+
+class PostgresAgentRegistry:
+    """The `reactor_agents` table (one JSONB record per agent, seed shape)."""
+
+    name = "the reactor_agents table"
+
+    def __init__(self, dsn: str) -> None:
+        from tasks.claims.pg import pool
+
+        self._dsn = dsn
+        pool(dsn)  # connect and migrate now
+
+    def _execute(self, sql: str, args: Any = None) -> list[dict[str, Any]]:
+        from tasks.claims.pg import connection
+
+        with connection(self._dsn) as conn:
+            cur = conn.execute(sql, args)
+            return cur.fetchall() if cur.description else []
+
+    def register(self, agents: list[Agent]) -> None:
+        from psycopg.types.json import Jsonb
+
+        from tasks.claims.pg import connection
+
+        now = _now()
+        with connection(self._dsn) as conn, conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO reactor_agents (agent_id, status, last_heartbeat, record) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (agent_id) DO UPDATE SET "
+                "status = EXCLUDED.status, last_heartbeat = EXCLUDED.last_heartbeat, "
+                "record = EXCLUDED.record",
+                [(a.agent_id, "active", now, Jsonb(agent_record(a, now))) for a in agents],
+            )
+
+    def deregister(self, agent_ids: Iterable[str]) -> int:
+        rows = self._execute(
+            "DELETE FROM reactor_agents WHERE agent_id = ANY(%s) RETURNING agent_id",
+            (list(agent_ids),),
+        )
+        return len(rows)
+
+    def set_status(self, agent_ids: Iterable[str], status: str) -> None:
+        self._execute(
+            "UPDATE reactor_agents SET status = %(s)s, last_heartbeat = now(), record = record "
+            "|| jsonb_build_object('status', %(s)s::text, 'last_heartbeat', %(now)s::text) "
+            "WHERE agent_id = ANY(%(ids)s)",
+            {"s": status, "now": _now(), "ids": list(agent_ids)},
+        )
+
+    def set_workload(self, agent_id: str, delta: int) -> None:
+        self._execute(
+            "UPDATE reactor_agents SET last_heartbeat = now(), record = record || "
+            "jsonb_build_object('current_workload', greatest(0, coalesce((record->>"
+            "'current_workload')::int, 0) + %(d)s), 'last_heartbeat', %(now)s::text) "
+            "WHERE agent_id = %(id)s",
+            {"d": delta, "now": _now(), "id": agent_id},
+        )
+
+    def record_outcome(self, agent_id: str, duration_ms: float, succeeded: bool) -> None:
+        from psycopg.types.json import Jsonb
+
+        from tasks.claims.pg import connection
+
+        with connection(self._dsn) as conn, conn.transaction():
+            row = conn.execute(
+                "SELECT record FROM reactor_agents WHERE agent_id = %s FOR UPDATE", (agent_id,)
+            ).fetchone()
+            if row is None:
+                return
+            record = row["record"]
+            fold_outcome(record, duration_ms, succeeded)
+            record["last_heartbeat"] = _now()
+            conn.execute(
+                "UPDATE reactor_agents SET record = %s, last_heartbeat = now() WHERE agent_id = %s",
+                (Jsonb(record), agent_id),
+            )
+
+    def heartbeat(self, agent_ids: Iterable[str]) -> None:
+        self._execute(
+            "UPDATE reactor_agents SET last_heartbeat = now(), record = record || "
+            "jsonb_build_object('last_heartbeat', %(now)s::text) WHERE agent_id = ANY(%(ids)s)",
+            {"now": _now(), "ids": list(agent_ids)},
+        )
+
+    def mark_lapsed(self, heartbeat_timeout_s: float) -> list[str]:
+        rows = self._execute(
+            "UPDATE reactor_agents SET status = 'dead', record = record || "
+            "jsonb_build_object('status', 'dead') WHERE status <> 'dead' AND "
+            "last_heartbeat < now() - %s * interval '1 second' RETURNING agent_id",
+            (heartbeat_timeout_s,),
+        )
+        return sorted(r["agent_id"] for r in rows)
+
+    def agents(self) -> list[dict[str, Any]]:
+        rows = self._execute("SELECT record FROM reactor_agents ORDER BY seq")
+        return [r["record"] for r in rows]
+
+
+def open_registry(where: Where = None) -> AgentRegistry:
+    """The registry at a coordination dir (embedded), or the configured backend's."""
+    if isinstance(where, Path | str):
+        return JsonAgentRegistry(where)
+    settings = where or get_settings()
+    if settings.database_dsn:
+        return PostgresAgentRegistry(settings.database_dsn)
+    return JsonAgentRegistry(settings.coordination_dir, settings)
+
+
+def register(agents: list[Agent], where: Where = None) -> None:
+    """Add the agents (status `active`, zeroed metrics)."""
+    open_registry(where).register(agents)
+
+
+def deregister(agent_ids: Iterable[str], where: Where = None) -> int:
+    """Remove the agents; returns how many were removed."""
+    return open_registry(where).deregister(agent_ids)
+
+
+def set_status(agent_ids: Iterable[str], status: str, where: Where = None) -> None:
+    """Set the agents' status (e.g. `idle` once their run is over)."""
+    open_registry(where).set_status(agent_ids, status)
+
+
+def set_workload(agent_id: str, delta: int, where: Where = None) -> None:
+    open_registry(where).set_workload(agent_id, delta)
+
+
+def record_outcome(agent_id: str, duration_ms: float, succeeded: bool, where: Where = None) -> None:
+    """Fold one finished task into the agent's real metrics."""
+    open_registry(where).record_outcome(agent_id, duration_ms, succeeded)
+
+
+def heartbeat(agent_ids: Iterable[str], where: Where = None) -> None:
+    """The agents are alive now."""
+    open_registry(where).heartbeat(agent_ids)
+
+
+def mark_lapsed(heartbeat_timeout_s: float, where: Where = None) -> list[str]:
+    """Mark `dead` every agent whose last heartbeat is older than the timeout; returns them."""
+    return open_registry(where).mark_lapsed(heartbeat_timeout_s)
+
+
+def agents(where: Where = None) -> list[dict[str, Any]]:
+    return open_registry(where).agents()

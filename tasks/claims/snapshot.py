@@ -1,0 +1,43 @@
+"""`work_claims.json`: the classic view of the ledger, for people and old tools.
+
+The ledger (SQLite or PostgreSQL) is the source of truth; this file is rewritten from it. A
+file that does not parse is not silently replaced: it is renamed aside with a timestamp
+(`work_claims.json.corrupt-<UTC time>`) and the `Snapshot` says where it went.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tasks.claims.models import CLAIMS_FILE
+from tasks.errors import CorruptStore
+from tasks.store import JsonStore, atomic_write_bytes
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    path: Path
+    records: int
+    moved_aside: Path | None = None  # the unreadable file that was there before, kept
+
+
+def write_snapshot(coordination_dir: Path, records: list[dict[str, Any]]) -> Snapshot:
+    """Replace `work_claims.json` with `records` under its lock, keeping an unreadable one."""
+    path = Path(coordination_dir) / CLAIMS_FILE
+    store = JsonStore(path, list)
+    with store.locked():
+        moved = None
+        try:
+            store.read()
+        except CorruptStore:
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            moved = path.with_name(f"{path.name}.corrupt-{stamp}")
+            os.replace(path, moved)
+        data = json.dumps(records, indent=2, default=str, ensure_ascii=False).encode()
+        atomic_write_bytes(path, data + b"\n")
+    return Snapshot(path, len(records), moved)
