@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import random
 import socket
 
 import pytest
@@ -42,10 +43,14 @@ def test_allocation_is_idempotent_per_name_and_keeps_the_original_shape(tmp_path
 
 def test_ports_with_a_live_listener_reserved_or_allocated_are_skipped(tmp_path):
     r = registry(tmp_path)
+    # below the kernel's ephemeral range, so no other test's socket lands on busy + 3
+    busy = next(
+        b for b in random.sample(range(21000, 29000, 8), 200)
+        if all(port_is_free(b + i) for i in range(6))
+    )  # fmt: skip
     with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
+        listener.bind(("127.0.0.1", busy))
         listener.listen()
-        busy = listener.getsockname()[1]
         assert not port_is_free(busy)
         r.update(lambda reg: reg.reserved_ports.append(busy + 1))
         r.allocate_ports({"old": busy + 2}, (busy + 2, busy + 2))
