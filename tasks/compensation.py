@@ -12,10 +12,11 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from contextvars import ContextVar
+from typing import Any
 
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_logger, get_run_logger
-from prefect.transactions import Transaction, TransactionState
+from prefect.transactions import Transaction, TransactionState, get_transaction
 from pydantic import PrivateAttr
 
 from tasks.errors import RolledBack
@@ -52,6 +53,23 @@ def record_compensation(action: str) -> None:
     done = _current.get()
     if done is not None:
         done.append(action)
+
+
+def compensated(action: str) -> None:
+    """`record_compensation`, and a warning in the run's log saying what was undone."""
+    record_compensation(action)
+    try:
+        logger = get_run_logger()
+    except MissingContextError:
+        logger = get_logger("transactions")
+    logger.warning(f"compensation: {action}")
+
+
+def remember(**values: Any) -> None:
+    """Keep what an undo hook will need on the current task's transaction."""
+    if (txn := get_transaction()) is not None:
+        for key, value in values.items():
+            txn.set(key, value)
 
 
 @contextlib.contextmanager

@@ -4,24 +4,17 @@ artifacts an operator reads. Imports Prefect (edge module)."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import INPUTS, NO_CACHE, CacheKeyFnPolicy
-from prefect.exceptions import MissingContextError
-from prefect.transactions import get_transaction
 
 from tasks import metrics
-from tasks.artifacts import markdown_table, publish_markdown, publish_table
 from tasks.claims import open_ledger
-from tasks.compensation import record_compensation
+from tasks.compensation import compensated, remember
 from tasks.events import emit
-from tasks.export import export_dataset
 from tasks.settings import Settings, get_settings
 from tasks.swarm import agents as registry
 from tasks.swarm import aggregation, claiming, distribution, execution, priority, report
@@ -43,16 +36,10 @@ from tasks.telemetry import read_spans, spans_path
 _TASK = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
-@cache
-def prompt_version() -> str:
-    """A hash of the module that builds Claude's prompt: a changed prompt is asked afresh."""
-    return hashlib.sha256(Path(priority.__file__).read_bytes()).hexdigest()[:16]
-
-
 # same tasks + model + prompt code => Claude's earlier answer, across runs. A fallback raises
 # inside `ask_claude` (nothing is cached for it), so the next run asks again.
 PRIORITY_CACHE = (INPUTS - "settings" - "http_client") + CacheKeyFnPolicy(
-    cache_key_fn=lambda _, p: f"{p['settings'].anthropic_model}:{prompt_version()}"
+    cache_key_fn=lambda _, p: f"{p['settings'].anthropic_model}:{priority.prompt_version()}"
 )
 
 
@@ -70,29 +57,12 @@ def analyze_priorities(request: SwarmRequest, http_client: Any = None) -> Priori
     return analysis
 
 
-def _remember(**values: Any) -> None:
-    """Keep what an undo hook needs on this task's transaction."""
-    if (txn := get_transaction()) is not None:
-        for key, value in values.items():
-            txn.set(key, value)
-
-
-def _compensated(action: str) -> None:
-    record_compensation(action)
-    try:
-        logger = get_run_logger()
-    except MissingContextError:
-        logger = logging.getLogger(__name__)
-    logger.warning(f"compensation: {action}")
-
-
 @task(task_run_name="form-agents", **_TASK)
 def form_agents(request: SwarmRequest, analysis: PriorityAnalysis) -> list[Agent]:
     """Step 2: form the agents and register them in agent_status.json."""
-    settings = get_settings()
     agents = registry.form_agents(registry.agent_specs(request, analysis))
-    _remember(agent_ids=[a.agent_id for a in agents], where=str(settings.coordination_dir))
-    registry.register(agents, settings)
+    remember(agent_ids=[a.agent_id for a in agents])
+    registry.register(agents, get_settings())
     for a in agents:
         get_run_logger().info(report.agent_line(a))
     emit("swarm", "agents_formed", agents[0].agent_id, {"agents": [a.agent_id for a in agents]})
@@ -103,7 +73,7 @@ def form_agents(request: SwarmRequest, analysis: PriorityAnalysis) -> list[Agent
 def _deregister_agents(txn) -> None:
     agents = registry.open_registry(get_settings())
     removed = agents.deregister(txn.get("agent_ids"))
-    _compensated(f"deregistered {removed} agent(s) from {agents.name}")
+    compensated(f"deregistered {removed} agent(s) from {agents.name}")
 
 
 @task(task_run_name="distribute-{request.optimization_strategy}", **_TASK)
@@ -117,12 +87,11 @@ def distribute_work(request: SwarmRequest, analysis: PriorityAnalysis, agents: l
 @task(task_run_name="claim-assignments", **_TASK)
 def claim_assignments(request: SwarmRequest, plan: WorkPlan, run_id: str) -> WorkPlan:
     """Step 4: add one work item per task to the ledger and claim it for its planned agent."""
-    where = get_settings().coordination_dir
-    ledger, plan = open_ledger(get_settings()), claiming.with_work_items(plan)
-    ledger.add(claiming.work_items(request, plan, run_id))
-    _remember(claims=[(a.work_item_id, a.agent_id) for a in plan.assignments], where=str(where))
-    plan = claiming.claim_planned(ledger, plan, request.lease_s)
-    ledger.close()
+    settings, plan = get_settings(), claiming.with_work_items(plan)
+    with open_ledger(settings) as ledger:
+        ledger.add(claiming.work_items(request, plan, run_id))
+        remember(claims=[(a.work_item_id, a.agent_id) for a in plan.assignments])
+        plan = claiming.claim_planned(ledger, plan, request.lease_s)
     for a in plan.assignments:
         get_run_logger().info(report.claim_line(a, request.lease_s))
     emit("swarm", "claimed", run_id, {"claims": len(plan.assignments)})
@@ -131,10 +100,9 @@ def claim_assignments(request: SwarmRequest, plan: WorkPlan, run_id: str) -> Wor
 
 @claim_assignments.on_rollback
 def _release_claims(txn) -> None:
-    ledger = open_ledger(get_settings())
-    released = claiming.release_unfinished(ledger, txn.get("claims"))
-    ledger.close()
-    _compensated(f"released {released} unfinished claim(s) of {len(txn.get('claims'))}")
+    with open_ledger(get_settings()) as ledger:
+        released = claiming.release_unfinished(ledger, txn.get("claims"))
+    compensated(f"released {released} unfinished claim(s) of {len(txn.get('claims'))}")
 
 
 @task(task_run_name="execute-{task.id}", **_TASK)
@@ -148,20 +116,17 @@ def execute_work_item(
 ) -> ExecutionRecord:
     """Step 5 for one claimed item: its handler, under its lease, with timeout and retries."""
     settings, logger, t0 = get_settings(), get_run_logger(), time.perf_counter()
-    ledger = open_ledger(settings)
 
     def on_retry(_attempt: int, error: str, delay_s: float) -> None:
         logger.warning(report.retry_line(assignment, error, delay_s))
 
-    record = execution.execute_item(
-        ledger, settings, task, assignment, dependency_items, handlers, run_id, lease_s, on_retry
-    )
-    ledger.close()
+    with open_ledger(settings) as ledger:
+        item = (task, assignment, dependency_items, handlers, run_id, lease_s, on_retry)
+        record = execution.execute_item(ledger, settings, *item)
     metrics.task_duration.record(time.perf_counter() - t0, {"scenario": "swarm", "task": "execute"})
     level = logging.INFO if record.status == "completed" else logging.WARNING
     logger.log(level, report.outcome_line(record))
-    facts = {"task_id": task.id, "agent_id": assignment.agent_id, "duration_ms": record.duration_ms}
-    emit("swarm", f"task_{record.status}", assignment.work_item_id, facts)
+    emit("swarm", f"task_{record.status}", assignment.work_item_id, report.outcome_facts(record))
     return record
 
 
@@ -171,8 +136,7 @@ def require_success_rate(records: list[ExecutionRecord], minimum: float, run_id:
     goes out (an alert automation listens for it) and the run fails."""
     rate = execution.success_rate(records)
     if (error := execution.shortfall(records, minimum)) is not None:
-        missed = [r.task_id for r in records if r.status != "completed"]
-        facts = {"success_rate": rate, "min_success_rate": minimum, "not_completed": missed}
+        facts = report.shortfall_facts(records, rate, minimum)
         emit("swarm", "below_min_success_rate", run_id, facts)
         raise error
     get_run_logger().info(f"success rate {rate:.0%} (minimum {minimum:.0%})")
@@ -194,29 +158,16 @@ def aggregate_telemetry(run_id: str, agents: list[Agent], plan: WorkPlan) -> Tel
 def export_datasets(result: SwarmResult, request: SwarmRequest) -> dict[str, list[str]]:
     """swarm_assignments, swarm_claims and swarm_timeline in every format; work_claims.json
     refreshed from the ledger."""
-    settings = get_settings()
-    ledger = open_ledger(settings)
-    snap = ledger.snapshot()
-    claims = {a.work_item_id: ledger.get(a.work_item_id) for a in result.plan.assignments}
-    ledger.close()
+    logger = get_run_logger()
+    snap, exported = report.export_datasets(result, request, get_settings())
     if snap.moved_aside:
-        get_run_logger().warning(f"{snap.path} was not valid JSON: kept it as {snap.moved_aside}")
-    out = {}
-    tasks = {t.id: t for t in request.tasks}
-    for name, (rows, schema) in report.datasets(result, tasks, claims).items():
-        exported = export_dataset(rows, name, result.run_id, schema, root=settings.exports_dir)
-        out[name] = [str(f.path) for f in exported.files]
-        folder, formats = exported.files[0].path.parent, ", ".join(f.format for f in exported.files)
-        get_run_logger().info(f"dataset {name}: {exported.rows} row(s) -> {folder} ({formats})")
-    return out
+        logger.warning(f"{snap.path} was not valid JSON: kept it as {snap.moved_aside}")
+    for name, done in exported.items():
+        logger.info(report.dataset_line(name, done))
+    return {name: [str(f.path) for f in done.files] for name, done in exported.items()}
 
 
 @task(task_run_name="publish-summary", **_TASK)
 def publish_summary(result: SwarmResult, failure: str | None = None) -> None:
     """The assignments table and the markdown summary, under stable keys."""
-    rows = report.table_rows(result.plan, result.executions)
-    title = f"run {result.run_id}"
-    publish_table(report.ASSIGNMENTS_KEY, rows, f"Swarm assignments and outcomes, {title}")
-    table = markdown_table(rows, list(rows[0]))
-    summary = f"{report.markdown_report(result, failure)}\n## Assignments\n\n{table}"
-    publish_markdown(report.SUMMARY_KEY, summary, f"Swarm summary, {title}")
+    report.publish(result, failure)

@@ -14,9 +14,12 @@ the next run.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from tasks.claude import Claude
@@ -34,6 +37,12 @@ SYSTEM = (
     "reasoning per task, an overall confidence 0-1, and how many agents the work can keep busy. "
     "Answer only by calling the tool."
 )
+
+
+@cache
+def prompt_version() -> str:
+    """A hash of this module, which builds Claude's prompt: a changed prompt is asked afresh."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
 
 def recommended_agents(tasks: list[SwarmTask]) -> int:

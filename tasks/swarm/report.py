@@ -1,7 +1,7 @@
-"""What a swarm run produces for people and tools (pure: no Prefect): the rows and schemas of
-the datasets `swarm_assignments`, `swarm_claims` and `swarm_timeline`, the rows of the
+"""What a swarm run produces for people and tools: the rows and schemas of the datasets
+`swarm_assignments`, `swarm_claims` and `swarm_timeline` and their export, the log lines, the
 assignments table artifact and the markdown summary. The artifact keys are stable, so the
-UI's Artifacts page shows each one's history across runs."""
+UI's Artifacts page shows each one's history across runs. Publishes artifacts (edge module)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from tasks.claims import Claim
-from tasks.export import Column
+from tasks.artifacts import markdown_table, publish_markdown, publish_table
+from tasks.claims import Claim, open_ledger
+from tasks.claims.snapshot import Snapshot
+from tasks.export import Column, ExportResult, export_dataset
+from tasks.settings import Settings
 from tasks.swarm.models import (
     Agent,
     Assignment,
@@ -111,6 +114,47 @@ def datasets(
             TIMELINE_SCHEMA,
         ),
     }
+
+
+def export_datasets(
+    result: SwarmResult, request: SwarmRequest, settings: Settings
+) -> tuple[Snapshot, dict[str, ExportResult]]:
+    """work_claims.json refreshed from the ledger, then every dataset of the run in every
+    format under the exports dir."""
+    with open_ledger(settings) as ledger:
+        snap = ledger.snapshot()
+        claims = {a.work_item_id: ledger.get(a.work_item_id) for a in result.plan.assignments}
+    tasks, root = {t.id: t for t in request.tasks}, settings.exports_dir
+    return snap, {
+        name: export_dataset(rows, name, result.run_id, schema, root=root)
+        for name, (rows, schema) in datasets(result, tasks, claims).items()
+    }
+
+
+def dataset_line(name: str, exported: ExportResult) -> str:
+    folder, formats = exported.files[0].path.parent, ", ".join(f.format for f in exported.files)
+    return f"dataset {name}: {exported.rows} row(s) -> {folder} ({formats})"
+
+
+def outcome_facts(e: ExecutionRecord) -> dict[str, Any]:
+    """The facts of a task's `reactor.swarm.task_<status>` event."""
+    return {"task_id": e.task_id, "agent_id": e.agent_id, "duration_ms": e.duration_ms}
+
+
+def shortfall_facts(records: list[ExecutionRecord], rate: float, minimum: float) -> dict[str, Any]:
+    """The facts of `reactor.swarm.below_min_success_rate`."""
+    missed = [r.task_id for r in records if r.status != "completed"]
+    return {"success_rate": rate, "min_success_rate": minimum, "not_completed": missed}
+
+
+def publish(result: SwarmResult, failure: str | None = None) -> None:
+    """The assignments table and the markdown summary artifacts, under stable keys."""
+    rows = table_rows(result.plan, result.executions)
+    title = f"run {result.run_id}"
+    publish_table(ASSIGNMENTS_KEY, rows, f"Swarm assignments and outcomes, {title}")
+    table = markdown_table(rows, list(rows[0]))
+    summary = f"{markdown_report(result, failure)}\n## Assignments\n\n{table}"
+    publish_markdown(SUMMARY_KEY, summary, f"Swarm summary, {title}")
 
 
 def table_rows(plan: WorkPlan, executions: list[ExecutionRecord]) -> list[dict[str, Any]]:
