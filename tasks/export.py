@@ -12,7 +12,8 @@ a dataset has the same columns and types (the dataset's schema, applied explicit
 partition column `date` is reserved. A run's files are rendered and written to `_staging` first,
 then renamed into their folders, and its manifest (schema, rows, sha256 per file) is written last:
 if any format fails, nothing of the run is left in a data folder. Every format reads back
-(`read_export`) to the same DataFrame, dtypes included.
+(`read_export`) to the same DataFrame, dtypes included. No known secret value reaches a file
+(`without_secrets`), and files get the mode the umask gives, so other users can read them.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -40,7 +40,8 @@ from pydantic import BaseModel
 
 from tasks import metrics
 from tasks.errors import InvalidInput
-from tasks.store import atomic_write_bytes
+from tasks.redaction import known_secrets, redact_values
+from tasks.store import atomic_write_bytes, open_temp_file
 
 Format = Literal["json", "jsonl", "csv", "parquet"]
 ALL_FORMATS: tuple[Format, ...] = ("json", "jsonl", "csv", "parquet")
@@ -209,6 +210,21 @@ def to_frame(records: Iterable[Mapping[str, Any] | BaseModel], schema: Schema) -
     return normalize(pd.DataFrame(rows, columns=list(schema)), schema)
 
 
+def without_secrets(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    """`frame` with every known secret in its text and JSON cells replaced by [REDACTED]
+    (tasks/redaction.py): no dataset file holds one, whatever its producer put in a row."""
+    secrets = known_secrets()
+    text = [n for n, kind in schema.items() if kind in (Column.str, Column.json)]
+    if not secrets or not text:
+        return frame
+    clean = frame.copy()
+    for name in text:
+        values = [redact_values(v, secrets) if isinstance(v, str | dict | list) else v
+                  for v in frame[name]]  # fmt: skip
+        clean[name] = pd.Series(values, index=frame.index, dtype=frame[name].dtype)
+    return clean
+
+
 def _plain_records(frame: pd.DataFrame, schema: Schema) -> list[dict[str, Any]]:
     records = []
     for row in frame.itertuples(index=False, name=None):
@@ -305,6 +321,7 @@ def export_dataset(
         if isinstance(records, pd.DataFrame)
         else to_frame(records, schema)
     )
+    frame = without_secrets(frame, schema)
     root = Path(root)
     day = day or datetime.now(UTC).date()
     rendered = {fmt: render(frame, schema, fmt) for fmt in dict.fromkeys(formats)}
@@ -341,7 +358,7 @@ def _publish(
     placed: list[ExportedFile] = []
     try:
         for fmt, data in rendered.items():
-            fd, tmp = tempfile.mkstemp(dir=staging, prefix=f"{dataset}.{run_id}.", suffix=f".{fmt}")
+            fd, tmp = open_temp_file(staging / f"{dataset}.{run_id}.{fmt}")  # umask's mode
             staged[fmt] = tmp
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)

@@ -1,4 +1,5 @@
-"""The one JSON Lines appender and reader (span log, alerts, coordination log).
+"""The one JSON Lines appender and reader (span log, alerts, coordination log). No known
+secret value is written (`tasks.redaction.dumps_redacted`).
 
 Each append is a single `write()` on an `O_APPEND` file, so concurrent writers in different
 processes never interleave lines (POSIX appends of one buffer are atomic on a local file).
@@ -11,10 +12,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from tasks.redaction import dumps_redacted
+
 
 def append_jsonl(path: Path | str, records: Iterable[Any]) -> int:
     """Append `records` as JSON lines in one write; returns how many were written."""
-    lines = [json.dumps(r, default=str) + "\n" for r in records]
+    lines = [dumps_redacted(r, default=str) + "\n" for r in records]  # no known secret kept
     if not lines:
         return 0
     path = Path(path)

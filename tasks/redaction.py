@@ -1,14 +1,22 @@
-"""Keep secrets out of spans, logs and exports.
+"""Keep secrets out of spans, logs, stores and exports.
 
 A value is secret when it is a configured secret (e.g. the Anthropic key), the value of an
-environment variable whose name says it is one, or sits under a key whose name says so.
-The shared mechanisms: `redact` for values, `RedactingFilter` on every log handler (message,
-arguments, exception traceback and stack), and the redacting span processor of
-`tasks/telemetry.py` in front of every exporter.
+environment variable whose name says it is one, a value registered with `register_secret`, or
+sits under a key whose name says so. The shared mechanisms, one per boundary:
+
+- `redact` (known values and sensitive key names) for what people read: artifacts, events,
+  span attributes;
+- `RedactingFilter` on every log handler (message, arguments, exception traceback and stack);
+- the redacting span processor of `tasks/telemetry.py` in front of every exporter;
+- `redact_values` / `dumps_redacted` (known values only: a store's keys are ids and field
+  names such as `fencing_token`, which must survive) where data is persisted: the JSON store
+  and JSON Lines appender, the claim ledger (SQLite and PostgreSQL), the dataset exporter, and
+  a service's log file (`tasks/worktree/log_relay.py`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -73,6 +81,39 @@ def redact(value: Any, secrets: Iterable[str] | None = None, key: str | None = N
     if isinstance(value, list | tuple):
         return type(value)(redact(v, secrets) for v in value)
     return value
+
+
+def redact_values(value: Any, secrets: Iterable[str] | None = None) -> Any:
+    """A copy of `value` (nested dicts, lists, tuples) with every known secret inside a string
+    replaced by [REDACTED]; keys and non-string values are kept (unlike `redact`, no key name
+    makes a value secret). The identity when no secret is known."""
+    secrets = known_secrets() if secrets is None else list(secrets)
+    if not secrets:
+        return value
+    return _redact_values(value, secrets)
+
+
+def _redact_values(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, str):
+        return redact_text(value, secrets)
+    if isinstance(value, dict):
+        return {k: _redact_values(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_redact_values(v, secrets) for v in value)
+    return value
+
+
+def dumps_redacted(value: Any, **json_options: Any) -> str:
+    """`json.dumps(value, **json_options)` with no known secret in it. The text is redacted
+    (each secret in the form JSON escapes it to, under the same options), so strings made by
+    `default=` are covered too."""
+    text = json.dumps(value, **json_options)
+    secrets = known_secrets()
+    if not secrets:
+        return text
+    ensure_ascii = json_options.get("ensure_ascii", True)
+    escaped = [json.dumps(s, ensure_ascii=ensure_ascii)[1:-1] for s in secrets]
+    return redact_text(text, sorted(set(escaped), key=len, reverse=True))
 
 
 _TRACEBACKS = logging.Formatter()

@@ -2,7 +2,9 @@
 
 Every mutation holds a `filelock` lock, writes a temp file in the same directory, fsyncs it and
 `os.replace`s it over the original, so readers see the old or the new file, never half of one.
-A file that does not parse raises `CorruptStore` naming it and is never overwritten.
+The new file keeps the old one's mode (a new file follows the umask), and no known secret
+value is written (`tasks.redaction.dumps_redacted`). A file that does not parse raises
+`CorruptStore` naming it and is never overwritten.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -18,6 +21,7 @@ from typing import Generic, TypeVar
 from filelock import FileLock, Timeout
 
 from tasks.errors import CorruptStore, LockTimeout
+from tasks.redaction import dumps_redacted
 from tasks.retry import with_backoff
 
 T = TypeVar("T")
@@ -27,10 +31,32 @@ T = TypeVar("T")
 _POLL_S = 0.002
 
 
+def open_temp_file(path: Path) -> tuple[int, str]:
+    """A new temp file beside `path`, with the mode a plain `open(path, "w")` would give: the
+    mode of the file being replaced, else 0666 less the umask. (`mkstemp` makes it 0600, and a
+    dataset or registry written that way cannot be read by a second user or a worker running
+    as another one.)"""
+    try:
+        keep: int | None = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        keep = None
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            # 0666 is masked by the umask here, by the kernel (reading the umask would change it)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        if keep is not None:
+            os.fchmod(fd, keep)
+        return fd, str(tmp)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically: temp file in the same dir, fsync, rename, dir fsync."""
+    """Write `data` to `path` atomically: temp file in the same dir, fsync, rename, dir fsync.
+    The file keeps the mode of the one it replaces (a new one follows the umask)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = open_temp_file(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -118,5 +144,6 @@ class JsonStore(Generic[T]):
             return value
 
     def _write(self, value: T) -> None:
-        data = json.dumps(value, indent=2, default=str, ensure_ascii=False).encode()
+        # no known secret is persisted (tasks/redaction.py); keys and field names are kept
+        data = dumps_redacted(value, indent=2, default=str, ensure_ascii=False).encode()
         atomic_write_bytes(self.path, data + b"\n")

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from tasks.ids import new_id
+from tasks.redaction import dumps_redacted, redact_values
 
 DB_FILE = "claims.sqlite3"
 CLAIMS_FILE = "work_claims.json"
@@ -31,6 +32,17 @@ SEED_FIELDS = (
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def stored_result(value: Any) -> str:
+    """A holder's result as both backends keep it: JSON with no known secret in it (a result
+    or error reaches the ledger, `work_claims.json` and the datasets; tasks/redaction.py)."""
+    return dumps_redacted(value, default=str)
+
+
+def stored_error(error: str) -> str:
+    """A failed attempt's error as both backends keep it: no known secret in it."""
+    return redact_values(error)
 
 
 class WorkItem(BaseModel):

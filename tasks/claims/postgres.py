@@ -36,6 +36,8 @@ from tasks.claims.models import (
     WorkItem,
     claim_from_row,
     current_telemetry,
+    stored_error,
+    stored_result,
 )
 from tasks.claims.pg import connection, describe, pool
 from tasks.claims.selection import (
@@ -369,7 +371,7 @@ class PostgresLedger:
                 f"UPDATE {T} w SET status = 'completed', progress = 100, result = locked.result, "
                 "completed_at = now(), lease_expires = NULL FROM locked WHERE w.seq = locked.seq "
                 "RETURNING w.*",
-                (ids, [c for _, c, _ in batch], [_dumps(r) for _, _, r in batch]),
+                (ids, [c for _, c, _ in batch], [stored_result(r) for _, _, r in batch]),
             )
             # a second statement, so a fresh snapshot: it sees every dependent added while the
             # first one waited for these rows' locks
@@ -407,7 +409,7 @@ class PostgresLedger:
             "ELSE result END, "
             f"completed_at = CASE WHEN {final} THEN now() END, "
             f"progress = CASE WHEN {final} THEN progress ELSE 0 END",
-            {"e": error},
+            {"e": stored_error(error)},
         )
 
     def release(self, work_item_id: str, claim_id: str) -> Claim:

@@ -7,7 +7,6 @@ file that does not parse is not silently replaced: it is renamed aside with a ti
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from typing import Any
 
 from tasks.claims.models import CLAIMS_FILE
 from tasks.errors import CorruptStore
+from tasks.redaction import dumps_redacted
 from tasks.store import JsonStore, atomic_write_bytes
 
 
@@ -38,6 +38,6 @@ def write_snapshot(coordination_dir: Path, records: list[dict[str, Any]]) -> Sna
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
             moved = path.with_name(f"{path.name}.corrupt-{stamp}")
             os.replace(path, moved)
-        data = json.dumps(records, indent=2, default=str, ensure_ascii=False).encode()
+        data = dumps_redacted(records, indent=2, default=str, ensure_ascii=False).encode()
         atomic_write_bytes(path, data + b"\n")
     return Snapshot(path, len(records), moved)

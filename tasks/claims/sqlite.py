@@ -46,6 +46,8 @@ from tasks.claims.models import (
     claim_from_row,
     current_telemetry,
     now_iso,
+    stored_error,
+    stored_result,
 )
 from tasks.claims.schema import SQLITE_MIGRATIONS, SQLITE_VERSION, migrate_sqlite
 from tasks.claims.selection import (
@@ -396,7 +398,7 @@ class ClaimLedger:
             db.executemany(
                 "UPDATE work_items SET status = 'completed', progress = 100, result = ?, "
                 "completed_at = ?, lease_expires = NULL WHERE work_item_id = ?",
-                [(json.dumps(r, default=str), finished, w) for w, _, r in batch],
+                [(stored_result(r), finished, w) for w, _, r in batch],
             )
             db.executemany(
                 "UPDATE work_items SET unmet = unmet - 1 WHERE work_item_id IN "
@@ -408,6 +410,7 @@ class ClaimLedger:
     def fail(self, work_item_id: str, claim_id: str, error: str) -> Claim:
         """Count a failed attempt: below `max_attempts` the item is pending again (with
         `last_error`); at `max_attempts` it is failed for good."""
+        error = stored_error(error)
         with self._write() as db:
             row = self._owned(db, work_item_id, claim_id)
             if row["attempts"] + 1 >= row["max_attempts"]:
@@ -415,7 +418,7 @@ class ClaimLedger:
                     "UPDATE work_items SET status = 'failed', attempts = attempts + 1, "
                     "last_error = ?, result = ?, completed_at = ?, lease_expires = NULL "
                     "WHERE work_item_id = ?",
-                    (error, json.dumps({"error": error}), now_iso(), work_item_id),
+                    (error, stored_result({"error": error}), now_iso(), work_item_id),
                 )
             else:
                 db.execute(

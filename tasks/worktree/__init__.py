@@ -4,8 +4,8 @@ Pure modules (no Prefect): `models` (requests, results, registry entries), `pref
 before anything is created), `registry` (environment_registry.json, per host, and port
 allocation), `gitops` (worktrees via GitPython, and what a removal would destroy),
 `environment` (a service's variables, the `.env` file, redaction), `secret_names`, `process`
-(install/start/stop by process identity), `health` (waiting for health), `deploy`, `monitor`,
-`teardown`, `sample_repo`. The Prefect @task wrappers and undo hooks live in
-`tasks.worktree.prefect_tasks`; artifacts, datasets and the run's story lines in
-`tasks.worktree.report`.
+(install/start/stop by process identity), `log_relay` (a service's log, secrets redacted),
+`health` (waiting for health), `deploy`, `monitor`, `teardown`, `sample_repo`. The Prefect
+@task wrappers and undo hooks live in `tasks.worktree.prefect_tasks`; artifacts, datasets and
+the run's story lines in `tasks.worktree.report`.
 """

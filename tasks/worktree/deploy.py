@@ -8,13 +8,12 @@ from datetime import UTC, datetime
 import psutil
 
 from tasks.health import HealthCheck
-from tasks.redaction import REDACTED, known_secrets, redact_text, register_secret
+from tasks.redaction import known_secrets, redact_text, register_secret
 from tasks.telemetry import get_tracer
 from tasks.worktree import gitops, health, process
 from tasks.worktree.environment import (
-    ENV_FILE,
     process_env,
-    read_env_file,
+    restart_environment,
     service_environment,
     write_env_file,
 )
@@ -139,7 +138,8 @@ def launch_service(
     url = health.health_url(port, spec.health_path)
     # what the monitor needs to find and restart the service; written with the next status
     # change (one locked write fewer on the critical path when there is no install step).
-    # `service_env` is stored redacted (EnvironmentEntry); the real values are in `.env`.
+    # `service_env` is stored with secrets redacted (EnvironmentEntry); a restart takes them
+    # from its own environment (environment.restart_environment).
     meta = {
         "type": spec.type,
         "dependencies": list(spec.dependencies),
@@ -241,19 +241,6 @@ def _settled(identity: ProcessIdentity) -> ProcessIdentity:
         return identity
 
 
-def restart_environment(entry: EnvironmentEntry) -> tuple[dict[str, str] | None, str]:
-    """The environment to restart a service with: the registry's (secrets redacted) completed
-    from the worktree's `.env`, which holds the real values. (None, why) when a secret is
-    missing from `.env` (a restart with `[REDACTED]` in its place would be wrong)."""
-    assert entry.worktree_path is not None
-    values = {**entry.service_env, **read_env_file(entry.worktree_path)}
-    missing = sorted(k for k, v in values.items() if v == REDACTED)
-    if missing:
-        where = entry.worktree_path / ENV_FILE
-        return None, f"cannot restart: {', '.join(missing)} only in {where}, which lacks it"
-    return process_env({}, values), ""
-
-
 def restart_service(
     entry: EnvironmentEntry, timeout_s: float, interval_s: float
 ) -> tuple[ProcessIdentity | None, HealthCheck, datetime]:
@@ -261,7 +248,8 @@ def restart_service(
     returns (identity or None, health check, started_at)."""
     process.stop_process(entry.process)
     started = now()
-    env, why = restart_environment(entry)
+    assert entry.worktree_path is not None
+    env, why = restart_environment(entry.service_env, entry.worktree_path)
     if env is None or entry.start_command is None or entry.health_url is None:
         detail = why or "cannot restart: no start command or health URL recorded"
         return None, HealthCheck(healthy=False, latency_ms=0.0, detail=detail), started

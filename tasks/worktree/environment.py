@@ -1,10 +1,11 @@
 """A service's environment: what we set, what the user set, and where each is kept.
 
-The process gets the real values. The registry (`environment_registry.json`, shared by every
-flow and readable by anyone with the coordination dir) gets them with secret values redacted.
-The worktree's `.env` keeps the real values, mode 0600: it is the user's configuration of the
-service in their own checkout (`source .env` runs it by hand), and the health monitor restarts
-a service from it, so redacting it would break both (docs/worktree.md).
+The process gets the real values. No secret value is ever persisted: the registry
+(`environment_registry.json`) keeps a secret as `[REDACTED]`, and the worktree's `.env` (the
+service's configuration in the user's checkout, `set -a; . ./.env` runs it by hand) names it in
+a comment without its value. A secret is a variable whose name says so (`secret_names`) or whose
+value is a known secret (`tasks.redaction`). A restart takes each secret from the environment
+of the process that restarts the service (`restart_environment`; docs/worktree.md).
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from tasks.redaction import REDACTED, known_secrets
 from tasks.store import atomic_write_bytes
 from tasks.worktree.models import ELIXIR_TYPES, DatabaseNames, WorktreeSpec
+from tasks.worktree.secret_names import is_secret_name
 
 ENV_FILE = ".env"
+SECRET_NOTE = "a secret, not stored; export it in the environment that runs or restarts this"
 
 
 def database_names(name: str) -> DatabaseNames:
@@ -57,11 +61,22 @@ def process_env(ours: dict[str, str], user: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def withheld(values: dict[str, str]) -> list[str]:
+    """The names whose values are secrets: never written to a file."""
+    known = known_secrets()
+    return [k for k, v in values.items() if v and (is_secret_name(k) or any(s in v for s in known))]
+
+
 def write_env_file(worktree: Path, values: dict[str, str]) -> Path:
     """`<worktree>/.env`, one KEY=value per line (double-quoted with `\\` escapes when a value
-    needs it, as python-dotenv reads it back), readable by its owner only: it holds secrets."""
+    needs it, as python-dotenv reads it back), readable by its owner only. A secret is written
+    as a comment naming it, never its value."""
     lines = []
+    secret = set(withheld(values))
     for key, value in values.items():
+        if key in secret:
+            lines.append(f"# {key}: {SECRET_NOTE}\n")
+            continue
         needs_quotes = any(c.isspace() or c in "\"'#$`\\" for c in value)
         shown = (
             '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' if needs_quotes else value
@@ -74,6 +89,26 @@ def write_env_file(worktree: Path, values: dict[str, str]) -> Path:
     atomic_write_bytes(target, "".join(lines).encode())
     os.chmod(target, 0o600)
     return target
+
+
+def restart_environment(
+    recorded: dict[str, str], worktree: Path
+) -> tuple[dict[str, str] | None, str]:
+    """The environment to restart a service with: what the registry recorded, completed from
+    the worktree's `.env` (the user may have edited it), each withheld secret (`[REDACTED]`
+    there) taken from this process's environment. (None, why) when a secret is not in it: a
+    service restarted with `[REDACTED]` for its key would be wrong."""
+    values = {**recorded, **read_env_file(worktree)}
+    secrets = sorted(k for k, v in values.items() if v == REDACTED)
+    missing = [k for k in secrets if not os.environ.get(k)]
+    if missing:
+        return None, (
+            f"cannot restart: the secret {', '.join(missing)} is not stored anywhere; set it "
+            "in the environment of the process that restarts (the health monitor's worker, "
+            "or the shell running `reactor`)"
+        )
+    values.update({k: os.environ[k] for k in secrets})
+    return process_env({}, values), ""
 
 
 def read_env_file(worktree: Path) -> dict[str, str]:

@@ -302,8 +302,8 @@ class LastCheck(BaseModel):
 class EnvironmentEntry(BaseModel):
     """One service's entry. The first six fields are the registry's original shape; the rest is
     what the flows need to find, restart and tear the service down again. `service_env` holds
-    the service's environment with secret values redacted: the real values are in the
-    worktree's own `.env` (mode 0600), which a restart reads."""
+    the service's environment with secret values redacted: they are stored nowhere, and a
+    restart takes them from its own environment (`environment.restart_environment`)."""
 
     model_config = ConfigDict(extra="ignore")
 

@@ -210,7 +210,7 @@ def _restart(entry, req, decision, check, fields, alert) -> None:
             f"pid {entry.pid} -> {check.pid} after {decision.consecutive_failures} failures",
         )
     else:
-        check.action = "restart_failed"
+        check.action, check.detail = "restart_failed", after.detail
         process.stop_process(identity)
         fields.update(status=EnvironmentStatus.restart_failed, process=None)
         check.pid = None

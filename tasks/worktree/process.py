@@ -1,5 +1,6 @@
 """Installing, starting and stopping a service: argument lists (never a shell), output to log
-files, each service in its own session so that stopping it stops everything it spawned.
+files through a redacting relay (`log_relay.py`: no secret the service prints reaches the file),
+each service in its own session so that stopping it stops everything it spawned.
 
 A service is found again by its `ProcessIdentity` (pid, start time, command line), never by its
 pid alone: the registry is read by other processes hours later, when the pid may belong to an
@@ -8,6 +9,7 @@ unrelated process. Signals go only to a process that matches.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -19,6 +21,7 @@ from pathlib import Path
 import psutil
 
 from tasks.worktree.models import ProcessIdentity, WorktreeSpec, WorktreeType
+from tasks.worktree.secret_names import is_secret_name
 
 # The usual Elixir commands, kept as defaults only: a user's command always wins.
 DEFAULT_COMMANDS: dict[WorktreeType, tuple[list[str], list[str]]] = {
@@ -31,8 +34,10 @@ DEFAULT_COMMANDS: dict[WorktreeType, tuple[list[str], list[str]]] = {
 LOG_DIR = ".reactor-logs"  # inside the worktree: removing the worktree removes the logs
 
 # Popen objects of services this process started, so a stopped or killed one is reaped (a
-# zombie would still look like a live child to psutil).
+# zombie would still look like a live child to psutil); and each one's log relay.
 _children: dict[int, subprocess.Popen] = {}
+_relays: dict[int, subprocess.Popen] = {}
+_RELAY_DRAIN_S = 2.0  # how long a reader of the log waits for the relay to write the last lines
 
 
 class StartFailed(Exception):
@@ -68,58 +73,107 @@ def log_path_for(worktree: Path, name: str) -> Path:
     return worktree / LOG_DIR / f"{name}.log"
 
 
+def _log_relay(log_path: Path, env: dict[str, str]) -> tuple[int, subprocess.Popen]:
+    """A relay appending to `log_path` what is written to the returned pipe end, secrets
+    redacted. It gets this process's environment (so it imports this package whatever the
+    service's own PYTHONPATH says) plus the service's secret-named variables."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    read_end, write_end = os.pipe()
+    relay_env = {**os.environ, **{k: v for k, v in env.items() if is_secret_name(k)}}
+    try:
+        relay = subprocess.Popen(
+            [sys.executable, "-m", "tasks.worktree.log_relay", str(log_path)],
+            stdin=read_end,
+            stdout=subprocess.DEVNULL,
+            env=relay_env,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except BaseException:
+        os.close(write_end)
+        raise
+    finally:
+        os.close(read_end)
+    return write_end, relay
+
+
+def _drain(relay: subprocess.Popen | None, timeout_s: float = _RELAY_DRAIN_S) -> None:
+    """Wait until the relay has written everything (the writers have closed the pipe)."""
+    if relay is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            relay.wait(timeout=timeout_s)
+
+
 def run_install(argv: list[str], cwd: Path, env: dict[str, str], log_path: Path, timeout_s: float):
     """Run the install command to completion; returns (exit code, elapsed ms)."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    with open(log_path, "ab") as log:
-        log.write(f"$ {argv}\n".encode())
-        log.flush()
-        try:
-            done = subprocess.run(
-                argv,
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                timeout=timeout_s,
-                start_new_session=True,
-            )
-            code = done.returncode
-        except FileNotFoundError as exc:
-            log.write(f"{exc}\n".encode())
-            code = 127
-        except subprocess.TimeoutExpired:
-            code = 124
+    log, relay = _log_relay(log_path, env)
+    try:
+        os.write(log, f"$ {argv}\n".encode())
+        done = subprocess.run(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=timeout_s,
+            start_new_session=True,
+        )
+        code = done.returncode
+    except FileNotFoundError as exc:
+        os.write(log, f"{exc}\n".encode())
+        code = 127
+    except subprocess.TimeoutExpired:
+        code = 124
+    finally:
+        os.close(log)
+    _drain(relay)  # the caller quotes the log's tail
     return code, (time.perf_counter() - started) * 1000
 
 
 def start_process(
     argv: list[str], cwd: Path, env: dict[str, str], log_path: Path
 ) -> ProcessIdentity:
-    """Launch the service in a new session (its pid is its process-group id); returns its
-    identity (Popen returns once the command has been exec'd, so the command line is its own)."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        try:
-            proc = subprocess.Popen(
-                argv,
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-            )
-        except OSError as exc:
-            raise StartFailed(f"could not start {argv[0]!r}: {exc}") from None
+    """Launch the service in a new session (its pid is its process-group id), its output
+    going to `log_path` through a redacting relay; returns its identity (Popen returns once the
+    command has been exec'd, so the command line is its own)."""
+    _reap_relays()
+    log, relay = _log_relay(log_path, env)
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as exc:
+        raise StartFailed(f"could not start {argv[0]!r}: {exc}") from None
+    finally:
+        os.close(log)  # the relay ends once the service (and what it spawned) has closed it
     _children[proc.pid] = proc
+    _relays[proc.pid] = relay
     try:
         return identify(proc.pid)
     except psutil.NoSuchProcess:  # exited at once: still ours until reaped
         return ProcessIdentity(pid=proc.pid)
+
+
+def _reap_relays() -> None:
+    for pid, relay in list(_relays.items()):
+        if relay.poll() is not None:
+            _relays.pop(pid, None)
+
+
+def drain_log(pid: int | None) -> None:
+    """After the service `pid` (ours, reaped) has exited: wait until its log holds all it
+    wrote."""
+    if pid is not None and pid not in _children and (relay := _relays.pop(pid, None)):
+        _drain(relay)
 
 
 # psutil derives create_time from clock ticks since boot: the same process always gives the
@@ -213,6 +267,7 @@ def stop_process(identity: ProcessIdentity | None, grace_s: float = 3.0) -> bool
         _reap(pid, timeout=0.5 if sig == signal.SIGTERM else 5)
         if not members and pid not in _children:
             break
+    drain_log(pid)  # a caller quoting the log's tail sees the service's last lines
     return proc is not None
 
 

@@ -125,15 +125,26 @@ def test_two_overlapping_monitor_passes_restart_a_failing_service_once(tmp_path,
     assert strays == [], "a service process was left running"
 
 
-def test_a_restart_gives_the_service_its_real_secrets_from_the_worktree_env(tmp_path, reactor_env):
+def test_a_restart_takes_the_secret_from_the_restarting_process_environment(
+    tmp_path, reactor_env, monkeypatch
+):
+    """The secret is stored nowhere (registry: [REDACTED]; `.env`: named only): the monitor
+    restarts the service with the value from its own environment, and without it refuses with
+    a reason naming the variable instead of starting the service with `[REDACTED]`."""
     repo = make_sample_repo(tmp_path / "repo", ["api"])
     secret = "tok-5b0e9d13c7"
     deploy(repo, [service("api", env={"GITHUB_TOKEN": secret})])
     try:
         old = open_registry().entry("api")
         assert old.service_env["GITHUB_TOKEN"] == "[REDACTED]"
+        assert secret not in (old.worktree_path / ".env").read_text()
+        monkeypatch.delenv("GITHUB_TOKEN", raising=False)
         kill(old.pid)
-        check = monitor(failure_threshold=1).checks[0]
+        refused = monitor(failure_threshold=1, restart_backoff_s=0).checks[0]
+        assert refused.action == "restart_failed"
+        assert "GITHUB_TOKEN is not stored anywhere" in refused.detail
+        monkeypatch.setenv("GITHUB_TOKEN", secret)
+        check = monitor(failure_threshold=1, restart_backoff_s=0).checks[0]
         assert check.action == "restarted"
         new = open_registry().entry("api")
         assert psutil.Process(new.pid).environ()["GITHUB_TOKEN"] == secret

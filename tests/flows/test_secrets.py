@@ -74,20 +74,10 @@ def leaked(tmp_path_factory):
     return files, received, logs
 
 
-# Files whose secret is another engineer's part of issue 12, with the reason (see the two
-# xfail tests below); every other file the runs wrote must hold no secret.
-OWNED_ELSEWHERE = {
-    "swarm": (
-        ("claims.sqlite3", "work_claims.json", "/swarm_"),
-        "swarm/ledger: a failed handler's error is stored and exported as raised "
-        "(the claim ledger, work_claims.json and the swarm datasets do not redact)",
-    ),
-    "worktree": (
-        ("environment_registry.json", "/.reactor-logs/", "/.env", "/worktree_"),
-        "worktree: user env vars such as *_SECRET are kept in plain text in "
-        "environment_registry.json and .env, a service's own output is logged as is, and the "
-        "worktree datasets carry its error unredacted",
-    ),
+# Where each scenario keeps what a run left, for the per-scenario tests below.
+STORES = {
+    "swarm": ("claims.sqlite3", "work_claims.json", "/swarm_"),
+    "worktree": ("environment_registry.json", "/.reactor-logs/", "/.env", "/worktree_"),
 }
 
 
@@ -96,7 +86,7 @@ def _holding_secret(files: dict[str, bytes]) -> list[str]:
 
 
 def _owner(path: str) -> str | None:
-    for owner, (patterns, _) in OWNED_ELSEWHERE.items():
+    for owner, patterns in STORES.items():
         if any(pattern in path for pattern in patterns):
             return owner
     return None
@@ -108,19 +98,35 @@ def test_no_file_the_runs_wrote_holds_the_secret(leaked):
     assert any(p.startswith("worktree-files/leaky/") for p in files)
     spans = files["coordination/telemetry_spans.jsonl"]
     assert b"[REDACTED]" in spans  # the secret did pass through the spans, and was redacted
-    assert [p for p in _holding_secret(files) if _owner(p) is None] == []
+    assert _holding_secret(files) == []
 
 
-@pytest.mark.xfail(reason=OWNED_ELSEWHERE["swarm"][1], strict=False)
 def test_swarm_ledger_and_datasets_hold_no_secret(leaked):
+    """A failed handler's error, with the key in it, is stored redacted in the claim ledger,
+    work_claims.json and the swarm datasets (the ledger and export boundaries redact)."""
     files, _, _ = leaked
+    ledger = [p for p in files if _owner(p) == "swarm"]
+    assert any(p.endswith("claims.sqlite3") for p in ledger)
+    assert any("/swarm_claims/" in p for p in ledger)
     assert [p for p in _holding_secret(files) if _owner(p) == "swarm"] == []
+    claims = next(data for p, data in files.items() if p.endswith("coordination/work_claims.json"))
+    assert b"upstream rejected key [REDACTED]" in claims  # the error itself is kept
 
 
-@pytest.mark.xfail(reason=OWNED_ELSEWHERE["worktree"][1], strict=False)
 def test_worktree_registry_env_and_logs_hold_no_secret(leaked):
+    """The registry keeps the user's *_SECRET as [REDACTED], the `.env` names it without its
+    value, and the service's own output reaches its log redacted."""
     files, _, _ = leaked
     assert [p for p in _holding_secret(files) if _owner(p) == "worktree"] == []
+    env_file = files["worktree-files/ok/.env"].decode()
+    assert "# UPSTREAM_API_SECRET: a secret, not stored" in env_file
+    registry = json.loads(files["coordination-deployed/environment_registry.json"])
+    (host,) = registry["hosts"].values()
+    assert host["worktree_environments"]["ok"]["service_env"]["UPSTREAM_API_SECRET"] == (
+        "[REDACTED]"
+    )
+    log = files["worktree-files/leaky/.reactor-logs/leaky.log"].decode()
+    assert "key [REDACTED]" in log and "bad key [REDACTED]" in log
 
 
 def test_no_span_sent_over_otlp_holds_the_secret(leaked):

@@ -280,13 +280,13 @@ def test_secrets_reach_the_service_but_no_file_the_run_wrote(repo, reactor_env):
     seen = psutil.Process(db.pid).environ()
     assert {k: seen[k] for k in secrets} == secrets  # the process gets the real values
     env_file = db.worktree_path / ".env"
-    assert secrets["API_SECRET"] in env_file.read_text()  # the user's own file, 0600
+    assert "# API_SECRET: a secret, not stored" in env_file.read_text()  # named, no value
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
     written = [
         p
-        for root in (reactor_env.coordination_dir, reactor_env.exports_dir)
+        for root in (reactor_env.coordination_dir, reactor_env.exports_dir, db.worktree_path)
         for p in root.rglob("*")
-        if p.is_file()
+        if p.is_file() and ".git" not in p.parts
     ]
     assert any(p.name == "environment_registry.json" for p in written)
     for path in written:
