@@ -47,3 +47,22 @@ def iter_jsonl(path: Path | str) -> Iterator[Any]:
 
 def read_jsonl(path: Path | str) -> list[Any]:
     return list(iter_jsonl(path))
+
+
+def iter_lines_backwards(path: Path | str, block: int = 64 * 1024) -> Iterator[bytes]:
+    """The non-empty lines of a file, last first, reading blocks from the end: a reader that
+    wants only the newest lines of a large log stops early and never reads the rest. (Written
+    here: `file_read_backwards`, the one package for it, decodes text and is unmaintained.)
+    A missing file has none."""
+    if not Path(path).exists():
+        return
+    with open(path, "rb") as fh:
+        end, carry = fh.seek(0, 2), b""
+        while end > 0:
+            start = max(0, end - block)
+            fh.seek(start)
+            lines = (fh.read(end - start) + carry).split(b"\n")
+            # the first piece may be the end of a line that starts in the block before
+            carry = lines.pop(0) if start > 0 else b""
+            yield from (line for line in reversed(lines) if line.strip())
+            end = start

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
 
     broadcast_url: str | None = None  # optional HTTP sink for events (e.g. a Phoenix endpoint)
 
+    # telemetry_spans.jsonl is rotated (`.1` … `.<backups>`) once it would pass this size, so
+    # it never grows for ever; readers of one run's spans read only the newest lines.
+    spans_max_bytes: int = Field(default=32 * 1024 * 1024, ge=4096)
+    spans_backups: int = Field(default=3, ge=1)
+
     # Shared coordination state for several hosts (claim ledger, coordination log, agent
     # registry): `postgresql://user:pass@host:port/db`. Unset = the embedded SQLite/JSON default.
     database_url: SecretStr | None = None

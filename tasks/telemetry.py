@@ -2,7 +2,8 @@
 
 - a JSONL exporter writing one span record per line (`span_record`: trace_id, span_id,
   parent_span_id, operation_name, span_kind, status, start_time, duration_ms, service,
-  resource_attributes, span_attributes) to `<coordination_dir>/telemetry_spans.jsonl`,
+  resource_attributes, span_attributes) to `<coordination_dir>/telemetry_spans.jsonl`, rotated
+  by size (`REACTOR_SPANS_MAX_BYTES`, `REACTOR_SPANS_BACKUPS`),
 - the real OTLP/HTTP exporter when `OTEL_EXPORTER_OTLP_ENDPOINT` (or the traces variant) is set,
 - any extra exporter (tests add an InMemorySpanExporter),
 
@@ -23,6 +24,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
@@ -35,6 +37,7 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace import Link, Status, StatusCode
 
+from tasks.jsonl import iter_lines_backwards
 from tasks.metrics import configure_metrics
 from tasks.redaction import install_log_redaction, known_secrets, redact, redact_text
 from tasks.settings import Settings, get_settings
@@ -98,23 +101,51 @@ def span_record(span: ReadableSpan) -> dict[str, Any]:
 
 
 class JsonlSpanExporter(SpanExporter):
-    """Appends one JSON record per span (`span_record`); the path can be moved between runs."""
+    """Appends one JSON record per span (`span_record`); the path can be moved between runs.
+    Before a write would take the file past `max_bytes`, it is rotated: `.1` … `.<backups>`
+    (the oldest dropped), under a file lock so that processes sharing the file rotate it once."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_bytes: int = 32 * 1024 * 1024, backups: int = 3) -> None:
         self.path = Path(path)
+        self.max_bytes, self.backups = max_bytes, backups
         self._lock = threading.Lock()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        lines = "".join(json.dumps(span_record(s), default=str) + "\n" for s in spans)
+        lines = "".join(json.dumps(span_record(s), default=str) + "\n" for s in spans).encode()
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if _size(self.path) + len(lines) > self.max_bytes:
+                self._rotate(len(lines))
             # one write() per batch on an O_APPEND file: processes never interleave lines
-            with open(self.path, "a", encoding="utf-8") as fh:
+            with open(self.path, "ab") as fh:
                 fh.write(lines)
         return SpanExportResult.SUCCESS
 
+    def _rotate(self, incoming: int) -> None:
+        with FileLock(f"{self.path}.lock"):
+            size = _size(self.path)
+            if size == 0 or size + incoming <= self.max_bytes:
+                return  # another process rotated it meanwhile
+            for n in range(self.backups - 1, 0, -1):
+                older = rotated(self.path, n)
+                if older.exists():
+                    os.replace(older, rotated(self.path, n + 1))
+            os.replace(self.path, rotated(self.path, 1))
+
     def shutdown(self) -> None:
         return None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def rotated(path: Path, n: int) -> Path:
+    """The n-th older generation of a rotated span log (`telemetry_spans.jsonl.1`, …)."""
+    return path.with_name(f"{path.name}.{n}")
 
 
 class RedactingSpanProcessor(SpanProcessor):
@@ -220,10 +251,15 @@ def configure_telemetry(
                 _provider.add_span_processor(
                     RedactingSpanProcessor(BatchSpanProcessor(OTLPSpanExporter()))
                 )
-            _jsonl = JsonlSpanExporter(settings.coordination_dir / SPANS_FILE)
+            _jsonl = JsonlSpanExporter(
+                settings.coordination_dir / SPANS_FILE,
+                settings.spans_max_bytes,
+                settings.spans_backups,
+            )
             _provider.add_span_processor(RedactingSpanProcessor(SimpleSpanProcessor(_jsonl)))
         assert _jsonl is not None
         _jsonl.path = Path(settings.coordination_dir) / SPANS_FILE
+        _jsonl.max_bytes, _jsonl.backups = settings.spans_max_bytes, settings.spans_backups
         if extra_exporter is not None and id(extra_exporter) not in _extra:
             _extra.append(id(extra_exporter))
             _provider.add_span_processor(
@@ -240,20 +276,60 @@ def spans_path(settings: Settings | None = None) -> Path:
     return Path((settings or get_settings()).coordination_dir) / SPANS_FILE
 
 
-def read_spans(path: Path, trace_id: str | None = None) -> list[dict[str, Any]]:
-    """The span records in `path` (optionally one trace's), skipping none silently:
-    a malformed line raises ValueError naming the file and line."""
-    if not path.exists():
-        return []
+def span_logs(path: Path) -> list[Path]:
+    """The span log's generations that exist, newest first: `path`, `path.1`, `path.2`, …"""
+    logs = [path] if path.exists() else []
+    n = 1
+    while (older := rotated(path, n)).exists():
+        logs.append(older)
+        n += 1
+    return logs
+
+
+# Span records are appended as spans end; across threads and processes an earlier-ending span
+# may be written a little later, so a backwards reader looks this far past `since`.
+_WRITE_SKEW_NS = 30 * 10**9
+
+
+def read_spans(
+    path: Path, trace_id: str | None = None, since_ns: int | None = None
+) -> list[dict[str, Any]]:
+    """The span records of the span log `path` and its rotated generations, oldest first
+    (optionally one trace's), skipping none silently: a malformed line raises ValueError
+    naming the file and line. With `since_ns` (a wall-clock time in ns) only spans that ended
+    then or later are returned, and the log is read from its end until the records are older:
+    one run's spans cost what that run wrote, not everything ever written."""
+    if since_ns is not None:
+        return _read_recent(path, trace_id, since_ns)
     records = []
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number} is not a JSON span record ({exc})") from exc
-            if trace_id is None or record["trace_id"] == trace_id:
-                records.append(record)
+    for log in reversed(span_logs(path)):
+        with open(log, encoding="utf-8") as fh:
+            for number, line in enumerate(fh, 1):
+                if line.strip():
+                    record = _span_line(line, log, number)
+                    if trace_id is None or record["trace_id"] == trace_id:
+                        records.append(record)
     return records
+
+
+def _read_recent(path: Path, trace_id: str | None, since_ns: int) -> list[dict[str, Any]]:
+    since = datetime.fromtimestamp(since_ns / 1e9, tz=UTC)
+    horizon = datetime.fromtimestamp((since_ns - _WRITE_SKEW_NS) / 1e9, tz=UTC)
+    newest_first = []
+    for log in span_logs(path):
+        for line in iter_lines_backwards(log):
+            record = _span_line(line, log, None)
+            ended = datetime.fromisoformat(record.get("end_time") or record["start_time"])
+            if ended < horizon:
+                return newest_first[::-1]
+            if ended >= since and (trace_id is None or record["trace_id"] == trace_id):
+                newest_first.append(record)
+    return newest_first[::-1]
+
+
+def _span_line(line: str | bytes, log: Path, number: int | None) -> dict[str, Any]:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        where = f"{log}:{number}" if number is not None else str(log)
+        raise ValueError(f"{where} holds a line that is not a JSON span record ({exc})") from exc

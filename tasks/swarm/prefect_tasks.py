@@ -15,6 +15,7 @@ from tasks import metrics
 from tasks.claims import open_ledger
 from tasks.compensation import compensated, remember
 from tasks.events import emit
+from tasks.ids import id_timestamp_ns
 from tasks.settings import Settings, get_settings
 from tasks.swarm import agents as registry
 from tasks.swarm import aggregation, claiming, distribution, execution, priority, report
@@ -148,7 +149,9 @@ def aggregate_telemetry(run_id: str, agents: list[Agent], plan: WorkPlan) -> Tel
     """Step 6: from the span records this run wrote (its agents are idle from here on)."""
     settings = get_settings()
     registry.set_status([a.agent_id for a in agents], "idle", settings)
-    spans = read_spans(spans_path(settings))
+    # only what was written since the agents were formed (their ids carry the time)
+    formed = min(id_timestamp_ns(a.agent_id) for a in agents)
+    spans = read_spans(spans_path(settings), since_ns=formed)
     summary = aggregation.aggregate(spans, run_id, agents, plan.makespan_ms)
     get_run_logger().info(report.telemetry_line(summary))
     return summary

@@ -1,4 +1,5 @@
-"""The locked JSON store: no lost updates under process contention; corrupt files kept.
+"""The locked JSON store: no lost updates under process contention; corrupt files kept; file
+modes as a plain write gives them; no known secret written.
 
 Child processes are spawned, not forked: by the time these run, the session's Prefect harness
 has threads in this process, and a forked child inherits their locks mid-state."""
@@ -7,11 +8,14 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
+import stat
 from pathlib import Path
 
 import pytest
 
 from tasks.errors import CorruptStore, LockTimeout
+from tasks.export import Column, export_dataset
 from tasks.store import JsonStore
 
 PROCESSES = 8
@@ -91,3 +95,40 @@ def test_lock_held_elsewhere_times_out_with_a_clear_error(tmp_path):
     finally:
         release.set()
         p.join(10)
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_a_new_store_file_follows_the_umask(tmp_path, umask_022):
+    store = JsonStore(tmp_path / "registry.json", dict)
+    store.write({"a": 1})
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o644  # not mkstemp's 0600
+
+
+def test_a_replaced_store_file_keeps_its_mode(tmp_path, umask_022):
+    store = JsonStore(tmp_path / "registry.json", dict)
+    store.write({"a": 1})
+    store.path.chmod(0o640)
+    store.update(lambda d: d.__setitem__("a", 2))
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o640
+    assert store.read() == {"a": 2}
+
+
+def test_dataset_files_are_readable_by_other_users(tmp_path, umask_022):
+    exported = export_dataset([{"n": 1}], "modes", "run-1", {"n": Column.int}, root=tmp_path)
+    modes = {f.format: stat.S_IMODE(f.path.stat().st_mode) for f in exported.files}
+    assert set(modes.values()) == {0o644}, modes
+    assert stat.S_IMODE(exported.manifest.stat().st_mode) == 0o644
+
+
+def test_no_known_secret_is_written_to_a_store_but_its_keys_are_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("UPSTREAM_API_SECRET", "s3cret-store-value-42")
+    store = JsonStore(tmp_path / "agents.json", dict)
+    store.write({"fencing_token": 7, "error": "rejected s3cret-store-value-42"})
+    assert b"s3cret-store-value-42" not in store.path.read_bytes()
+    assert store.read() == {"fencing_token": 7, "error": "rejected [REDACTED]"}
