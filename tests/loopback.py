@@ -44,3 +44,30 @@ def echo_server(path: str = "/run") -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _Collector(BaseHTTPRequestHandler):
+    """Keeps (path, body) of every POST on the server's `received` list; answers 200."""
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.received.append((self.path, body))  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def otlp_collector() -> Iterator[tuple[str, list[tuple[str, bytes]]]]:
+    """A loopback OTLP/HTTP collector in a thread: yields (its URL, the (path, body) of each
+    request it received), for `OTEL_EXPORTER_OTLP_ENDPOINT`."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
+    server.received = []  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", server.received  # type: ignore[attr-defined]
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -25,12 +25,12 @@ from tasks.worktree.secret_names import is_secret_name
 def relay(source, log_path: Path) -> int:
     """Copy `source` (a binary stream) line by line to `log_path`, secrets redacted; the
     number of lines written."""
-    for name, value in os.environ.items():
-        if is_secret_name(name):
-            register_secret(value)
-    secrets = [s.encode() for s in known_secrets()]
     lines = 0
-    with open(log_path, "ab") as log:
+    with open(log_path, "ab") as log:  # first: the log exists as soon as the service runs
+        for name, value in os.environ.items():
+            if is_secret_name(name):
+                register_secret(value)
+        secrets = [s.encode() for s in known_secrets()]
         for line in source:
             for secret in secrets:
                 line = line.replace(secret, REDACTED.encode())

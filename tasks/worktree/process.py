@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -37,7 +38,11 @@ LOG_DIR = ".reactor-logs"  # inside the worktree: removing the worktree removes 
 # zombie would still look like a live child to psutil); and each one's log relay.
 _children: dict[int, subprocess.Popen] = {}
 _relays: dict[int, subprocess.Popen] = {}
-_RELAY_DRAIN_S = 2.0  # how long a reader of the log waits for the relay to write the last lines
+# How long a reader of the log waits for the relay to write the last lines: at once when the
+# service is gone (the relay sees the end of its pipe), unless something it spawned outside its
+# process group still holds the pipe; generous, as the relay may still be starting on a loaded
+# machine (its imports take ~0.2 s idle, seconds at a load of 10 on 2 cores).
+_RELAY_DRAIN_S = 10.0
 
 
 class StartFailed(Exception):
@@ -97,6 +102,20 @@ def _log_relay(log_path: Path, env: dict[str, str]) -> tuple[int, subprocess.Pop
     return write_end, relay
 
 
+def _detached(cwd: Path, env: dict[str, str], log: int) -> dict[str, Any]:
+    """How a service and its install run: in a session of their own (stopping the group stops
+    all they spawned), no stdin, stdout and stderr into the log relay's pipe."""
+    return {
+        "cwd": cwd,
+        "env": env,
+        "stdin": subprocess.DEVNULL,
+        "stdout": log,
+        "stderr": subprocess.STDOUT,
+        "start_new_session": True,
+        "close_fds": True,
+    }
+
+
 def _drain(relay: subprocess.Popen | None, timeout_s: float = _RELAY_DRAIN_S) -> None:
     """Wait until the relay has written everything (the writers have closed the pipe)."""
     if relay is not None:
@@ -110,16 +129,7 @@ def run_install(argv: list[str], cwd: Path, env: dict[str, str], log_path: Path,
     log, relay = _log_relay(log_path, env)
     try:
         os.write(log, f"$ {argv}\n".encode())
-        done = subprocess.run(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            timeout=timeout_s,
-            start_new_session=True,
-        )
+        done = subprocess.run(argv, **_detached(cwd, env, log), timeout=timeout_s)
         code = done.returncode
     except FileNotFoundError as exc:
         os.write(log, f"{exc}\n".encode())
@@ -141,16 +151,7 @@ def start_process(
     _reap_relays()
     log, relay = _log_relay(log_path, env)
     try:
-        proc = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-        )
+        proc = subprocess.Popen(argv, **_detached(cwd, env, log))
     except OSError as exc:
         raise StartFailed(f"could not start {argv[0]!r}: {exc}") from None
     finally:
@@ -247,6 +248,7 @@ def stop_process(identity: ProcessIdentity | None, grace_s: float = 3.0) -> bool
     own = pid in _children
     proc = _process(identity)
     if proc is None and not own:
+        drain_log(pid)  # it exited by itself: its last lines may still be on their way
         return False
     try:
         members = [proc, *proc.children(recursive=True)] if proc is not None else []

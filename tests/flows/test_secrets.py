@@ -7,17 +7,16 @@ as in production."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 from tests.flows.secret_leaks import SECRET_ENV
+from tests.loopback import otlp_collector
 from tests.prefect_api import run_logs
 
 SECRET = "sk-live-leak-7f3a9c2e5b8d1046"
@@ -29,36 +28,21 @@ def leaked(tmp_path_factory):
     """Run the three scenarios once; what they left: (files by area, OTLP bodies, logs)."""
     from prefect.settings import PREFECT_API_URL
 
-    received: list[bytes] = []
-
-    class Collector(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(self.rfile.read(int(self.headers["Content-Length"])))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args) -> None:
-            pass
-
-    collector = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Collector)
-    threading.Thread(target=collector.serve_forever, args=(0.05,), daemon=True).start()
     root = tmp_path_factory.mktemp("secrets")
-    env = {
-        **os.environ,
-        SECRET_ENV: SECRET,
-        "PREFECT_API_URL": PREFECT_API_URL.value(),
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.server_port}",
-        "REACTOR_COORDINATION_DIR": str(root / "coordination"),
-        "REACTOR_EXPORTS_DIR": str(root / "exports"),
-    }
-    try:
+    with otlp_collector() as (url, requests):
+        env = {
+            **os.environ,
+            SECRET_ENV: SECRET,
+            "PREFECT_API_URL": PREFECT_API_URL.value(),
+            "OTEL_EXPORTER_OTLP_ENDPOINT": url,
+            "REACTOR_COORDINATION_DIR": str(root / "coordination"),
+            "REACTOR_EXPORTS_DIR": str(root / "exports"),
+        }
         done = subprocess.run(
             [sys.executable, "-m", "tests.flows.secret_leaks", str(root)],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
-    finally:
-        collector.shutdown()
-        collector.server_close()
+    received = [body for _, body in requests]
     assert done.returncode == 0, done.stderr[-4000:]
     runs = json.loads(done.stdout.strip().splitlines()[-1])
     logs = {

@@ -3,13 +3,13 @@ OTLP exporter (a loopback HTTP sink stands in for the collector), secrets redact
 
 from __future__ import annotations
 
-import http.server
 import os
 import subprocess
 import sys
-import threading
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from tests.loopback import otlp_collector
 
 SCRIPT = """
 from opentelemetry.trace import Status, StatusCode
@@ -29,30 +29,14 @@ provider.force_flush()
 
 
 def test_spans_reach_an_otlp_http_collector(tmp_path):
-    received: list[tuple[str, bytes]] = []
-
-    class Collector(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append((self.path, body))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Collector)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    env = {
-        **os.environ,
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{server.server_port}",
-        "REACTOR_COORDINATION_DIR": str(tmp_path),
-        "REACTOR_ANTHROPIC_API_KEY": "sk-ant-otlp-secret-123456",
-    }
-    try:
+    with otlp_collector() as (url, received):
+        env = {
+            **os.environ,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": url,
+            "REACTOR_COORDINATION_DIR": str(tmp_path),
+            "REACTOR_ANTHROPIC_API_KEY": "sk-ant-otlp-secret-123456",
+        }
         subprocess.run([sys.executable, "-c", SCRIPT], env=env, check=True, timeout=60)
-    finally:
-        server.shutdown()
     assert received and received[0][0] == "/v1/traces"
     request = ExportTraceServiceRequest.FromString(received[0][1])
     spans = [s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]

@@ -3,15 +3,15 @@ collector through the real OTLP exporter (a loopback HTTP sink stands in for the
 
 from __future__ import annotations
 
-import http.server
 import os
 import subprocess
 import sys
-import threading
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
+
+from tests.loopback import otlp_collector
 
 SCRIPT = """
 import sys
@@ -28,35 +28,19 @@ export_dataset([{"n": 1}, {"n": 2}], "otlp_check", "run-1", {"n": Column.int},
 
 
 def test_metrics_reach_an_otlp_http_collector(tmp_path):
-    received: list[tuple[str, bytes]] = []
-
-    class Collector(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append((self.path, body))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Collector)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    env = {
-        **os.environ,
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{server.server_port}",
-        "REACTOR_COORDINATION_DIR": str(tmp_path / "coordination"),
-    }
-    env.pop("REACTOR_METRICS_PUSH_URL", None)
-    try:
+    with otlp_collector() as (url, received):
+        env = {
+            **os.environ,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": url,
+            "REACTOR_COORDINATION_DIR": str(tmp_path / "coordination"),
+        }
+        env.pop("REACTOR_METRICS_PUSH_URL", None)
         subprocess.run(
             [sys.executable, "-c", SCRIPT, str(tmp_path / "exports")],
             env=env,
             check=True,
             timeout=120,
         )
-    finally:
-        server.shutdown()
     points: dict[tuple[str, tuple], float] = {}
     for path, body in received:
         if path != "/v1/metrics":
