@@ -6,12 +6,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from tasks.ids import id_timestamp_ns
+from tasks.settings import Settings
+from tasks.swarm import agents as registry
 from tasks.swarm.execution import SPAN_NAME
 from tasks.swarm.models import Agent, AgentUtilisation, TelemetrySummary
+from tasks.telemetry import read_spans, spans_path
 
 
 def _ts(value: str) -> float:
     return datetime.fromisoformat(value).timestamp()
+
+
+def summarise_run(
+    settings: Settings, run_id: str, agents: list[Agent], planned_ms: float
+) -> TelemetrySummary:
+    """The run's agents set idle, then its summary from the spans written since they were
+    formed (their ids carry the time): the span log is read from its end, not whole."""
+    registry.set_status([a.agent_id for a in agents], "idle", settings)
+    formed = min(id_timestamp_ns(a.agent_id) for a in agents)
+    spans = read_spans(spans_path(settings), since_ns=formed)
+    return aggregate(spans, run_id, agents, planned_ms)
 
 
 def aggregate(

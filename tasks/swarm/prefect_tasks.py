@@ -15,7 +15,6 @@ from tasks import metrics
 from tasks.claims import open_ledger
 from tasks.compensation import compensated, remember
 from tasks.events import emit
-from tasks.ids import id_timestamp_ns
 from tasks.settings import Settings, get_settings
 from tasks.swarm import agents as registry
 from tasks.swarm import aggregation, claiming, distribution, execution, priority, report
@@ -31,7 +30,6 @@ from tasks.swarm.models import (
     TelemetrySummary,
     WorkPlan,
 )
-from tasks.telemetry import read_spans, spans_path
 
 # Inputs hold live objects and results are cheap to recompute: no input hashing/caching.
 _TASK = {"cache_policy": NO_CACHE, "persist_result": False}
@@ -147,12 +145,7 @@ def require_success_rate(records: list[ExecutionRecord], minimum: float, run_id:
 @task(task_run_name="aggregate-telemetry", **_TASK)
 def aggregate_telemetry(run_id: str, agents: list[Agent], plan: WorkPlan) -> TelemetrySummary:
     """Step 6: from the span records this run wrote (its agents are idle from here on)."""
-    settings = get_settings()
-    registry.set_status([a.agent_id for a in agents], "idle", settings)
-    # only what was written since the agents were formed (their ids carry the time)
-    formed = min(id_timestamp_ns(a.agent_id) for a in agents)
-    spans = read_spans(spans_path(settings), since_ns=formed)
-    summary = aggregation.aggregate(spans, run_id, agents, plan.makespan_ms)
+    summary = aggregation.summarise_run(get_settings(), run_id, agents, plan.makespan_ms)
     get_run_logger().info(report.telemetry_line(summary))
     return summary
 

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from tasks.errors import CorruptStore, LockTimeout
-from tasks.export import Column, export_dataset
 from tasks.store import JsonStore
 
 PROCESSES = 8
@@ -120,6 +119,10 @@ def test_a_replaced_store_file_keeps_its_mode(tmp_path, umask_022):
 
 
 def test_dataset_files_are_readable_by_other_users(tmp_path, umask_022):
+    # imported here: the spawned children of the tests above import this module, and pandas
+    # would make their start slower than the lock test waits for
+    from tasks.export import Column, export_dataset
+
     exported = export_dataset([{"n": 1}], "modes", "run-1", {"n": Column.int}, root=tmp_path)
     modes = {f.format: stat.S_IMODE(f.path.stat().st_mode) for f in exported.files}
     assert set(modes.values()) == {0o644}, modes
