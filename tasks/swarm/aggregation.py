@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from tasks.swarm.execution import SPAN_NAME
+from tasks.swarm.execution import SPAN_NAME, SUBFLOW_ATTRIBUTE
 from tasks.swarm.models import Agent, AgentUtilisation, TelemetrySummary
 
 
@@ -38,6 +38,7 @@ def aggregate(
             "end_time": s["end_time"],
             "duration_ms": float(s["duration_ms"]),
             "status": s["status"],
+            "subflow_run_id": s["span_attributes"].get(SUBFLOW_ATTRIBUTE),
         }
         for s in ours
     ]

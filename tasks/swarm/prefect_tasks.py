@@ -217,6 +217,6 @@ def publish_summary(result: SwarmResult, failure: str | None = None) -> None:
     rows = report.table_rows(result.plan, result.executions)
     title = f"run {result.run_id}"
     publish_table(report.ASSIGNMENTS_KEY, rows, f"Swarm assignments and outcomes, {title}")
-    table = markdown_table(rows, list(rows[0]))
+    table = markdown_table(rows, list(rows[0])) if rows else "(nothing ran)"
     summary = f"{report.markdown_report(result, failure)}\n## Assignments\n\n{table}"
     publish_markdown(report.SUMMARY_KEY, summary, f"Swarm summary, {title}")
