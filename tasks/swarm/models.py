@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SkipValidation,
+    field_validator,
+    model_validator,
+)
 
 from tasks.claims.models import WorkItem
 from tasks.errors import InvalidInput
@@ -226,7 +233,9 @@ class TakenWork(BaseModel):
     `dependencies` all of each item's dependencies (the ones outside the selection are
     completed: their results are the task's inputs)."""
 
-    request: SwarmRequest
+    # the run's request with the taken items as tasks: built from a validated request and
+    # validated items, and not valid as input (it has both `queue` and `tasks`)
+    request: SkipValidation[SwarmRequest]
     claims: dict[str, str] = Field(default_factory=dict)
     dependencies: dict[str, list[str]] = Field(default_factory=dict)
     depth_before: int = 0
