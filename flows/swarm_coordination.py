@@ -38,6 +38,11 @@ from tasks.swarm.queue.prefect_tasks import assign_work, summarize_drain, take_w
 from tasks.swarm.report import empty_run, request_line
 from tasks.telemetry import configure_telemetry
 
+# also at import: Prefect opens the flow-run span before the body runs, and that span (the parent
+# of every task span, and through them of every scenario subflow's spans: one trace per run) is
+# only recorded once a provider exists
+configure_telemetry()
+
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "swarm" / "tasks.json"
 
 

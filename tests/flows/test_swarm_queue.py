@@ -246,7 +246,9 @@ def test_failing_item_is_retried_across_drains_then_failed_and_blocks_only_its_d
 
 def test_a_drain_with_nothing_ready_reports_the_queue_and_succeeds(reactor_env):
     enqueue([{"work_item_id": "not-mine", "work_type": "somebody.else"}], reactor_env)
-    result = drain(limit=5)
+    done = CliRunner().invoke(app, ["swarm", "drain", "--limit", "5", "--agents", "2", "--json"])
+    assert done.exit_code == 0, done.output
+    result = SwarmResult.model_validate_json(done.stdout)
     assert result.executions == [] and result.queue is not None
     assert (result.queue.depth_before, result.queue.taken, result.queue.depth_after) == (1, 0, 1)
     assert result.queue.oldest_pending_age_s is not None
