@@ -10,7 +10,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[3]
 PURE = [
     "aggregation", "agents", "builtins", "claiming", "distribution", "errors", "execution",
-    "handlers", "models", "priority", "report", "worker",
+    "handlers", "models", "priority", "report", "worker", "scenarios", "queue",
+    "queue.draining", "queue.enqueue",
 ]  # fmt: skip
 PROBE = """
 import importlib, sys
