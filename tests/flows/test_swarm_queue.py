@@ -24,6 +24,7 @@ from tasks.swarm.queue.enqueue import enqueue
 from tasks.telemetry import read_spans, spans_path
 from tasks.trace.sample import rebase_urls, sample_trace_request
 from tasks.trace.standins import Behaviour, StandinConfig, run_standins
+from tests.loopback import free_port
 
 HANDLERS = "tests.unit.swarm.queue_handlers"
 ROOT = Path(__file__).resolve().parents[2]
@@ -252,3 +253,42 @@ def test_a_drain_with_nothing_ready_reports_the_queue_and_succeeds(reactor_env):
     assert result.executions == [] and result.queue is not None
     assert (result.queue.depth_before, result.queue.taken, result.queue.depth_after) == (1, 0, 1)
     assert result.queue.oldest_pending_age_s is not None
+
+
+def test_a_failed_subflow_fails_its_item_with_the_subflows_error(reactor_env):
+    down = f"http://127.0.0.1:{free_port()}"
+    systems = {
+        "enable_fallback": False,
+        "systems": [{"name": "billing", "url": down, "timeout_s": 0.5, "retries": 0}],
+    }
+    enqueue(
+        [
+            {"work_item_id": "check-billing", "work_type": "trace.check", "payload": systems,
+             "max_attempts": 1},
+            {"work_item_id": "report", "work_type": "analysis", "dependencies": ["check-billing"]},
+        ],
+        reactor_env,
+    )  # fmt: skip
+    result = drain(limit=5, agents=1)
+    failed = next(e for e in result.executions if e.task_id == "check-billing")
+    assert failed.status == "failed" and "billing" in failed.error
+    assert result.queue is not None
+    assert (result.queue.failed, result.queue.returned) == (1, 1)
+    assert result.queue.blocked == {"report": ["check-billing"]}
+
+    async def subflow_states() -> list[str]:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+        async with get_client() as client:
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[result.run_id])
+                )
+            )
+            return [r.state.type.value for r in runs]
+
+    assert asyncio.run(subflow_states()) == ["FAILED"]
+    with open_ledger(reactor_env) as ledger:
+        item = ledger.get("check-billing")
+        assert item.status == "failed" and item.last_error == failed.error
