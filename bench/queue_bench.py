@@ -98,7 +98,7 @@ def main() -> None:
     drained: list[float] = []
     enqueued: list[float] = []
     try:
-        with prefect_test_harness(server_startup_timeout=180):
+        with prefect_test_harness(server_startup_timeout=600):
             inline_run(8, args.agents, -1)  # warm-up: imports, handler pool, connections
             for r in range(args.rounds):
                 order = ("inline", "queue") if r % 2 == 0 else ("queue", "inline")

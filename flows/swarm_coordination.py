@@ -53,8 +53,8 @@ async def swarm_coordination(request: SwarmRequest) -> SwarmResult:
     logger.info(request_line(request))
     emit("swarm", "started", run_id, {"tasks": len(request.tasks), "drain": bool(request.queue)})
 
-    # 2-5 change shared state, so they run as one transaction: a failure (or a success rate
-    # below the minimum) deregisters the agents and releases unfinished claims.
+    # 0 and 2-5 change shared state, so they run as one transaction: a failure (or a success
+    # rate below the minimum) deregisters the agents and releases unfinished claims.
     executions: list[ExecutionRecord] = []
     failure: RolledBack | None = None
     batch: TakenWork | None = None
