@@ -1,5 +1,6 @@
-"""AI swarm coordination: prioritise, form agents, distribute, claim, execute, measure.
-The steps, datasets and design decisions are in docs/swarm.md.
+"""AI swarm coordination: prioritise, form agents, distribute, claim, execute, measure —
+over inline tasks, or over work taken from the ledger's queue (a drain run). The steps,
+datasets and design decisions are in docs/swarm.md.
 
 python -m flows.swarm_coordination            # runs the bundled sample
 """
@@ -20,7 +21,7 @@ from tasks.runtime import current_run_id, task_runner
 from tasks.settings import get_settings
 from tasks.swarm.errors import SwarmRolledBack
 from tasks.swarm.execution import submission_order, success_rate
-from tasks.swarm.models import ExecutionRecord, SwarmRequest, SwarmResult
+from tasks.swarm.models import ExecutionRecord, SwarmRequest, SwarmResult, TakenWork
 from tasks.swarm.prefect_tasks import (
     aggregate_telemetry,
     analyze_priorities,
@@ -32,8 +33,15 @@ from tasks.swarm.prefect_tasks import (
     publish_summary,
     require_success_rate,
 )
-from tasks.swarm.report import request_line
+from tasks.swarm.queue.draining import dependency_items
+from tasks.swarm.queue.prefect_tasks import assign_work, summarize_drain, take_work
+from tasks.swarm.report import empty_run, request_line
 from tasks.telemetry import configure_telemetry
+
+# also at import: Prefect opens the flow-run span before the body runs, and that span (the parent
+# of every task span, and through them of every scenario subflow's spans: one trace per run) is
+# only recorded once a provider exists
+configure_telemetry()
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "swarm" / "tasks.json"
 
@@ -43,33 +51,48 @@ async def swarm_coordination(request: SwarmRequest) -> SwarmResult:
     configure_telemetry(get_settings())
     logger, run_id = get_run_logger(), current_run_id()
     logger.info(request_line(request))
-    emit("swarm", "started", run_id, {"tasks": len(request.tasks)})
+    emit("swarm", "started", run_id, {"tasks": len(request.tasks), "drain": bool(request.queue)})
 
-    # 1. priority analysis: Claude when configured (answers cached), else the labelled heuristic
-    analysis = analyze_priorities(request)
-
-    # 2-5 change shared state, so they run as one transaction: a failure (or a success rate
-    # below the minimum) deregisters the agents and releases unfinished claims.
+    # 0 and 2-5 change shared state, so they run as one transaction: a failure (or a success
+    # rate below the minimum) deregisters the agents and releases unfinished claims.
     executions: list[ExecutionRecord] = []
     failure: RolledBack | None = None
+    batch: TakenWork | None = None
     try:
         with compensating("swarm coordination"):
-            agents = form_agents(request, analysis)
-            plan = distribute_work(request, analysis, agents)
-            plan = claim_assignments(request, plan, run_id)
+            # 0. a drain run takes its work from the ledger's queue (undo: give back what is
+            # still held); an inline run brings its tasks
+            if request.queue is not None:
+                batch = take_work(request, run_id)
+            work = batch.request if batch else request
+            if not work.tasks:  # nothing ready in the queue: the summary says so
+                assert batch is not None
+                result = empty_run(run_id, request, summarize_drain(batch, [], run_id))
+                publish_summary(result)
+                emit("swarm", "completed", run_id, {"success_rate": 1.0, "taken": 0})
+                return result
+
+            # 1. priority analysis: Claude when configured (answers cached), else the heuristic
+            analysis = analyze_priorities(work)
+            agents = form_agents(work, analysis)
+            plan = distribute_work(work, analysis, agents)
+            if batch is not None:  # 4. taken items to their planned agents (same tokens)
+                plan = assign_work(plan, batch, request.lease_s)
+            else:  # 4. one work item per task, claimed for its planned agent
+                plan = claim_assignments(work, plan, run_id)
             emit("swarm", "planned", run_id, {"makespan_ms": plan.makespan_ms, "ratio": plan.ratio})
 
             # 5. one task run per claimed item, after its dependencies and its slot's previous item
-            tasks = {t.id: t for t in request.tasks}
+            tasks = {t.id: t for t in work.tasks}
             items = {a.task_id: a.work_item_id for a in plan.assignments}
             futures: dict[str, PrefectFuture[ExecutionRecord]] = {}
             for a, after in submission_order(plan, tasks):
                 futures[a.task_id] = execute_work_item.submit(
                     tasks[a.task_id],
                     a,
-                    {d: items[d] for d in tasks[a.task_id].dependencies},
-                    request.handlers,
-                    request.lease_s,
+                    dependency_items(batch, tasks[a.task_id], items),
+                    work.handlers,
+                    work.lease_s,
                     run_id,
                     wait_for=[futures[t] for t in after],
                 )
@@ -86,7 +109,7 @@ async def swarm_coordination(request: SwarmRequest) -> SwarmResult:
         failure = undone
         logger.error(f"rolled back: {undone.message}; undone: {'; '.join(undone.compensations)}")
 
-    # 6. telemetry aggregation from the spans this run wrote, datasets, UI
+    # 6. telemetry aggregation from the spans this run wrote, the queue's state, datasets, UI
     result = SwarmResult(
         run_id=run_id,
         strategy=request.optimization_strategy,
@@ -97,11 +120,12 @@ async def swarm_coordination(request: SwarmRequest) -> SwarmResult:
         success_rate=success_rate(executions),
         telemetry=aggregate_telemetry(run_id, agents, plan),
         compensations=failure.compensations if failure else [],
+        queue=summarize_drain(batch, executions, run_id) if batch else None,
     )
     if failure:  # the summary still shows what ran and what was undone; the run fails
         publish_summary(result, failure=failure.message)
         raise SwarmRolledBack(failure.message, failure.compensations, result) from failure
-    result.exports = export_datasets(result, request)
+    result.exports = export_datasets(result, work)
     publish_summary(result)
     emit("swarm", "completed", run_id, {"success_rate": result.success_rate})
     return result

@@ -89,8 +89,12 @@ def add(
     coordination_dir: Path | None = CoordinationDir,
     as_json: bool = AsJson,
 ) -> None:
-    """Add a pending work item and print its id (--json: the item)."""
+    """Add a pending work item to the queue and print its id (--json: the item). A drain run
+    (`reactor swarm drain`, the swarm-hourly deployment) picks it up once its dependencies
+    completed. Refused with one line, nothing added: a duplicate id, an unknown dependency, a
+    cycle, a payload that is not a JSON object (or not what a scenario type's flow takes)."""
     from tasks.errors import InvalidInput
+    from tasks.swarm.queue.enqueue import validated
 
     with _ledger(coordination_dir) as ledger:
         try:
@@ -104,7 +108,7 @@ def add(
         )  # fmt: skip
         if work_item_id:
             fields["work_item_id"] = work_item_id
-        (new_id,) = ledger.add([fields])
+        (new_id,) = ledger.add(validated([fields]))
         if as_json:
             print_json(ledger.get(new_id))
         else:

@@ -9,7 +9,7 @@ from typing import Any
 from tasks.ids import id_timestamp_ns
 from tasks.settings import Settings
 from tasks.swarm import agents as registry
-from tasks.swarm.execution import SPAN_NAME
+from tasks.swarm.execution import SPAN_NAME, SUBFLOW_ATTRIBUTE
 from tasks.swarm.models import Agent, AgentUtilisation, TelemetrySummary
 from tasks.telemetry import read_spans, spans_path
 
@@ -53,6 +53,7 @@ def aggregate(
             "end_time": s["end_time"],
             "duration_ms": float(s["duration_ms"]),
             "status": s["status"],
+            "subflow_run_id": s["span_attributes"].get(SUBFLOW_ATTRIBUTE),
         }
         for s in ours
     ]

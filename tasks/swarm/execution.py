@@ -30,6 +30,7 @@ from tasks.swarm.models import Assignment, ExecutionRecord, HandlerSpec, SwarmTa
 from tasks.telemetry import STATUS_ATTRIBUTE, get_tracer
 
 SPAN_NAME = "swarm.execute"
+SUBFLOW_ATTRIBUTE = "swarm.subflow_run_id"
 VELOCITY_POINTS = {"critical": 8, "high": 5, "medium": 3, "low": 1}
 OnRetry = Callable[[int, str, float], None]
 
@@ -126,7 +127,10 @@ def execute_item(
     blocked = sorted(t for t, w in dependency_items.items() if statuses.get(w) != "completed")
     if blocked:
         reason = f"skipped: dependency {', '.join(blocked)} did not complete"
-        ledger.fail(wid, claim_id, reason)
+        if assignment.from_queue:  # back to the queue, no attempt counted: it did not run
+            ledger.release(wid, claim_id)
+        else:
+            ledger.fail(wid, claim_id, reason)
         return record("skipped", 0, error=reason)
     call = {
         "task_id": task.id,
@@ -163,6 +167,8 @@ def execute_item(
         span.set_attribute("swarm.retried_errors", max(0, outcome.attempts - 1))
         if outcome.error is None:
             done = record("completed", outcome.attempts, outcome.result)
+            if subflow := (done.result or {}).get("subflow_run_id"):  # a scenario handler's
+                span.set_attribute(SUBFLOW_ATTRIBUTE, subflow)
         else:
             exc = outcome.error
             error = f"{type(exc).__name__}: {exc}"
@@ -195,7 +201,8 @@ def _log_entry(done: ExecutionRecord, task: SwarmTask, run_id: str) -> dict[str,
 
 
 def success_rate(records: list[ExecutionRecord]) -> float:
-    return sum(r.status == "completed" for r in records) / len(records)
+    """Completed / executed; 1.0 for a run with nothing to execute (an empty drain)."""
+    return sum(r.status == "completed" for r in records) / len(records) if records else 1.0
 
 
 def shortfall(records: list[ExecutionRecord], minimum: float) -> SuccessRateTooLow | None:

@@ -13,6 +13,9 @@ result. Three kinds:
 - `http`: a POST of `call` as JSON with the W3C trace headers of the current span; the whole
   exchange runs under one deadline and is cancelled there (httpx's own timeouts apply per read,
   so a server that trickles bytes could outlast them). A 2xx JSON answer is the result.
+- scenario types (`spr.batch`, `trace.check`, `worktree.health`, `tasks/swarm/scenarios.py`)
+  run the other scenarios' flows as subflows, in the calling thread of the flow-run process
+  (a subflow must be a child run of the swarm run), cancelled at the timeout by Prefect.
 - In a daemonic process (a Dask worker), which may not start children, the first two run in a
   thread instead; such a thread cannot be killed, so a timed-out attempt is waited for before
   its retry starts: attempts of one task never overlap.
@@ -46,6 +49,7 @@ from tasks.errors import InvalidInput, ServiceUnhealthy
 from tasks.retry import with_backoff
 from tasks.swarm.builtins import BUILTINS
 from tasks.swarm.models import HandlerSpec
+from tasks.swarm.scenarios import SCENARIOS, run_scenario
 from tasks.swarm.worker import HandlerRef, call_handler, import_handler
 from tasks.telemetry import get_tracer
 from tasks.tracing import inject_headers
@@ -72,8 +76,11 @@ def resolve(task_type: str, handlers: dict[str, HandlerSpec]) -> HandlerRef:
     if spec is None:
         if task_type in BUILTINS:
             return HandlerRef("builtin", task_type)
+        if task_type in SCENARIOS:
+            return HandlerRef("scenario", task_type)
         raise InvalidInput(
-            f"no handler for task type {task_type!r}; built-ins are {sorted(BUILTINS)}"
+            f"no handler for task type {task_type!r}; built-ins are "
+            f"{sorted([*BUILTINS, *SCENARIOS])}"
         )
     if spec.kind == "python":
         import_handler(spec.target)
@@ -255,6 +262,8 @@ def run_with_retries(
         try:
             if ref.kind == "http":
                 result = post_call(ref.target, this, timeout_s)
+            elif ref.kind == "scenario":
+                result = run_scenario(ref.target, this, timeout_s)
             elif isolation == "process":
                 result = in_worker_process(ref, this, timeout_s, workers)
             else:

@@ -5,14 +5,24 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SkipValidation,
+    field_validator,
+    model_validator,
+)
 
+from tasks.claims.models import WorkItem
 from tasks.errors import InvalidInput
 from tasks.graph import validate_graph
 
 Priority = Literal["critical", "high", "medium", "low"]
 Strategy = Literal["8020", "balanced", "speed"]
 BUILTIN_TYPES = ("analysis", "optimization", "coordination", "validation")
+# the other scenarios' flows, run as subflows of the swarm run (tasks/swarm/scenarios.py)
+SCENARIO_TYPES = ("spr.batch", "trace.check", "worktree.health")
 PRIORITY_WEIGHT: dict[str, float] = {"critical": 1.0, "high": 0.75, "medium": 0.5, "low": 0.25}
 
 
@@ -60,13 +70,29 @@ class HandlerSpec(BaseModel):
     target: str = Field(min_length=1)
 
 
-class SwarmRequest(BaseModel):
-    """Input of the swarm flow. Rejected with a clear error: duplicate ids, unknown dependency,
-    a dependency cycle (named), non-positive durations."""
+class QueueSelection(BaseModel):
+    """What a drain run takes from the ledger's queue: up to `limit` claimable items of `types`
+    (default: every type this run has a handler for) with priority >= `priority_at_least`,
+    closed under dependencies. Each taken item gets `timeout_s` per attempt and one attempt
+    per drain: the ledger's `max_attempts` is the retry policy across drains."""
 
     model_config = ConfigDict(extra="forbid")
 
-    tasks: list[SwarmTask] = Field(min_length=1)
+    limit: int = Field(default=100, ge=1, le=10_000)
+    types: list[str] | None = Field(default=None, min_length=1)
+    priority_at_least: Priority | None = None
+    timeout_s: float = Field(default=300.0, gt=0)
+
+
+class SwarmRequest(BaseModel):
+    """Input of the swarm flow: inline `tasks`, or a `queue` selection (a drain run). Rejected
+    with a clear error: duplicate ids, unknown dependency, a dependency cycle (named),
+    non-positive durations, both or neither of `tasks` and `queue`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tasks: list[SwarmTask] = Field(default_factory=list)
+    queue: QueueSelection | None = None
     agents: list[AgentSpec] = Field(default_factory=list)
     max_agents: int = Field(default=4, ge=1, le=64)
     optimization_strategy: Strategy = "8020"
@@ -76,17 +102,30 @@ class SwarmRequest(BaseModel):
 
     @model_validator(mode="after")
     def _valid_graph(self) -> SwarmRequest:
+        if (self.queue is None) == (not self.tasks):
+            raise InvalidInput(
+                "give either `tasks` (an inline run) or `queue` (a drain run of the ledger's "
+                f"queue), not {'both' if self.tasks else 'neither'}"
+            )
         seen: set[str] = set()
         duplicates = sorted({t.id for t in self.tasks if t.id in seen or seen.add(t.id)})
         if duplicates:
             raise InvalidInput(f"duplicate task ids: {', '.join(map(repr, duplicates))}")
         validate_graph(self.graph(), "task")
-        unknown = sorted({t.type for t in self.tasks} - set(BUILTIN_TYPES) - set(self.handlers))
+        known = {*BUILTIN_TYPES, *SCENARIO_TYPES, *self.handlers}
+        unknown = sorted({t.type for t in self.tasks} - known)
         if unknown:
             raise InvalidInput(
-                f"task types {unknown} have no handler; use one of {list(BUILTIN_TYPES)} "
+                f"task types {unknown} have no handler; use one of {sorted(known)} "
                 "or register them under `handlers`"
             )
+        if self.queue is not None and self.queue.types:
+            unhandled = sorted(set(self.queue.types) - known)
+            if unhandled:
+                raise InvalidInput(
+                    f"queue.types {unhandled} have no handler; use one of {sorted(known)} or "
+                    "register them under `handlers`"
+                )
         names = [a.name for a in self.agents]
         if len(set(names)) != len(names):
             raise InvalidInput(f"duplicate agent names in {names}")
@@ -94,6 +133,10 @@ class SwarmRequest(BaseModel):
 
     def graph(self) -> dict[str, list[str]]:
         return {t.id: list(t.dependencies) for t in self.tasks}
+
+    def handled_types(self) -> list[str]:
+        """Every task type this request can run: built-ins, scenarios and its handlers."""
+        return sorted({*BUILTIN_TYPES, *SCENARIO_TYPES, *self.handlers})
 
 
 class TaskScore(BaseModel):
@@ -138,6 +181,7 @@ class Assignment(BaseModel):
     planned_finish_ms: float
     order: int  # position in the strategy's scheduling order (0 = scheduled first)
     value_first: bool = False  # in the most valuable fifth ('8020')
+    from_queue: bool = False  # taken by a drain run: a skipped item goes back to the queue
 
 
 class WorkPlan(BaseModel):
@@ -183,6 +227,38 @@ class TelemetrySummary(BaseModel):
     recommendations: list[str]
 
 
+class TakenWork(BaseModel):
+    """What a drain run took from the queue: `request` carries the taken items as tasks (task
+    id = work item id; dependencies inside the selection), `claims` each item's fencing token,
+    `dependencies` all of each item's dependencies (the ones outside the selection are
+    completed: their results are the task's inputs)."""
+
+    # the run's request with the taken items as tasks: built from a validated request and
+    # validated items, and not valid as input (it has both `queue` and `tasks`)
+    request: SkipValidation[SwarmRequest]
+    claims: dict[str, str] = Field(default_factory=dict)
+    dependencies: dict[str, list[str]] = Field(default_factory=dict)
+    depth_before: int = 0
+    oldest_pending_age_s: float | None = None
+
+
+class DrainSummary(BaseModel):
+    """A drain run's effect on the queue. `returned`: taken items pending again (a failed
+    attempt below max_attempts, or skipped because a dependency did not complete); `failed`:
+    failed for good (max_attempts reached); `blocked`: pending items that can never run ->
+    the failed items they wait on."""
+
+    depth_before: int
+    depth_after: int
+    taken: int
+    completed: int
+    failed: int
+    returned: int
+    oldest_pending_age_s: float | None
+    blocked: dict[str, list[str]] = Field(default_factory=dict)
+    last_errors: dict[str, str] = Field(default_factory=dict)  # returned/failed -> last error
+
+
 class SwarmResult(BaseModel):
     """What a swarm run did; `compensations` lists what was undone when the run rolled back."""
 
@@ -196,3 +272,19 @@ class SwarmResult(BaseModel):
     telemetry: TelemetrySummary
     exports: dict[str, list[str]] = Field(default_factory=dict)
     compensations: list[str] = Field(default_factory=list)
+    queue: DrainSummary | None = None  # a drain run's effect on the queue
+
+
+class EnqueueRequest(BaseModel):
+    """Input of the `swarm-enqueue` flow: work items for the queue, added all or none.
+    `source` names the producer in the run's log and event."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[WorkItem] = Field(min_length=1, max_length=10_000)
+    source: str = Field(default="api", min_length=1, max_length=100)
+
+
+class EnqueueResult(BaseModel):
+    work_item_ids: list[str]
+    queue_depth: int  # pending items after the add

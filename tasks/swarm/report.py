@@ -17,11 +17,13 @@ from tasks.settings import Settings
 from tasks.swarm.models import (
     Agent,
     Assignment,
+    DrainSummary,
     ExecutionRecord,
     PriorityAnalysis,
     SwarmRequest,
     SwarmResult,
     SwarmTask,
+    TakenWork,
     TelemetrySummary,
     WorkPlan,
 )
@@ -45,6 +47,7 @@ TIMELINE_SCHEMA: dict[str, Column] = {k: Column(v) for k, v in {
     "run_id": "str", "task_id": "str", "work_item_id": "str", "agent_id": "str",
     "work_type": "str", "trace_id": "str", "span_id": "str", "start_time": "timestamp",
     "end_time": "timestamp", "duration_ms": "float", "status": "str", "bottleneck": "bool",
+    "subflow_run_id": "str",
 }.items()}  # fmt: skip
 
 Dataset = tuple[list[dict[str, Any]], dict[str, Column]]
@@ -152,7 +155,7 @@ def publish(result: SwarmResult, failure: str | None = None) -> None:
     rows = table_rows(result.plan, result.executions)
     title = f"run {result.run_id}"
     publish_table(ASSIGNMENTS_KEY, rows, f"Swarm assignments and outcomes, {title}")
-    table = markdown_table(rows, list(rows[0]))
+    table = markdown_table(rows, list(rows[0])) if rows else "(nothing ran)"
     summary = f"{markdown_report(result, failure)}\n## Assignments\n\n{table}"
     publish_markdown(SUMMARY_KEY, summary, f"Swarm summary, {title}")
 
@@ -208,6 +211,8 @@ def markdown_report(result: SwarmResult, failure: str | None = None) -> str:
         ),
         "",
     ]
+    if result.queue is not None:
+        lines += queue_section(result.queue)
     if result.compensations:
         lines += ["## Compensations", "", *(f"- {c}" for c in result.compensations), ""]
     lines += [
@@ -231,6 +236,14 @@ def markdown_report(result: SwarmResult, failure: str | None = None) -> str:
 
 
 def request_line(request: SwarmRequest) -> str:
+    if (q := request.queue) is not None:
+        return (
+            f"drain run: up to {q.limit} item(s) from the queue "
+            f"({', '.join(q.types) if q.types else 'every handled type'}"
+            f"{f', priority >= {q.priority_at_least}' if q.priority_at_least else ''}), "
+            f"strategy {request.optimization_strategy}, min success rate "
+            f"{request.min_success_rate:.0%}"
+        )
     types = Counter(t.type for t in request.tasks)
     edges = sum(len(t.dependencies) for t in request.tasks)
     return (
@@ -282,4 +295,92 @@ def telemetry_line(t: TelemetrySummary) -> str:
     return (
         f"telemetry: {t.spans} span(s), mean {t.mean_duration_ms:.0f} ms, bottlenecks: "
         f"{', '.join(t.bottlenecks) or 'none'}"
+    )
+
+
+# -- drain runs ---------------------------------------------------------------------------------
+
+
+def _age(seconds: float | None) -> str:
+    return "none pending" if seconds is None else f"{seconds:.1f} s"
+
+
+def queue_section(q: DrainSummary) -> list[str]:
+    """The drain's effect on the queue, for the run summary."""
+    lines = [
+        "## Queue",
+        "",
+        "| depth before | taken | completed | failed (for good) | returned to the queue "
+        "| depth after | oldest pending |",
+        "|---|---|---|---|---|---|---|",
+        f"| {q.depth_before} | {q.taken} | {q.completed} | {q.failed} | {q.returned} "
+        f"| {q.depth_after} | {_age(q.oldest_pending_age_s)} |",
+        "",
+    ]
+    if q.last_errors:
+        lines += ["Last errors:", "", *(f"- `{w}`: {e}" for w, e in q.last_errors.items()), ""]
+    if q.blocked:
+        lines += [
+            f"Blocked ({len(q.blocked)}: they depend on items that failed for good):",
+            "",
+            *(f"- `{w}` <- {', '.join(r)}" for w, r in list(q.blocked.items())[:20]),
+            "",
+        ]
+    return lines
+
+
+def take_line(request: SwarmRequest, batch: TakenWork) -> str:
+    selection = request.queue
+    assert selection is not None
+    types = Counter(t.type for t in batch.request.tasks)
+    wanted = ", ".join(selection.types) if selection.types else "every handled type"
+    floor = f", priority >= {selection.priority_at_least}" if selection.priority_at_least else ""
+    return (
+        f"took {len(batch.claims)} of {batch.depth_before} pending item(s) (limit "
+        f"{selection.limit}; {wanted}{floor}): "
+        f"{', '.join(f'{n} {k}' for k, n in types.items()) or 'nothing ready'}; oldest pending "
+        f"{_age(batch.oldest_pending_age_s)}"
+    )
+
+
+def drain_line(q: DrainSummary) -> str:
+    return (
+        f"queue: depth {q.depth_before} -> {q.depth_after}; taken {q.taken}, completed "
+        f"{q.completed}, failed for good {q.failed}, returned {q.returned}; {len(q.blocked)} "
+        f"blocked; oldest pending {_age(q.oldest_pending_age_s)}"
+    )
+
+
+def empty_run(run_id: str, request: SwarmRequest, queue: DrainSummary) -> SwarmResult:
+    """The result of a drain run that found nothing to take."""
+    strategy = request.optimization_strategy
+    return SwarmResult(
+        run_id=run_id,
+        strategy=strategy,
+        analysis=PriorityAnalysis(
+            scores=[], confidence=1.0, recommended_agents=1, reasoning="nothing taken"
+        ),
+        agents=[],
+        plan=WorkPlan(
+            strategy=strategy,
+            assignments=[],
+            makespan_ms=0.0,
+            lower_bound_ms=0.0,
+            ratio=1.0,
+            total_work_ms=0.0,
+            critical_path_ms=0.0,
+            critical_path=[],
+        ),
+        executions=[],
+        success_rate=1.0,
+        telemetry=TelemetrySummary(
+            trace_id=None,
+            spans=0,
+            timeline=[],
+            utilisation=[],
+            bottlenecks=[],
+            mean_duration_ms=0.0,
+            recommendations=["the queue had nothing ready to take"],
+        ),
+        queue=queue,
     )

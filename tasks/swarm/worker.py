@@ -16,8 +16,8 @@ from tasks.swarm.builtins import BUILTINS, Handler
 class HandlerRef:
     """What runs a task type, in a form a worker process can receive."""
 
-    kind: Literal["builtin", "python", "http"]
-    target: str  # built-in name, `module:function` or URL
+    kind: Literal["builtin", "python", "http", "scenario"]
+    target: str  # built-in name, `module:function`, URL or scenario type
 
 
 def import_handler(target: str) -> Handler:
