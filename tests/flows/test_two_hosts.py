@@ -99,7 +99,7 @@ def prefect_on_pg(pg_url, tmp_path_factory) -> Iterator[PrefectOnPostgres]:
         server = local.start_server(state, timeout_s=300, port=free_port(), env=env)
         yield PrefectOnPostgres(server.api_url, database, root / "home")
     finally:
-        local.stop_server(state, env)
+        # killed, not `prefect server stop`ped (which waits ~20 s here for a graceful end)
         pidfile = root / "home" / "server.pid"
         if pidfile.exists() and pidfile.read_text().strip().isdigit():
             _kill_tree(int(pidfile.read_text().strip()))
@@ -123,3 +123,149 @@ def test_server_started_with_a_postgres_url_stores_its_runs_in_that_database(pre
         ).fetchone()
     assert stored == (run["name"], "two-hosts-probe")
     assert not list(prefect_on_pg.home.rglob("*.db")), "the server also wrote a SQLite database"
+
+
+# -- two hosts: workers, the deployment, the queue -------------------------------------------------
+@dataclass
+class Host:
+    name: str
+    root: Path
+    process: subprocess.Popen
+    killed: set[int] = field(default_factory=set)
+
+    @property
+    def coordination_dir(self) -> Path:
+        return self.root / "coordination"
+
+    def processes(self) -> set[int]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            me = psutil.Process(self.process.pid)
+            return {me.pid, *(c.pid for c in me.children(recursive=True))}
+        return set()
+
+    def kill(self) -> set[int]:
+        """SIGKILL the worker and its flow runs (each in its own process group)."""
+        self.killed |= _kill_tree(self.process.pid)
+        self.process.wait(timeout=30)
+        return self.killed
+
+
+def _start_worker(name: str, root: Path, api_url: str, database_url: str) -> Host:
+    """`python -m deployments.worker` (what `make worker` runs) for one "host": its own working
+    directory, Prefect home and coordination dir; the shared API and database URLs."""
+    (root / "work").mkdir(parents=True)
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": api_url,
+        "PREFECT_HOME": str(root / "prefect"),
+        "PREFECT_WORKER_QUERY_SECONDS": "1",  # poll every second (10 s by default)
+        "PREFECT_WORKER_PREFETCH_SECONDS": "1",
+        "REACTOR_COORDINATION_DIR": str(root / "coordination"),
+        "REACTOR_EXPORTS_DIR": str(root / "exports"),
+        "REACTOR_DATABASE_URL": database_url,
+        # the handler module lives in this repository's tests package, as a user's handler
+        # package is installed on each host
+        "PYTHONPATH": str(PROJECT_DIR),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    log = open(root / "worker.log", "w", encoding="utf-8")  # noqa: SIM115 (the worker's own)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "deployments.worker", "--pool", POOL, "--name", name,
+         "--limit", "2"],
+        cwd=root / "work", env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    return Host(name, root, process)
+
+
+@dataclass
+class Cluster:
+    prefect: PrefectOnPostgres
+    database_url: str  # REACTOR_DATABASE_URL of both hosts
+    root: Path
+    hosts: dict[str, Host]
+    deployment_id: str
+
+    def settings(self) -> Settings:
+        return Settings(coordination_dir=self.root / "observer", database_url=self.database_url)
+
+    def trigger(self, request: dict[str, Any]) -> str:
+        run = _api(
+            self.prefect, "POST", f"/deployments/{self.deployment_id}/create_flow_run",
+            json={"parameters": {"request": request}},
+        )  # fmt: skip
+        return run["id"]
+
+    def flow_run(self, run_id: str) -> dict[str, Any]:
+        return _api(self.prefect, "GET", f"/flow_runs/{run_id}")
+
+    def online_workers(self) -> set[str]:
+        workers = _api(self.prefect, "POST", f"/work_pools/{POOL}/workers/filter", json={})
+        return {w["name"] for w in workers if w.get("status") == "ONLINE"}
+
+
+def _deploy(prefect: PrefectOnPostgres) -> str:
+    """The work pool and the swarm deployment of prefect.yaml (`prefect deploy --name`)."""
+    with contextlib.suppress(httpx.HTTPStatusError):  # 409: it exists
+        _api(prefect, "POST", "/work_pools/", json={"name": POOL, "type": "process"})
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": prefect.api_url,
+        "REACTOR_PROJECT_DIR": str(PROJECT_DIR),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--name", DEPLOYMENT],
+        cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return _api(prefect, "GET", f"/deployments/name/{FLOW}/{DEPLOYMENT}")["id"]
+
+
+@pytest.fixture
+def cluster(prefect_on_pg, pg_url, tmp_path) -> Iterator[Cluster]:
+    database = fresh_database(pg_url, "reactor_two_hosts")
+    hosts: dict[str, Host] = {}
+    try:
+        print("T server up", time.strftime("%X"))
+        deployment_id = _deploy(prefect_on_pg)
+        print("T deployed", time.strftime("%X"))
+        for name in HOSTS:
+            hosts[name] = _start_worker(name, tmp_path / name, prefect_on_pg.api_url, database)
+        cluster = Cluster(prefect_on_pg, database, tmp_path, hosts, deployment_id)
+        _wait("both workers online", lambda: cluster.online_workers() >= set(HOSTS), 120, 1)
+        print("T workers online", time.strftime("%X"))
+        yield cluster
+    finally:
+        for host in hosts.values():
+            host.kill()
+        drop_database(database, pg_url)
+
+
+def test_infra_inline(cluster, tmp_path):  # TEMPORARY
+    log = tmp_path / "handler.jsonl"
+    tasks = [
+        {"id": f"t{i}", "type": "twohost.record", "estimated_duration_ms": 100,
+         "payload": {"item": f"t{i}", "log": str(log), "sleep_s": 0.2}}
+        for i in range(3)
+    ]  # fmt: skip
+    request = {
+        "tasks": tasks,
+        "handlers": {"twohost.record": {"kind": "python", "target": HANDLER}},
+    }
+    runs = [cluster.trigger(request) for _ in range(4)]
+    t0 = time.monotonic()
+    done = _wait(
+        "runs done",
+        lambda: all(
+            cluster.flow_run(r)["state_type"] in ("COMPLETED", "FAILED", "CRASHED") for r in runs
+        ),
+        300,
+        1,
+    )
+    print("runs took", time.monotonic() - t0)
+    states = [cluster.flow_run(r)["state_type"] for r in runs]
+    recs = list(iter_jsonl(log))
+    print(states, {r["host"] for r in recs}, len(recs))
+    for h in cluster.hosts.values():
+        print(h.name, (h.root / "worker.log").read_text()[-1500:])
+    assert states == ["COMPLETED"] * 4
