@@ -125,6 +125,7 @@ def _api(prefect: PrefectOnPostgres, method: str, path: str, **kwargs) -> Any:
     return response.json() if response.content else None
 
 
+@pytest.mark.timeout(900)  # includes a real server start: minutes on loaded cores
 def test_server_started_with_a_postgres_url_stores_its_runs_in_that_database(prefect_on_pg):
     flow = _api(prefect_on_pg, "POST", "/flows/", json={"name": "two-hosts-probe"})
     run = _api(prefect_on_pg, "POST", "/flow_runs/", json={"flow_id": flow["id"]})
