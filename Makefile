@@ -51,6 +51,9 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The Prefect server; with PREFECT_SERVER_DATABASE_CONNECTION_URL set (postgresql://… or
+# postgresql+asyncpg://…) it runs on that database, checked first, and with
+# PREFECT_SERVER_API_HOST=0.0.0.0 it listens for the workers of other hosts (README, "Several hosts").
 server: setup
 	$(PY) -m deployments.server start
 

@@ -11,8 +11,13 @@ adds:
   `status`, `url` and `stop` find the server this project started;
 - `PREFECT_UI_API_URL` when the server is not on 127.0.0.1:4200 (the UI would otherwise look for
   its API there and show "Unable to connect");
-- `PREFECT_SERVER_DATABASE_CONNECTION_URL` (e.g. `postgresql+asyncpg://…`) is passed through to
-  the server when set, and shown with its password masked.
+- `PREFECT_SERVER_DATABASE_CONNECTION_URL` (e.g. `postgresql+asyncpg://…`, the one database of
+  a multi-host setup) is passed through to the server when set, and shown with its password
+  masked. A `postgresql://` URL is given asyncpg, the driver Prefect ships (Prefect's server
+  needs an async driver named in the URL), and a PostgreSQL that cannot be reached is reported
+  in seconds, naming it without the password, instead of after `status --wait`'s timeout;
+- `PREFECT_SERVER_API_HOST` (Prefect's own setting, e.g. `0.0.0.0` for the workers of other
+  hosts) is the address it binds, else 127.0.0.1; the URL it prints then names this host.
 
     python -m deployments.server start|stop|status|url
 """
@@ -20,8 +25,10 @@ adds:
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -35,6 +42,8 @@ HOST = "127.0.0.1"
 DEFAULT_PORT = 4200
 STATE_DIR = PROJECT_DIR / ".prefect-server"
 DATABASE_ENV = "PREFECT_SERVER_DATABASE_CONNECTION_URL"
+HOST_ENV = "PREFECT_SERVER_API_HOST"
+ANY_ADDRESS = ("0.0.0.0", "::")
 
 
 @dataclass
@@ -66,6 +75,35 @@ def masked(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def server_database(url: str) -> str:
+    """The URL Prefect's server is given: `postgresql://`/`postgres://` get Prefect's async
+    driver (`postgresql+asyncpg://`); any other URL is passed as it is."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("postgresql", "postgres"):
+        return f"postgresql+asyncpg://{rest}"
+    return url
+
+
+def check_database(url: str, timeout_s: float = 10.0) -> None:
+    """Fail fast, naming the server without its password, when a PostgreSQL database URL
+    cannot be reached (Prefect's server would only stop answering `status --wait`)."""
+    parts = urlsplit(url)
+    if parts.scheme.split("+")[0] not in ("postgresql", "postgres"):
+        return
+    import psycopg  # the project's PostgreSQL driver (the claim ledger's)
+
+    # without the query: asyncpg's options (`?ssl=…`) are not libpq's
+    dsn = urlunsplit(parts._replace(scheme="postgresql", query=""))
+    try:
+        psycopg.connect(dsn, connect_timeout=max(1, int(timeout_s))).close()
+    except psycopg.OperationalError as exc:
+        where = f"postgresql://{parts.hostname}:{parts.port or 5432}{parts.path}"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if parts.password:
+            reason = reason.replace(parts.password, "***")
+        raise RuntimeError(f"{DATABASE_ENV}: cannot reach {where}: {reason}") from None
+
+
 def _state_file(state_dir: Path) -> Path:
     return state_dir / "api_url"
 
@@ -87,19 +125,39 @@ def running_server(state_dir: Path = STATE_DIR) -> Server | None:
     return Server(url, ui_url_of(url), started_here=True) if api_healthy(url) else None
 
 
+def _server_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    """The server's environment: `env` (default: this process's) without PREFECT_API_URL,
+    with its database URL given Prefect's async driver."""
+    out = {k: v for k, v in (os.environ if env is None else env).items() if k != "PREFECT_API_URL"}
+    if out.get(DATABASE_ENV):
+        out[DATABASE_ENV] = server_database(out[DATABASE_ENV])
+    return out
+
+
 def start_server(
-    state_dir: Path = STATE_DIR, timeout_s: int = 120, port: int | None = None
+    state_dir: Path = STATE_DIR,
+    timeout_s: int = 120,
+    port: int | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Server:
-    """`prefect server start --background` on 127.0.0.1 (on `port`, else 4200 when free, else a
-    free port), then `prefect server status --wait`."""
+    """`prefect server start --background` on 127.0.0.1 or `PREFECT_SERVER_API_HOST` (on
+    `port`, else 4200 when free, else a free port), then `prefect server status --wait`. `env`
+    replaces this process's environment for the server (tests)."""
+    env = _server_env(env)
+    bind = env.get(HOST_ENV) or HOST
+    if env.get(DATABASE_ENV):
+        check_database(env[DATABASE_ENV])
     if port is None:
-        port = DEFAULT_PORT if port_is_free(DEFAULT_PORT, HOST) else free_port(HOST)
-    api = f"http://{HOST}:{port}/api"
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    if port != DEFAULT_PORT:
-        env["PREFECT_UI_API_URL"] = api
+        port = DEFAULT_PORT if port_is_free(DEFAULT_PORT, bind) else free_port(bind)
+    # what other hosts reach it by when it listens on every address; the health checks below
+    # go through loopback either way
+    advertised = socket.gethostname() if bind in ANY_ADDRESS else bind
+    api = f"http://{advertised}:{port}/api"
+    local_api = f"http://{HOST if bind in ANY_ADDRESS else bind}:{port}/api"
+    if port != DEFAULT_PORT or advertised != HOST:
+        env.setdefault("PREFECT_UI_API_URL", api)
     started = _prefect(
-        "server", "start", "--background", "--host", HOST, "--port", str(port),
+        "server", "start", "--background", "--host", bind, "--port", str(port),
         env=env, capture_output=True,
     )  # fmt: skip
     if started.returncode != 0:
@@ -108,10 +166,10 @@ def start_server(
     _state_file(state_dir).write_text(api + "\n")
     ready = _prefect(
         "server", "status", "--wait", "--timeout", str(timeout_s),
-        env={**env, "PREFECT_API_URL": api}, capture_output=True,
+        env={**env, "PREFECT_API_URL": local_api}, capture_output=True,
     )  # fmt: skip
     if ready.returncode != 0:
-        stop_server(state_dir)
+        stop_server(state_dir, env)
         raise RuntimeError(f"prefect server not healthy after {timeout_s} s: {ready.stdout}")
     return Server(api, ui_url_of(api), started_here=True)
 
@@ -121,24 +179,28 @@ def ensure_server(state_dir: Path = STATE_DIR) -> Server:
     return running_server(state_dir) or start_server(state_dir)
 
 
-def stop_server(state_dir: Path = STATE_DIR) -> bool:
-    """`prefect server stop` for the server this project started; True if there was one."""
+def stop_server(state_dir: Path = STATE_DIR, env: Mapping[str, str] | None = None) -> bool:
+    """`prefect server stop` for the server this project started (`env`: the environment it
+    was started with, for its PREFECT_HOME); True if there was one."""
     state = _state_file(state_dir)
     if not state.exists():
         return False
     state.unlink()
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    stopped = _prefect("server", "stop", env=env, capture_output=True)
+    stopped = _prefect("server", "stop", env=_server_env(env), capture_output=True)
     return stopped.returncode == 0 and "stopped" in stopped.stdout.lower()
 
 
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "status"
     if command == "start":
-        server = ensure_server()
+        try:
+            server = ensure_server()
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         print(f"Prefect API {server.api_url}\nPrefect UI  {server.ui_url}")
-        if database := os.environ.get(DATABASE_ENV):
-            print(f"database    {masked(database)}")
+        if server.started_here and (database := os.environ.get(DATABASE_ENV)):
+            print(f"database    {masked(server_database(database))}")
         print(f"export PREFECT_API_URL={server.api_url}")
         return 0
     if command == "stop":
