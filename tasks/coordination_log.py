@@ -35,6 +35,7 @@ from filelock import FileLock, Timeout
 
 from tasks.errors import CorruptStore, LockTimeout
 from tasks.jsonl import append_jsonl, iter_jsonl
+from tasks.redaction import dumps_redacted
 from tasks.settings import Settings, get_settings
 from tasks.store import JsonStore
 
@@ -97,15 +98,26 @@ def _file_entries(coordination_dir: Path) -> Iterator[dict[str, Any]]:
         raise CorruptStore(f"{exc}; it was left untouched — repair or remove that line") from None
 
 
+def append_to_dir(directory: Path, entries: Iterable[dict[str, Any]], timeout_s: float) -> int:
+    """Append to the embedded log in `directory` (what the SQLite ledger logs its completions
+    to, whatever the process's settings say)."""
+    now = datetime.now(UTC).isoformat()
+    rows = _distinct([{"logged_at": now, **e} for e in entries])
+    return _append_file(Path(directory), rows, timeout_s)
+
+
 def _file_append(settings: Settings, entries: list[dict[str, Any]]) -> int:
-    directory = settings.coordination_dir
+    return _append_file(settings.coordination_dir, entries, settings.lock_timeout_s)
+
+
+def _append_file(directory: Path, entries: list[dict[str, Any]], timeout_s: float) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / LOG_FILE
     lock = FileLock(f"{path}.lock")
     try:
-        lock.acquire(timeout=settings.lock_timeout_s)
+        lock.acquire(timeout=timeout_s)
     except Timeout as exc:
-        raise LockTimeout(f"could not lock {path} within {settings.lock_timeout_s:.1f} s") from exc
+        raise LockTimeout(f"could not lock {path} within {timeout_s:.1f} s") from exc
     try:
         with _index(directory) as index:
             _catch_up(index, path)
@@ -191,19 +203,27 @@ def _record(db: sqlite3.Connection, entries: list[dict[str, Any]], log_bytes: in
 
 # -- PostgreSQL --------------------------------------------------------------------------------
 def _pg_append(dsn: str, entries: list[dict[str, Any]]) -> int:
-    from psycopg.types.json import Jsonb
-
     from tasks.claims.pg import connection
 
     with connection(dsn) as conn:
-        if entries:
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO reactor_coordination_log (idempotency_key, logged_at, entry) "
-                    "VALUES (%s, %s, %s) ON CONFLICT (idempotency_key) DO NOTHING",
-                    [(e.get(KEY), e["logged_at"], Jsonb(e, dumps=_dumps)) for e in entries],
-                )
+        insert_pg(conn, entries)
         return conn.execute("SELECT count(*) AS n FROM reactor_coordination_log").fetchone()["n"]
+
+
+def insert_pg(conn: Any, entries: Iterable[dict[str, Any]]) -> None:
+    """Insert `entries` on an open psycopg connection, inside the caller's transaction (the
+    ledger completes an item and logs it in one), skipping keys already logged."""
+    from psycopg.types.json import Jsonb
+
+    now = datetime.now(UTC).isoformat()
+    rows = _distinct([{"logged_at": now, **e} for e in entries])
+    if rows:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO reactor_coordination_log (idempotency_key, logged_at, entry) "
+                "VALUES (%s, %s, %s) ON CONFLICT (idempotency_key) DO NOTHING",
+                [(e.get(KEY), e["logged_at"], Jsonb(e, dumps=_dumps)) for e in rows],
+            )
 
 
 def _pg_read(dsn: str) -> list[dict[str, Any]]:
@@ -215,7 +235,16 @@ def _pg_read(dsn: str) -> list[dict[str, Any]]:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, default=str)
+    return dumps_redacted(value, default=str)  # no known secret in the table either
 
 
-__all__ = ["KEY", "LOG_FILE", "append_entries", "idempotency_key", "log_path", "read_log"]
+__all__ = [
+    "KEY",
+    "LOG_FILE",
+    "append_entries",
+    "append_to_dir",
+    "idempotency_key",
+    "insert_pg",
+    "log_path",
+    "read_log",
+]

@@ -175,7 +175,8 @@ def complete(
 ) -> None:
     """Complete a claimed item (only its current claim may) and append it to the coordination
     log."""
-    from tasks.coordination_log import append_entries
+    from datetime import UTC, datetime
+
     from tasks.errors import InvalidInput
 
     with _ledger(coordination_dir) as ledger:
@@ -183,18 +184,12 @@ def complete(
             value = json.loads(result)
         except json.JSONDecodeError as exc:
             raise InvalidInput(f"--result is not JSON: {exc}") from None
-        done = ledger.complete(work_item_id, claim_id, value)
-        append_entries(
-            [
-                {
-                    "work_item_id": work_item_id, "completed_at": done.completed_at,
-                    "agent_id": done.agent_id, "result": value,
-                    "velocity_points": velocity_points, "scenario": "swarm",
-                    "claim_id": claim_id, "idempotency_key": f"claim:{claim_id}",
-                }
-            ],
-            _settings(coordination_dir),
-        )  # fmt: skip
+        entry = {
+            "work_item_id": work_item_id, "completed_at": datetime.now(UTC).isoformat(),
+            "agent_id": ledger.get(work_item_id).agent_id, "result": value, "velocity_points": velocity_points, "scenario": "swarm",
+            "claim_id": claim_id, "idempotency_key": f"claim:{claim_id}",
+        }  # fmt: skip
+        done = ledger.complete(work_item_id, claim_id, value, log_entry=entry)
         _snapshot(ledger)
         _show(done, as_json)
 

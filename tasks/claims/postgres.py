@@ -49,6 +49,7 @@ from tasks.claims.selection import (
     validate_new_items,
 )
 from tasks.claims.snapshot import Snapshot, write_snapshot
+from tasks.coordination_log import insert_pg
 from tasks.errors import CoordinationConflict, InvalidInput
 from tasks.ids import new_id
 
@@ -347,13 +348,26 @@ class PostgresLedger:
             {"p": percent, "lease_s": lease_s},
         )
 
-    def complete(self, work_item_id: str, claim_id: str, result: Any = None) -> Claim:
-        """Mark the item completed with `result`; only the current claim may."""
-        return self.complete_many([(work_item_id, claim_id, result)])[0]
+    def complete(
+        self,
+        work_item_id: str,
+        claim_id: str,
+        result: Any = None,
+        log_entry: dict[str, Any] | None = None,
+    ) -> Claim:
+        """Mark the item completed with `result`; only the current claim may. `log_entry` goes
+        to the coordination log in the same transaction: a host killed right after cannot
+        leave a completion unlogged."""
+        logged = [log_entry] if log_entry else []
+        return self.complete_many([(work_item_id, claim_id, result)], logged)[0]
 
-    def complete_many(self, completions: Iterable[tuple[str, str, Any]]) -> list[Claim]:
+    def complete_many(
+        self,
+        completions: Iterable[tuple[str, str, Any]],
+        log_entries: Iterable[dict[str, Any]] = (),
+    ) -> list[Claim]:
         """Complete several held items in one transaction, all or none: any stale token is a
-        CoordinationConflict naming it, and nothing is completed."""
+        CoordinationConflict naming it, and nothing is completed (nor logged)."""
         batch = list(completions)
         if not batch:
             return []
@@ -388,6 +402,7 @@ class PostgresLedger:
                 finished = {r["work_item_id"] for r in done}
                 stale = [(w, c) for w, c, _ in batch if w not in finished]
                 raise psycopg.Rollback()
+            insert_pg(conn, log_entries)
         if stale:
             with self._conn() as conn:
                 raise CoordinationConflict(self._why_stale(conn, *stale[0]))

@@ -59,6 +59,7 @@ from tasks.claims.selection import (
     validate_new_items,
 )
 from tasks.claims.snapshot import Snapshot, write_snapshot
+from tasks.coordination_log import append_to_dir
 from tasks.errors import CoordinationConflict, CorruptStore, InvalidInput
 from tasks.ids import new_id
 
@@ -381,9 +382,20 @@ class ClaimLedger:
             )
             return self._claim(db, work_item_id)
 
-    def complete(self, work_item_id: str, claim_id: str, result: Any = None) -> Claim:
-        """Mark the item completed with `result`; only the current claim may."""
-        return self.complete_many([(work_item_id, claim_id, result)])[0]
+    def complete(
+        self,
+        work_item_id: str,
+        claim_id: str,
+        result: Any = None,
+        log_entry: dict[str, Any] | None = None,
+    ) -> Claim:
+        """Mark the item completed with `result`; only the current claim may. `log_entry` is
+        appended to this directory's coordination log right after the commit (a JSONL file
+        cannot share the SQLite transaction; its idempotency key makes a re-append harmless)."""
+        claim = self.complete_many([(work_item_id, claim_id, result)])[0]
+        if log_entry:
+            append_to_dir(self.coordination_dir, [log_entry], self.busy_timeout_s)
+        return claim
 
     def complete_many(self, completions: Iterable[tuple[str, str, Any]]) -> list[Claim]:
         """Complete several held items in one transaction, all or none: any stale token is a

@@ -21,7 +21,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from tasks import agent_registry
 from tasks.claims import Ledger
-from tasks.coordination_log import append_entries, idempotency_key
+from tasks.coordination_log import idempotency_key
 from tasks.errors import CoordinationConflict
 from tasks.settings import Settings
 from tasks.swarm.errors import SuccessRateTooLow
@@ -159,8 +159,10 @@ def execute_item(
                     on_attempt=lambda n: span.set_attribute("swarm.attempts", n),
                     on_retry=on_retry,
                 )
-            if outcome.error is None:
-                ledger.complete(wid, claim_id, outcome.result)
+            if outcome.error is None:  # completed and logged at once (one transaction on PG)
+                finished = record("completed", outcome.attempts, outcome.result)
+                entry = _log_entry(finished, task, run_id)
+                ledger.complete(wid, claim_id, outcome.result, log_entry=entry)
         except Exception as exc:  # no handler, or the ledger refused (the lease was lost)
             outcome.error = exc
         span.set_attribute("swarm.attempts", outcome.attempts)
@@ -181,8 +183,6 @@ def execute_item(
             done = record("failed", outcome.attempts, error=error)
     agent_registry.set_workload(agent_id, -1, settings)
     agent_registry.record_outcome(agent_id, done.duration_ms, done.status == "completed", settings)
-    if done.status == "completed":
-        append_entries([_log_entry(done, task, run_id)], settings)
     return done
 
 
