@@ -3,8 +3,8 @@
 - **Result storage**: every flow persists its task results. By default they go to
   `<coordination dir>/results` (a `LocalFileSystem` whose base path is read from the settings
   at the start of each flow run, so a test's or a worker's own coordination dir is honoured
-  without re-importing the flow); `REACTOR_RESULT_STORAGE=<block-type>/<name>` names any Prefect storage
-  block instead (S3, GCS, a shared volume: what several hosts need).
+  without re-importing the flow); `REACTOR_RESULT_STORAGE=<block-type>/<name>` names any
+  Prefect storage block instead (S3, GCS, a shared volume: what several hosts need).
 - **Cache keys equal on a retry of the same run**: `RESUMABLE` = the flow run id + the task's
   inputs + its source. A retried run (same flow-run id) finds the records of the tasks that
   finished and loads them instead of running them again (measured on Prefect 3.9.1: those task

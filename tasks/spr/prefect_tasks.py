@@ -18,6 +18,7 @@ from prefect.transactions import get_transaction
 from tasks.artifacts import publish_markdown, publish_table
 from tasks.coordination_log import append_entries, idempotency_key
 from tasks.export import ExportResult, export_dataset
+from tasks.resume import RESUMABLE
 from tasks.settings import get_settings
 from tasks.spr import learning, report, sprfile
 from tasks.spr.llm import planned_source
@@ -30,7 +31,6 @@ from tasks.spr.models import (
     RatioAdjustments,
     SPRDocument,
 )
-from tasks.resume import RESUMABLE
 from tasks.spr.pipeline import analyze_document, compress_documents, unpack
 from tasks.telemetry import get_tracer
 
