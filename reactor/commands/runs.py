@@ -172,10 +172,14 @@ def resume(
 ) -> None:
     """Resume a crashed run under the same flow-run id: tasks that finished are loaded from
     their persisted results; a deployment run is handed back to its worker."""
+    from prefect.exceptions import ObjectNotFound
+
     try:
         outcome = asyncio.run(resume_run(flow_run_id, force, entrypoint))
     except NotResumable as exc:
         fail(str(exc))
+    except ObjectNotFound:
+        fail(f"no flow run {flow_run_id} on this Prefect server")
     except ValueError as exc:  # not a UUID
         fail(f"{flow_run_id!r} is not a flow run id: {exc}")
     if json_output:
