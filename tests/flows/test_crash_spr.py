@@ -37,10 +37,11 @@ def spr_files(settings) -> list:
 
 def persisted_chunks(settings) -> int:
     """Compress results the run has persisted: the result files beyond the analysis's (one per
-    chunk) and the learned ratios' (one), which all come before the first compression."""
+    chunk) and the loaded ratios' (one), which all come before the first compression (capped:
+    the steps after the compressions persist theirs too)."""
     folder = settings.coordination_dir / "results"
     files = sum(1 for p in folder.iterdir() if p.is_file()) if folder.is_dir() else 0
-    return max(0, files - DOCS - 1)
+    return min(max(0, files - DOCS - 1), DOCS * len(FORMATS))
 
 
 KILL_POINTS = {

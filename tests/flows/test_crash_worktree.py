@@ -72,7 +72,9 @@ KILL_POINTS = {
 def test_killed_deploy_resumes_adopting_what_the_dead_attempt_made(repo, point):
     before = branches(repo)
     req = chain(repo)
-    killed = run_and_kill(ENTRY, {"request": req.model_dump(mode="json")}, lambda: KILL_POINTS[point](repo))
+    killed = run_and_kill(
+        ENTRY, {"request": req.model_dump(mode="json")}, lambda: KILL_POINTS[point](repo)
+    )
     up_at_kill = set(listening(repo))
 
     outcome = resume(killed.flow_run_id)
@@ -81,7 +83,9 @@ def test_killed_deploy_resumes_adopting_what_the_dead_attempt_made(repo, point):
     assert {n: starts(repo, n) for n in NAMES} == dict.fromkeys(NAMES, 1), "a service started twice"
     assert up_at_kill <= set(NAMES)
     entries = open_registry().environments()
-    assert {n: e.status for n, e in entries.items()} == dict.fromkeys(NAMES, EnvironmentStatus.healthy)
+    assert {n: e.status for n, e in entries.items()} == dict.fromkeys(
+        NAMES, EnvironmentStatus.healthy
+    )
     assert {e.run_id for e in entries.values()} == {str(killed.flow_run_id)}
     running = sorted(p.pid for p in processes_under(repo))
     assert running == sorted(e.process.pid for e in entries.values()), "an orphaned process"
@@ -94,7 +98,9 @@ def test_killed_deploy_resumes_adopting_what_the_dead_attempt_made(repo, point):
 def test_failed_retry_rolls_back_what_both_attempts_made(repo):
     before = branches(repo)
     req = chain(repo)
-    killed = run_and_kill(ENTRY, {"request": req.model_dump(mode="json")}, lambda: KILL_POINTS["midway"](repo))
+    killed = run_and_kill(
+        ENTRY, {"request": req.model_dump(mode="json")}, lambda: KILL_POINTS["midway"](repo)
+    )
     ports = list(open_registry().read().port_allocations.values())
     # web has not started yet: make its start fail, so the retry fails and rolls back
     (repo / "worktrees" / "web" / "service.py").write_text("raise SystemExit(3)\n")
