@@ -18,8 +18,8 @@ from tests.crash import resume, run_and_kill
 from tests.flows.test_spr_pipeline import _docs
 
 ENTRY = "flows.spr_pipeline:spr_pipeline"
-FORMATS = ["minimal", "standard"]
-DOCS = 6
+FORMATS = ["standard"]
+DOCS = 4
 
 
 def compressions(settings) -> Counter:
@@ -65,7 +65,7 @@ def request(docs: list[SPRDocument]) -> SPRRequest:
 
 @pytest.mark.parametrize("point", list(KILL_POINTS))
 def test_killed_spr_run_resumes_without_recompressing_finished_chunks(reactor_env, point):
-    docs = _docs(DOCS, words=400)
+    docs = _docs(DOCS, words=300)
     persisted: list[int] = []
 
     def kill_when() -> bool:
@@ -100,7 +100,7 @@ def test_killed_spr_run_resumes_without_recompressing_finished_chunks(reactor_en
 
 def test_new_spr_run_after_a_crash_without_resume_exports_only_its_own_rows(reactor_env):
     """No retry: the dead run left no rows or log entry, and the next run proceeds normally."""
-    docs = _docs(DOCS, words=400)
+    docs = _docs(DOCS, words=300)
     params = {"request": request(docs).model_dump(mode="json")}
     killed = run_and_kill(ENTRY, params, lambda: KILL_POINTS["midway"](reactor_env))
 
