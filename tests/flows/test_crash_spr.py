@@ -17,6 +17,9 @@ from tasks.telemetry import read_spans, spans_path
 from tests.crash import resume, run_and_kill
 from tests.flows.test_spr_pipeline import _docs
 
+# a spawned Prefect process starts in ~30 s on loaded shared cores; the kill tests wait for it
+pytestmark = pytest.mark.timeout(600)
+
 ENTRY = "flows.spr_pipeline:spr_pipeline"
 FORMATS = ["standard"]
 DOCS = 4

@@ -24,6 +24,9 @@ from tests.unit.worktree.helpers import (
     worktree_paths,
 )
 
+# a spawned Prefect process starts in ~30 s on loaded shared cores; the kill tests wait for it
+pytestmark = pytest.mark.timeout(600)
+
 ENTRY = "flows.worktree_deployment:worktree_deployment"
 NAMES = ["db", "api", "web"]
 FAST = {"health_poll_interval_s": 0.1, "health_check_timeout_s": 20}
