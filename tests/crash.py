@@ -10,6 +10,7 @@ after an OOM kill or a reboot. `resume` then finishes the same flow run through
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 import os
 import signal
@@ -103,6 +104,21 @@ def resume(flow_run_id: UUID):
     from reactor.commands.runs import resume_run
 
     return asyncio.run(resume_run(flow_run_id, force=True))
+
+
+def persisted_results(settings) -> int:
+    """Task results the run has persisted completely under `<coordination dir>/results`.
+    Prefect's local storage writes a record in place: a file being written (or cut short by
+    the kill) is not JSON yet and does not count."""
+    folder = settings.coordination_dir / "results"
+    done = 0
+    for path in folder.iterdir() if folder.is_dir() else ():
+        try:
+            json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            continue
+        done += 1
+    return done
 
 
 async def _flow_run(flow_run_id: UUID):

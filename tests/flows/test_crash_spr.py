@@ -14,7 +14,7 @@ from tasks.coordination_log import read_log
 from tasks.export import dataset_folder, read_export
 from tasks.spr.models import SPRDocument, SPRRequest
 from tasks.telemetry import read_spans, spans_path
-from tests.crash import resume, run_and_kill
+from tests.crash import persisted_results, resume, run_and_kill
 from tests.flows.test_spr_pipeline import _docs
 
 # a spawned Prefect process starts in ~30 s on loaded shared cores; the kill tests wait for it
@@ -42,9 +42,7 @@ def persisted_chunks(settings) -> int:
     """Compress results the run has persisted: the result files beyond the analysis's (one per
     chunk) and the loaded ratios' (one), which all come before the first compression (capped:
     the steps after the compressions persist theirs too)."""
-    folder = settings.coordination_dir / "results"
-    files = sum(1 for p in folder.iterdir() if p.is_file()) if folder.is_dir() else 0
-    return min(max(0, files - DOCS - 1), DOCS * len(FORMATS))
+    return min(max(0, persisted_results(settings) - DOCS - 1), DOCS * len(FORMATS))
 
 
 KILL_POINTS = {

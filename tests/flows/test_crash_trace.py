@@ -13,7 +13,7 @@ from tasks.coordination_log import read_log
 from tasks.export import dataset_folder, read_export
 from tasks.trace.sample import rebase_urls, sample_trace_request
 from tasks.trace.standins import Behaviour, StandinConfig, run_standins
-from tests.crash import resume, run_and_kill
+from tests.crash import persisted_results, resume, run_and_kill
 
 # a spawned Prefect process starts in ~30 s on loaded shared cores; the kill tests wait for it
 pytestmark = pytest.mark.timeout(600)
@@ -43,9 +43,7 @@ def answered(standins) -> int:
 
 def persisted_calls(settings) -> int:
     """Call results the run persisted: result files beyond the trace identity's."""
-    folder = settings.coordination_dir / "results"
-    files = sum(1 for p in folder.iterdir() if p.is_file()) if folder.is_dir() else 0
-    return max(0, files - 1)
+    return max(0, persisted_results(settings) - 1)
 
 
 def hops_files(settings) -> list:
