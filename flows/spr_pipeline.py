@@ -17,6 +17,7 @@ from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifa
 from prefect.utilities.annotations import quote
 
 from tasks.events import emit
+from tasks.resume import resumable
 from tasks.runtime import current_run_id, task_runner
 from tasks.spr import report
 from tasks.spr.files import batch_documents
@@ -53,7 +54,7 @@ def _trace_id() -> str | None:
     return format(context.trace_id, "032x") if context.is_valid else None
 
 
-@flow(name="spr-pipeline", task_runner=task_runner(), validate_parameters=True)
+@flow(name="spr-pipeline", task_runner=task_runner(), validate_parameters=True, **resumable())
 async def spr_pipeline(request: SPRRequest) -> SPRRunResult:
     configure_telemetry()
     logger = get_run_logger()

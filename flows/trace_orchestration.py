@@ -19,12 +19,19 @@ from prefect.futures import PrefectFuture
 from tasks.errors import ServiceUnhealthy
 from tasks.events import emit
 from tasks.graph import batches
+from tasks.resume import resumable
 from tasks.runtime import current_run_id, task_runner
 from tasks.settings import get_settings
 from tasks.telemetry import configure_telemetry, spans_path
 from tasks.trace.context import open_trace
 from tasks.trace.models import SystemResult, TraceRequest, TraceRunResult
-from tasks.trace.prefect_tasks import analyze_trace, call_system, export_hops, update_dashboard
+from tasks.trace.prefect_tasks import (
+    analyze_trace,
+    call_system,
+    export_hops,
+    trace_identity,
+    update_dashboard,
+)
 from tasks.trace.report import hop_rows, path_of, wait_with_progress
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "trace" / "systems.json"
@@ -34,6 +41,7 @@ SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "trace" / "systems
     name="trace-orchestration",
     flow_run_name="trace-{request.workflow_id}",
     task_runner=task_runner(),
+    **resumable(),
 )
 async def trace_orchestration(request: TraceRequest) -> TraceRunResult:
     logger = get_run_logger()
@@ -49,7 +57,8 @@ async def trace_orchestration(request: TraceRequest) -> TraceRunResult:
     )
 
     # 1. Trace initialisation: root span, correlation id, baggage, our tracestate entry.
-    with open_trace(request) as trace:
+    # (a resumed run gets its first attempt's trace id and correlation id back)
+    with open_trace(request, trace_identity(request.workflow_id)) as trace:
         # 2. Every system in dependency order. All calls are submitted up front with their
         # upstream futures as arguments, so independent systems run concurrently and each one
         # starts as soon as its own dependencies finished (bench/trace_bench.py: 20 systems at

@@ -18,6 +18,7 @@ from tasks.events import emit
 from tasks.graph import ReadySet
 from tasks.runtime import current_run_id, task_runner
 from tasks.telemetry import configure_telemetry
+from tasks.worktree import adopt
 from tasks.worktree.errors import DeploymentRolledBack, WorktreeError
 from tasks.worktree.models import (
     DeploymentRequest,
@@ -34,6 +35,7 @@ from tasks.worktree.prefect_tasks import (
     setup_monitoring,
 )
 from tasks.worktree.preflight import preflight
+from tasks.worktree.registry import open_registry
 from tasks.worktree.report import publish_deployment
 
 
@@ -50,8 +52,12 @@ def _deploy(request: DeploymentRequest) -> DeploymentResult:
     logger = get_run_logger()
     started = time.perf_counter()
     run_id = current_run_id()
+    # A retry of this run adopts what its dead attempt made (tasks/worktree/adopt.py).
+    adoptable = adopt.owned(open_registry(), run_id)
+    if adoptable:
+        logger.info("resuming: this run's dead attempt made %s", sorted(adoptable))
     # Pre-flight: not a git repo, a bad ref or an existing path raises here, nothing created.
-    checked = preflight(request)
+    checked = preflight(request, adoptable)
     logger.info(
         "deploying %d worktree(s) of %s in batches %s (%s, on failure: %s)",
         len(request.worktrees),
@@ -66,10 +72,10 @@ def _deploy(request: DeploymentRequest) -> DeploymentResult:
     monitoring = False
     try:
         with compensating(f"deployment {run_id}"):
-            ports = allocate_ports(request)  # 1. environment registry
-            worktrees = create_worktrees(checked, request, ports)  # 2. git worktrees
+            ports = allocate_ports(request, run_id)  # 1. environment registry
+            worktrees = create_worktrees(checked, request, ports, run_id)  # 2. git worktrees
             # 3-5. dependency order, install and start, health
-            deploy_in_dependency_order(request, worktrees, ports, outcomes, skipped)
+            deploy_in_dependency_order(request, worktrees, ports, outcomes, skipped, run_id)
             failed = [o for o in outcomes.values() if not o.ok]
             if failed and request.on_failure == "rollback":
                 raise ServiceUnhealthy(
@@ -101,13 +107,13 @@ def _deploy(request: DeploymentRequest) -> DeploymentResult:
 
 
 def create_worktrees(
-    checked: Preflight, request: DeploymentRequest, ports: dict[str, int]
+    checked: Preflight, request: DeploymentRequest, ports: dict[str, int], run_id: str
 ) -> dict[str, WorktreeInfo]:
     """All worktrees, concurrently when `parallel`. Every future is awaited before a failure is
     raised, so the rollback sees every worktree that was made."""
     futures: dict[str, PrefectFuture] = {}
     for spec in request.worktrees:
-        futures[spec.name] = create_worktree.submit(checked, spec, ports[spec.name])
+        futures[spec.name] = create_worktree.submit(checked, spec, ports[spec.name], run_id)
         if not request.parallel:
             wait([futures[spec.name]])
     wait(list(futures.values()))
@@ -124,6 +130,7 @@ def deploy_in_dependency_order(
     ports: dict[str, int],
     outcomes: dict[str, ServiceOutcome],
     skipped: dict[str, str],
+    run_id: str,
 ) -> None:
     """Start each service as soon as all its dependencies are healthy (so each batch starts
     only after the batches it depends on are healthy); skip dependents of a failure. With
@@ -140,7 +147,7 @@ def deploy_in_dependency_order(
             if halted is None:
                 for name in ready.take(None if request.parallel else 1 - len(running)):
                     future = deploy_service.submit(
-                        request, specs[name], worktrees[name], ports[name]
+                        request, specs[name], worktrees[name], ports[name], run_id
                     )
                     running[future] = name
             if not running:

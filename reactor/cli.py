@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from reactor.commands import claims, demo, spr, swarm, trace, worktree
+from reactor.commands import claims, demo, runs, spr, swarm, trace, worktree
 
 app = typer.Typer(
     name="reactor",
@@ -17,4 +17,5 @@ app.add_typer(swarm.app, name="swarm")
 app.add_typer(claims.app, name="claims")
 app.add_typer(trace.app, name="trace")
 app.add_typer(worktree.app, name="worktree")
+app.add_typer(runs.app, name="runs")
 app.command("demo")(demo.demo)

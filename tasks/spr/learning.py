@@ -83,9 +83,12 @@ def record_run(
     run_id: str,
     settings: Settings | None = None,
 ) -> RatioAdjustments:
-    """Fold this run's results into the persisted adjustments (under the store's lock)."""
+    """Fold this run's results into the persisted adjustments (under the store's lock), once
+    per run: the same run again (a resumed run) changes nothing."""
 
     def mutate(state: dict[str, Any]) -> None:
+        if state.get("last_run_id") == run_id:
+            return  # a retry of a run killed after this update: already folded in
         state["adjustments"] = learn_adjustments(
             state.get("adjustments", {}), results, step, threshold
         )

@@ -16,8 +16,9 @@ from prefect.context import TaskRunContext
 from prefect.transactions import get_transaction
 
 from tasks.artifacts import publish_markdown, publish_table
-from tasks.coordination_log import append_entries
+from tasks.coordination_log import append_entries, idempotency_key
 from tasks.export import ExportResult, export_dataset
+from tasks.resume import RESUMABLE
 from tasks.settings import get_settings
 from tasks.spr import learning, report, sprfile
 from tasks.spr.llm import planned_source
@@ -55,7 +56,7 @@ def _compressor_key(_: TaskRunContext, inputs: dict[str, Any]) -> str:
 COMPRESSION_CACHE = INPUTS + TASK_SOURCE + CacheKeyFnPolicy(cache_key_fn=_compressor_key)
 
 
-@task(task_run_name="analyze-{label}", retries=1, retry_delay_seconds=1)
+@task(task_run_name="analyze-{label}", retries=1, retry_delay_seconds=1, cache_policy=RESUMABLE)
 def analyze_chunk(docs: list[SPRDocument | DocumentFile], label: str) -> list[AnalyzedDocument]:
     return [analyze_document(doc) for doc in docs]
 
@@ -74,7 +75,8 @@ def compress_chunk(
     (`packed_docs` from `pipeline.pack`; `adjustments` from `learning.relevant_adjustments`)."""
     docs = unpack(packed_docs)
     with get_tracer().start_as_current_span(
-        "spr.compress_chunk", attributes={"spr.format": params.format, "spr.documents": len(docs)}
+        "spr.compress_chunk",
+        attributes={"spr.format": params.format, "spr.chunk": label, "spr.documents": len(docs)},
     ) as span:
         out = compress_documents(docs, params, adjustments)
         done = [r for r in out.values() if isinstance(r, FormatResult)]
@@ -92,19 +94,19 @@ def compress_chunk(
     return out
 
 
-@task(task_run_name="load-learned-ratios")
+@task(task_run_name="load-learned-ratios", cache_policy=RESUMABLE)
 def load_adjustments() -> RatioAdjustments:
     return learning.load_learned()
 
 
-@task(task_run_name="learn-ratios")
+@task(task_run_name="learn-ratios", cache_policy=RESUMABLE)
 def save_adjustments(
     results: list[DocumentResult], step: float, threshold: float, run_id: str
 ) -> RatioAdjustments:
     return learning.record_run(results, step, threshold, run_id)
 
 
-@task(task_run_name="write-spr-files")
+@task(task_run_name="write-spr-files", cache_policy=RESUMABLE)
 def write_spr_files(
     results: list[DocumentResult], run_id: str, trace_id: str | None
 ) -> sprfile.WrittenFiles:
@@ -114,7 +116,7 @@ def write_spr_files(
     return sprfile.write_spr_files(results, folder, trace_id, now)
 
 
-@task(task_run_name="export-{run_id}")
+@task(task_run_name="export-{run_id}", cache_policy=RESUMABLE)
 def export_results(
     results: list[DocumentResult], run_id: str, formats: list[str]
 ) -> ExportResult | None:
@@ -131,12 +133,14 @@ def export_results(
     )
 
 
-@task(task_run_name="log-run-{run_id}")
+@task(task_run_name="log-run-{run_id}", cache_policy=RESUMABLE)
 def log_run(run_id: str, trace_id: str | None, summary: dict[str, Any]) -> int:
-    return append_entries([{"scenario": "spr", "run_id": run_id, "trace_id": trace_id, **summary}])
+    # keyed by run: a retry of a run killed after this append does not log the run twice
+    entry = {"scenario": "spr", "run_id": run_id, "trace_id": trace_id, **summary}
+    return append_entries([{**entry, "idempotency_key": idempotency_key("spr", run_id)}])
 
 
-@task(task_run_name="publish-report")
+@task(task_run_name="publish-report", cache_policy=RESUMABLE)
 def publish_report(
     results: list[DocumentResult], run_id: str, learned: RatioAdjustments, threshold: float
 ) -> None:

@@ -8,11 +8,26 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    Status,
+    StatusCode,
+    TraceFlags,
+    set_span_in_context,
+)
 
 from tasks.ids import new_id
 from tasks.telemetry import get_tracer
-from tasks.trace.models import SYSTEM_ORIGIN, WORKFLOW_TYPE, TraceRequest, TraceStart
+from tasks.trace.models import (
+    SYSTEM_ORIGIN,
+    WORKFLOW_TYPE,
+    TraceIdentity,
+    TraceRequest,
+    TraceStart,
+)
 from tasks.trace.spans import KIND_ATTR
 from tasks.tracing import (
     format_span_id,
@@ -36,12 +51,37 @@ def workflow_baggage(request: TraceRequest, correlation_id: str) -> dict[str, st
     }
 
 
+def new_identity() -> TraceIdentity:
+    """A run's trace id and correlation id, made once per flow run: a resumed run reads them
+    back (a cached task result) so its calls carry the same ids as the dead attempt's."""
+    ids = RandomIdGenerator()
+    return TraceIdentity(
+        trace_id=format_trace_id(ids.generate_trace_id()),
+        anchor_span_id=format_span_id(ids.generate_span_id()),
+        correlation_id=new_id("coord"),
+    )
+
+
+def _anchor(identity: TraceIdentity) -> Context:
+    """The context whose (remote) parent fixes the run's trace id for every attempt's root."""
+    parent = SpanContext(
+        trace_id=int(identity.trace_id, 16),
+        span_id=int(identity.anchor_span_id, 16),
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+    )
+    return set_span_in_context(NonRecordingSpan(parent))
+
+
 @contextlib.contextmanager
-def open_trace(request: TraceRequest) -> Iterator[TraceStart]:
-    """Start the workflow's root span (child of whatever span is current, e.g. the Prefect
-    flow-run span) and yield the trace; the root span ends when the block does, marked as
-    an error if the block raised."""
-    correlation_id = new_id("coord")
+def open_trace(
+    request: TraceRequest, identity: TraceIdentity | None = None
+) -> Iterator[TraceStart]:
+    """Start the workflow's root span in the trace of `identity` (a fresh one when None) and
+    yield the trace; the root span ends when the block does, marked as an error if the block
+    raised. Each attempt of a run has a root span of its own, all in the run's one trace."""
+    identity = identity or new_identity()
+    correlation_id = identity.correlation_id
     baggage = workflow_baggage(request, correlation_id)
     attributes: dict[str, Any] = {
         KIND_ATTR: "root",
@@ -50,7 +90,7 @@ def open_trace(request: TraceRequest) -> Iterator[TraceStart]:
         "reactor.trace.systems": [s.name for s in request.systems],
     }
     with get_tracer().start_as_current_span(
-        f"trace {request.workflow_id}", attributes=attributes
+        f"trace {request.workflow_id}", context=_anchor(identity), attributes=attributes
     ) as root:
         ctx = with_tracestate(TRACESTATE_KEY, correlation_id, with_baggage(baggage))
         span_ctx = root.get_span_context()

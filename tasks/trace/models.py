@@ -211,6 +211,15 @@ class CallContext(BaseModel):
     enable_fallback: bool = True
 
 
+class TraceIdentity(BaseModel):
+    """The ids a run keeps across its attempts: its trace id (every attempt's root span is a
+    child of the remote `anchor_span_id` in it) and its correlation id."""
+
+    trace_id: str
+    anchor_span_id: str
+    correlation_id: str
+
+
 class TraceStart(BaseModel):
     """The workflow's trace: ids, baggage and the serialized W3C carrier."""
 

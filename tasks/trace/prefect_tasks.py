@@ -11,22 +11,25 @@ from typing import Any
 from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.trace import TracerProvider
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect.cache_policies import INPUTS, NO_CACHE, RUN_ID, TASK_SOURCE
 
-from tasks.coordination_log import append_entries
+from tasks.coordination_log import append_entries, idempotency_key
 from tasks.errors import ServiceUnhealthy
 from tasks.events import emit
 from tasks.export import export_dataset
+from tasks.resume import RESUMABLE
 from tasks.settings import Settings, get_settings
 from tasks.telemetry import configure_telemetry, read_spans
 from tasks.trace.analysis import analyze_spans
 from tasks.trace.calls import execute_system
+from tasks.trace.context import new_identity
 from tasks.trace.models import (
     Attempt,
     CallContext,
     SystemResult,
     SystemSpec,
     TraceAnalysis,
+    TraceIdentity,
     TraceRunResult,
 )
 from tasks.trace.report import (
@@ -37,8 +40,18 @@ from tasks.trace.report import (
     publish_artifacts,
 )
 
+# a retry of the same run loads the calls that answered; the carrier (the attempt's root span)
+# is left out of the key, the run id, the system and its upstream answers are in it
+CALL_CACHE = RUN_ID + TASK_SOURCE + (INPUTS - "ctx")
 
-@task(task_run_name="call-{spec.name}", cache_policy=NO_CACHE)
+
+@task(task_run_name="trace-identity", cache_policy=RESUMABLE)
+def trace_identity(workflow_id: str) -> TraceIdentity:
+    """The run's trace id and correlation id, the same for every attempt of the run."""
+    return new_identity()
+
+
+@task(task_run_name="call-{spec.name}", cache_policy=CALL_CACHE)
 def call_system(
     spec: SystemSpec, ctx: CallContext, upstream: dict[str, SystemResult]
 ) -> SystemResult:
@@ -107,5 +120,10 @@ def update_dashboard(
     settings = settings or get_settings()
     publish_artifacts(result, rows)
     broadcast = emit("trace", "completed", result.workflow_id, dashboard_payload(result), settings)
-    append_entries([coordination_entry(result)], settings)
+    # keyed by run: a resumed run killed after this append does not log the run twice
+    entry = {
+        **coordination_entry(result),
+        "idempotency_key": idempotency_key("trace", result.run_id),
+    }
+    append_entries([entry], settings)
     return None if broadcast is None else broadcast.delivered

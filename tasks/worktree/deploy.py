@@ -111,6 +111,32 @@ def run_service(
     return outcome
 
 
+def adopt_service(
+    spec: WorktreeSpec,
+    worktree: WorktreeInfo,
+    port: int,
+    request: DeploymentRequest,
+    registry: EnvironmentRegistry,
+    identity: ProcessIdentity,
+    started: datetime,
+) -> ServiceOutcome:
+    """A service a dead attempt of this run started and that still runs (its identity checked
+    by the caller): waited for like a fresh start, never started twice; stopped if it never
+    becomes healthy."""
+    outcome = ServiceOutcome(
+        name=spec.name,
+        status=ServiceStatus.healthy,
+        port=port,
+        worktree_path=worktree.path,
+        branch=worktree.branch,
+        log_path=process.log_path_for(worktree.path, spec.name),
+    )
+    url = health.health_url(port, spec.health_path)
+    with get_tracer().start_as_current_span("worktree.adopt_service") as span:
+        span.set_attributes({"worktree.name": spec.name, "worktree.pid": identity.pid})
+        return _await_health(spec, request, registry, outcome, identity, started, url)
+
+
 def launch_service(
     spec: WorktreeSpec,
     worktree: WorktreeInfo,

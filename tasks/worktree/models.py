@@ -333,6 +333,8 @@ class EnvironmentEntry(BaseModel):
     consecutive_failures: int = 0
     restarts: list[datetime] = Field(default_factory=list)
     last_check: LastCheck | None = None
+    # the deployment flow run that made the entry: its retry adopts what the entry records
+    run_id: str | None = None
 
     @field_validator("service_env")
     @classmethod

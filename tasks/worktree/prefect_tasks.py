@@ -11,7 +11,7 @@ from tasks.compensation import record_compensation
 from tasks.events import emit
 from tasks.settings import get_settings
 from tasks.telemetry import get_tracer
-from tasks.worktree import deploy, gitops, monitor, process, report, teardown
+from tasks.worktree import adopt, deploy, gitops, monitor, process, report, teardown
 from tasks.worktree.models import (
     DeploymentRequest,
     MonitorCheck,
@@ -29,14 +29,19 @@ from tasks.worktree.report import SCENARIO
 
 
 @task(cache_policy=NO_CACHE, task_run_name="allocate-ports")
-def allocate_ports(request: DeploymentRequest) -> dict[str, int]:
-    """One locked registry update for every worktree's port (idempotent per name)."""
+def allocate_ports(request: DeploymentRequest, run_id: str | None = None) -> dict[str, int]:
+    """One locked registry update for every worktree's port (idempotent per name). A retried
+    run keeps the ports its dead attempt allocated, and a rollback releases those too."""
+    registry = open_registry()
     with get_tracer().start_as_current_span("worktree.allocate_ports") as span:
-        ports, new = open_registry().allocate_ports(
-            {w.name: w.port for w in request.worktrees}, request.port_range
+        ports, new = registry.allocate_ports(
+            {w.name: w.port for w in request.worktrees}, request.port_range, run_id=run_id
         )
         span.set_attribute("worktree.ports", [f"{n}={p}" for n, p in ports.items()])
-    get_transaction().set("allocated", new)
+    earlier = [n for n in adopt.owned(registry, run_id) if n not in new] if run_id else []
+    if earlier:
+        get_run_logger().info("adopted the ports of %s from this run's dead attempt", earlier)
+    get_transaction().set("allocated", [*new, *earlier])
     get_transaction().set("ports", ports)
     get_run_logger().info("ports %s (%d newly allocated)", ports, len(new))
     return ports
@@ -50,12 +55,23 @@ def _release_ports(txn: Transaction) -> None:
 
 
 @task(cache_policy=NO_CACHE, task_run_name="worktree-{spec.name}")
-def create_worktree(preflight: Preflight, spec: WorktreeSpec, port: int) -> WorktreeAttempt:
+def create_worktree(
+    preflight: Preflight, spec: WorktreeSpec, port: int, run_id: str | None = None
+) -> WorktreeAttempt:
     """`git worktree add` (new branch from base_ref when the branch does not exist), validated
     with `git worktree list --porcelain`, plus its `.env` and registry entry. Never raises:
-    a task that raises inside a transaction rolls it back while its siblings still run."""
-    logger = get_run_logger()
-    attempt = deploy.make_worktree(preflight, spec, port, open_registry(), logger.warning)
+    a task that raises inside a transaction rolls it back while its siblings still run. A
+    worktree this run's dead attempt made and registered is adopted, not made again."""
+    logger, registry = get_run_logger(), open_registry()
+    entry = adopt.owned(registry, run_id).get(spec.name) if run_id else None
+    info = adopt.adoptable_worktree(preflight.repo_path, entry, spec.name) if entry else None
+    if info is not None:
+        attempt = WorktreeAttempt(name=spec.name, info=info)
+        logger.info("%s: adopted worktree %s from this run's dead attempt", spec.name, info.path)
+    else:
+        if entry is not None and preflight.paths[spec.name].exists():  # half made, unregistered
+            gitops.remove_worktree(preflight.repo_path, preflight.paths[spec.name])
+        attempt = deploy.make_worktree(preflight, spec, port, registry, logger.warning)
     if attempt.info is not None:  # made: the undo hook must see it, whatever came after
         get_transaction().set("worktree", attempt.info)
         get_transaction().set("repo_path", preflight.repo_path)
@@ -68,6 +84,10 @@ def _remove_worktree(txn: Transaction) -> None:
     info: WorktreeInfo | None = txn.get("worktree", None)
     if info is None:
         return
+    # a service a dead attempt of this run started, which this attempt never reached
+    entry = open_registry().entry(info.name)
+    if entry is not None and entry.process is not None and process.stop_process(entry.process):
+        record_compensation(f"stopped {info.name} (pid {entry.process.pid})")
     branch = info.branch if info.created_branch else None
     for done in gitops.remove_worktree(txn.get("repo_path"), info.path, branch):
         record_compensation(done)
@@ -75,12 +95,27 @@ def _remove_worktree(txn: Transaction) -> None:
 
 @task(cache_policy=NO_CACHE, task_run_name="start-{spec.name}")
 def deploy_service(
-    request: DeploymentRequest, spec: WorktreeSpec, worktree: WorktreeInfo, port: int
+    request: DeploymentRequest,
+    spec: WorktreeSpec,
+    worktree: WorktreeInfo,
+    port: int,
+    run_id: str | None = None,
 ) -> ServiceOutcome:
-    """Install, start (own session, logs to a file, identity in the registry), poll health."""
-    logger = get_run_logger()
-    logger.info("starting %s on port %d", spec.name, port)
-    outcome = deploy.run_service(spec, worktree, port, request, open_registry())
+    """Install, start (own session, logs to a file, identity in the registry), poll health.
+    A service this run's dead attempt started that still runs (same pid, create time and
+    command line) is adopted; one that is gone is started again."""
+    logger, registry = get_run_logger(), open_registry()
+    entry = adopt.owned(registry, run_id).get(spec.name) if run_id else None
+    identity = adopt.running_service(entry)
+    if entry is not None and identity is not None:
+        logger.info("%s: adopted pid %d from this run's dead attempt", spec.name, identity.pid)
+        started = entry.started_at or deploy.now()
+        outcome = deploy.adopt_service(spec, worktree, port, request, registry, identity, started)
+    else:
+        if entry is not None and entry.process is not None:
+            logger.warning("%s: the dead attempt's process is gone; starting it again", spec.name)
+        logger.info("starting %s on port %d", spec.name, port)
+        outcome = deploy.run_service(spec, worktree, port, request, registry)
     get_transaction().set("process", outcome.process)
     get_transaction().set("name", spec.name)
     report.log_service(logger, outcome)

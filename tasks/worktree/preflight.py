@@ -4,6 +4,7 @@ can be made from its base ref. Bad input raises here and leaves nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 from tasks.errors import InvalidInput
@@ -12,13 +13,14 @@ from tasks.worktree.gitops import branch_exists, open_repo, ref_exists
 from tasks.worktree.models import DeploymentRequest, Preflight
 
 
-def preflight(request: DeploymentRequest) -> Preflight:
-    """Resolve paths and check the repository, refs and target directories."""
+def preflight(request: DeploymentRequest, adoptable: Collection[str] = ()) -> Preflight:
+    """Resolve paths and check the repository, refs and target directories. The worktrees
+    named in `adoptable` (made by an earlier attempt of the same run) may exist already."""
     with open_repo(request.repo_path) as repo:
-        return _check(repo, request)
+        return _check(repo, request, set(adoptable))
 
 
-def _check(repo, request: DeploymentRequest) -> Preflight:
+def _check(repo, request: DeploymentRequest, adoptable: set[str]) -> Preflight:
     repo_path = Path(repo.working_tree_dir).resolve()
     root = (request.worktrees_root or repo_path / "worktrees").resolve()
     if root.exists() and not root.is_dir():
@@ -28,7 +30,7 @@ def _check(repo, request: DeploymentRequest) -> Preflight:
         path = (root / spec.name).resolve()
         if path.parent != root:  # names are validated; this keeps the promise explicit
             raise InvalidInput(f"worktree {spec.name!r} would leave {root}")
-        if path.exists():
+        if path.exists() and spec.name not in adoptable:
             raise InvalidInput(
                 f"worktree path {path} already exists; run `reactor worktree teardown` first"
             )

@@ -102,12 +102,13 @@ class EnvironmentRegistry:
         requests: dict[str, int | None],
         port_range: tuple[int, int] = (4000, 4999),
         is_free: Callable[[int], bool] = port_is_free,
+        run_id: str | None = None,
     ) -> tuple[dict[str, int], list[str]]:
         """Give every name a port in one locked update: its existing allocation (idempotent),
         the explicit port it asked for, or the lowest free one in `port_range` that is not
         reserved, not allocated and has no live listener. Returns (ports, names newly
         allocated). An explicit port owned by another name, reserved or in use raises and
-        nothing is written."""
+        nothing is written. New entries record `run_id`, the deployment run that made them."""
         result: dict[str, int] = {}
         new: list[str] = []
 
@@ -125,6 +126,7 @@ class EnvironmentRegistry:
                         database_test=dbs.test,
                         created_at=now,
                         status=EnvironmentStatus.allocated,
+                        run_id=run_id,
                     )
             result.update(chosen)
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# The Prefect edge: decorators, artifacts, events, transactions, the task runner.
+# The Prefect edge: decorators, artifacts, events, transactions, the task runner, resumption.
 # `report.py` publishes a scenario's artifacts (the rows and schemas in it are plain).
 EDGE = {
     "prefect_tasks.py",
@@ -18,6 +18,7 @@ EDGE = {
     "events.py",
     "compensation.py",
     "runtime.py",
+    "resume.py",  # result storage and cache policies of resumable runs
 }
 
 

@@ -1,0 +1,136 @@
+"""Kill-and-resume helper for the crash tests (tests/flows/test_crash_*.py).
+
+`run_and_kill` starts a flow in a spawned child process against the session's Prefect test
+server, watches the run's own progress (a predicate over files or records the run writes) and
+SIGKILLs the child the moment the predicate holds: no clean-up code of the run gets to run, as
+after an OOM kill or a reboot. `resume` then finishes the same flow run through
+`reactor runs resume` (reactor/commands/runs.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID, uuid4
+
+import psutil
+
+POLL_S = 0.01
+
+
+@dataclass
+class Killed:
+    flow_run_id: UUID
+    pid: int
+    # processes the child had started (services...), alive when it was killed
+    orphans: list[psutil.Process] = field(default_factory=list)
+
+
+def _child(entrypoint: str, parameters: dict[str, Any], tag: str, env: dict[str, str]) -> None:
+    os.environ.update(env)
+    from prefect import tags
+    from prefect.flows import load_flow_from_entrypoint
+
+    flow = load_flow_from_entrypoint(entrypoint)
+    with tags(tag):
+        asyncio.run(flow(**parameters))
+
+
+def _child_env() -> dict[str, str]:
+    from prefect.settings import PREFECT_API_URL
+
+    env = {k: v for k, v in os.environ.items() if k.startswith(("REACTOR_", "PREFECT_LOGGING"))}
+    env["PREFECT_API_URL"] = PREFECT_API_URL.value()
+    return env
+
+
+async def _flow_run_by_tag(tag: str) -> UUID | None:
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+
+    async with get_client() as client:
+        runs = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[tag]))
+        )
+    return runs[0].id if runs else None
+
+
+def run_and_kill(
+    entrypoint: str,
+    parameters: dict[str, Any],
+    kill_when: Callable[[], bool],
+    timeout_s: float = 300,  # a spawned Prefect process takes ~30 s to start on loaded cores
+) -> Killed:
+    """Run `entrypoint` (module:flow) with `parameters` (JSON-able) in a spawned process and
+    SIGKILL it as soon as `kill_when()` is true. Fails if the run ends first."""
+    tag = f"crash-{uuid4().hex[:12]}"
+    ctx = multiprocessing.get_context("spawn")
+    proc = ctx.Process(target=_child, args=(entrypoint, parameters, tag, _child_env()))
+    proc.start()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not kill_when():
+            if not proc.is_alive():
+                raise AssertionError(f"the run ended (exit {proc.exitcode}) before the kill point")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"kill point not reached within {timeout_s:.0f} s")
+            time.sleep(POLL_S)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.join(10)
+        if proc.is_alive():  # only on a failed assertion above
+            proc.kill()
+            proc.join(10)
+    flow_run_id = None
+    for _ in range(100):  # the run is created at the child's start; it is there by now
+        flow_run_id = asyncio.run(_flow_run_by_tag(tag))
+        if flow_run_id:
+            break
+        time.sleep(0.1)
+    assert flow_run_id is not None, "the child never created its flow run"
+    return Killed(flow_run_id, proc.pid, [c for c in children if c.is_running()])
+
+
+def resume(flow_run_id: UUID):
+    """`reactor runs resume --force <id>` in this process: the outcome (state, run count)."""
+    from reactor.commands.runs import resume_run
+
+    return asyncio.run(resume_run(flow_run_id, force=True))
+
+
+def persisted_results(settings) -> int:
+    """Task results the run has persisted completely under `<coordination dir>/results`.
+    Prefect's local storage writes a record in place: a file being written (or cut short by
+    the kill) is not JSON yet and does not count."""
+    folder = settings.coordination_dir / "results"
+    done = 0
+    for path in folder.iterdir() if folder.is_dir() else ():
+        try:
+            json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            continue
+        done += 1
+    return done
+
+
+async def _flow_run(flow_run_id: UUID):
+    from prefect import get_client
+
+    async with get_client() as client:
+        return await client.read_flow_run(flow_run_id)
+
+
+def flow_run(flow_run_id: UUID):
+    return asyncio.run(_flow_run(flow_run_id))
+
+
+def state_of(flow_run_id: UUID) -> str:
+    return flow_run(flow_run_id).state_name or ""

@@ -1,0 +1,115 @@
+"""A worktree deployment SIGKILLed at three points of its own progress, resumed under the same
+flow-run id: it adopts the worktrees, ports and running services the dead attempt made, starts
+only the rest, and leaves nothing behind; a retry that fails rolls back both attempts' work."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from flows.worktree_teardown import worktree_teardown
+from tasks.worktree.models import DeploymentRequest, EnvironmentStatus, TeardownRequest
+from tasks.worktree.process import log_path_for
+from tasks.worktree.registry import open_registry
+from tasks.worktree.sample_repo import make_sample_repo
+from tests.crash import resume, run_and_kill
+from tests.flows.test_worktree_deployment import assert_nothing_left
+from tests.unit.worktree.helpers import (
+    branches,
+    port_range,
+    ports_free,
+    processes_under,
+    service,
+    worktree_paths,
+)
+
+# a spawned Prefect process starts in ~30 s on loaded shared cores; the kill tests wait for it
+pytestmark = pytest.mark.timeout(600)
+
+ENTRY = "flows.worktree_deployment:worktree_deployment"
+NAMES = ["db", "api", "web"]
+FAST = {"health_poll_interval_s": 0.1, "health_check_timeout_s": 20}
+
+
+@pytest.fixture
+def repo(tmp_path, reactor_env):
+    repo = make_sample_repo(tmp_path / "repo", NAMES)
+    yield repo
+    asyncio.run(worktree_teardown(TeardownRequest(repo_path=repo, force=True)))
+    assert processes_under(repo) == []
+
+
+def chain(repo) -> DeploymentRequest:
+    """db -> api -> web, each booting for a moment like a real app."""
+    return DeploymentRequest(
+        repo_path=repo,
+        worktrees=[
+            service("db", env={"START_DELAY_S": "0.5"}),
+            service("api", ["db"], env={"START_DELAY_S": "0.5"}),
+            service("web", ["api"], env={"START_DELAY_S": "0.5"}),
+        ],
+        port_range=port_range(),
+        **FAST,
+    )
+
+
+def starts(repo, name: str) -> int:
+    """How many times the service began listening: its own log."""
+    log = log_path_for(repo / "worktrees" / name, name)
+    return log.read_text().count("listening on") if log.exists() else 0
+
+
+def listening(repo) -> list[str]:
+    return [n for n in NAMES if starts(repo, n) > 0]
+
+
+KILL_POINTS = {
+    "first-service-up": lambda repo: len(listening(repo)) >= 1,
+    "midway": lambda repo: len(listening(repo)) >= 2,
+    "all-services-up": lambda repo: len(listening(repo)) == 3,
+}
+
+
+@pytest.mark.parametrize("point", list(KILL_POINTS))
+def test_killed_deploy_resumes_adopting_what_the_dead_attempt_made(repo, point):
+    before = branches(repo)
+    req = chain(repo)
+    killed = run_and_kill(
+        ENTRY, {"request": req.model_dump(mode="json")}, lambda: KILL_POINTS[point](repo)
+    )
+    up_at_kill = set(listening(repo))
+
+    outcome = resume(killed.flow_run_id)
+
+    assert outcome.flow_run_id == killed.flow_run_id and outcome.state == "Completed"
+    assert {n: starts(repo, n) for n in NAMES} == dict.fromkeys(NAMES, 1), "a service started twice"
+    assert up_at_kill <= set(NAMES)
+    entries = open_registry().environments()
+    assert {n: e.status for n, e in entries.items()} == dict.fromkeys(
+        NAMES, EnvironmentStatus.healthy
+    )
+    assert {e.run_id for e in entries.values()} == {str(killed.flow_run_id)}
+    running = sorted(p.pid for p in processes_under(repo))
+    assert running == sorted(e.process.pid for e in entries.values()), "an orphaned process"
+    assert sorted(worktree_paths(repo)) == sorted(
+        [str(repo), *(str(repo / "worktrees" / n) for n in NAMES)]
+    )
+    assert branches(repo) == before  # the service branches existed; none was added
+
+
+def test_failed_retry_rolls_back_what_both_attempts_made(repo):
+    before = branches(repo)
+    req = chain(repo)
+    killed = run_and_kill(
+        ENTRY, {"request": req.model_dump(mode="json")}, lambda: KILL_POINTS["midway"](repo)
+    )
+    ports = list(open_registry().read().port_allocations.values())
+    # web has not started yet: make its start fail, so the retry fails and rolls back
+    (repo / "worktrees" / "web" / "service.py").write_text("raise SystemExit(3)\n")
+
+    outcome = resume(killed.flow_run_id)
+
+    assert outcome.flow_run_id == killed.flow_run_id and outcome.state == "Failed"
+    assert_nothing_left(repo, ports, before)
+    assert ports_free(ports)
