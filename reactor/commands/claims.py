@@ -186,7 +186,8 @@ def complete(
             raise InvalidInput(f"--result is not JSON: {exc}") from None
         entry = {
             "work_item_id": work_item_id, "completed_at": datetime.now(UTC).isoformat(),
-            "agent_id": ledger.get(work_item_id).agent_id, "result": value, "velocity_points": velocity_points, "scenario": "swarm",
+            "agent_id": ledger.get(work_item_id).agent_id, "result": value,
+            "velocity_points": velocity_points, "scenario": "swarm",
             "claim_id": claim_id, "idempotency_key": f"claim:{claim_id}",
         }  # fmt: skip
         done = ledger.complete(work_item_id, claim_id, value, log_entry=entry)

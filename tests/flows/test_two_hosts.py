@@ -11,11 +11,8 @@ start at once over one queue; one worker is SIGKILLed with its flow-run processe
 Every process this module starts is killed at the end, and both databases are dropped, even
 when a test fails.
 
-Known gap, reported as an xfail when it shows: a swarm task completes its item in the ledger,
-then updates the agent registry, then appends the completion to the coordination log; a host
-killed between the first and the last step leaves an item completed with no log entry. Every
-other assertion still holds then; the test fails for a missing entry of any item a live host
-completed, and for any entry logged twice.
+A completion and its coordination-log entry are one PostgreSQL transaction, so a host killed at
+any point leaves either both or neither.
 """
 
 from __future__ import annotations
@@ -411,14 +408,7 @@ def test_two_hosts_drain_one_queue_and_take_over_a_killed_hosts_claims(cluster, 
         ).fetchall()
     counts = dict(logged)
     assert set(counts) <= set(ids) and all(n == 1 for n in counts.values()), counts
-    missing = sorted(set(ids) - set(counts))
-    on_live = [i for i in missing if final[i].result["host"] != victim.name]
-    assert not on_live, f"completed by a live host, never logged: {on_live}"
-    if missing:  # see the module docstring: the one gap left, reported rather than hidden
-        pytest.xfail(
-            f"{missing} completed on {victim.name} in the ledger, which was killed before their "
-            "coordination-log entry was written (they are not one transaction)"
-        )
+    assert sorted(counts) == sorted(ids), f"completed, never logged: {set(ids) - set(counts)}"
 
     # each host kept its own local state: the survivor's span log, never the other's dir
     assert (survivor.coordination_dir / "telemetry_spans.jsonl").exists()
