@@ -168,7 +168,7 @@ def execute_item(
         span.set_attribute("swarm.attempts", outcome.attempts)
         span.set_attribute("swarm.retried_errors", max(0, outcome.attempts - 1))
         if outcome.error is None:
-            done = record("completed", outcome.attempts, outcome.result)
+            done = finished  # the record its log entry was made from
             if subflow := (done.result or {}).get("subflow_run_id"):  # a scenario handler's
                 span.set_attribute(SUBFLOW_ATTRIBUTE, subflow)
         else:
