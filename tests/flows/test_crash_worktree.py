@@ -40,14 +40,15 @@ def repo(tmp_path, reactor_env):
     assert processes_under(repo) == []
 
 
-def chain(repo) -> DeploymentRequest:
-    """db -> api -> web, each booting for a moment like a real app."""
+def chain(repo, web_boot_s: float = 0.5) -> DeploymentRequest:
+    """db -> api -> web, each booting for a moment like a real app; web warms up for 3 s once
+    listening, so a kill when all three listen comes before the run could finish."""
     return DeploymentRequest(
         repo_path=repo,
         worktrees=[
             service("db", env={"START_DELAY_S": "0.5"}),
             service("api", ["db"], env={"START_DELAY_S": "0.5"}),
-            service("web", ["api"], env={"START_DELAY_S": "0.5"}),
+            service("web", ["api"], env={"START_DELAY_S": str(web_boot_s), "READY_DELAY_S": "3"}),
         ],
         port_range=port_range(),
         **FAST,
@@ -100,12 +101,17 @@ def test_killed_deploy_resumes_adopting_what_the_dead_attempt_made(repo, point):
 
 def test_failed_retry_rolls_back_what_both_attempts_made(repo):
     before = branches(repo)
-    req = chain(repo)
+    req = chain(repo, web_boot_s=5)  # killed midway: web is not up yet
     killed = run_and_kill(
         ENTRY, {"request": req.model_dump(mode="json")}, lambda: KILL_POINTS["midway"](repo)
     )
+    assert starts(repo, "web") == 0
     ports = list(open_registry().read().port_allocations.values())
-    # web has not started yet: make its start fail, so the retry fails and rolls back
+    # web's start fails in the retry, so the retry fails and rolls back. The dead attempt may
+    # have spawned web just before the kill (it boots slowly, so it never finished starting):
+    # that process dies with its host here, and the retry starts web again.
+    for proc in processes_under(repo / "worktrees" / "web"):
+        proc.kill()
     (repo / "worktrees" / "web" / "service.py").write_text("raise SystemExit(3)\n")
 
     outcome = resume(killed.flow_run_id)

@@ -154,6 +154,15 @@ class Host:
             return {me.pid, *(c.pid for c in me.children(recursive=True))}
         return set()
 
+    def send(self, sig: signal.Signals) -> None:
+        """Send `sig` to the worker and all its flow runs (again to any started meanwhile)."""
+        sent: set[int] = set()
+        while new := self.processes() - sent:
+            for pid in new:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            sent |= new
+
     def kill(self) -> set[int]:
         """SIGKILL the worker and its flow runs (each in its own process group)."""
         self.killed |= _kill_tree(self.process.pid)
@@ -337,18 +346,27 @@ def test_two_hosts_drain_one_queue_and_take_over_a_killed_hosts_claims(cluster, 
         busy = sorted({e.host for e in executions if e.ended is None})
         return busy[0] if busy else None
 
-    victim_name = _wait("an item done and another in flight", in_flight, 600, 0.1)
-    held_at_kill = _held(cluster)
-    victim = cluster.hosts[victim_name]
-    victim.kill()
+    def victim_in_flight() -> tuple[Host, set[str]] | None:
+        """Freeze the busy host (SIGSTOP), so what it holds cannot change before the kill; if
+        its execution ended in the meantime, let it go on and look again."""
+        victim = cluster.hosts[_wait("an item done and another in flight", in_flight, 600, 0.1)]
+        victim.send(signal.SIGSTOP)
+        items = {
+            item
+            for item, es in _executions(log).items()
+            for e in es
+            if e.host == victim.name and e.ended is None
+        }
+        if items:
+            return victim, items
+        victim.send(signal.SIGCONT)
+        return None
+
+    victim, in_flight_at_kill = _wait("a host frozen mid-item", victim_in_flight, 600, 0)
     killed_at = time.time()
+    held_at_kill = _held(cluster)
+    victim.kill()
     survivor = next(h for h in cluster.hosts.values() if h is not victim)
-    in_flight_at_kill = {
-        item
-        for item, es in _executions(log).items()
-        for e in es
-        if e.host == victim.name and e.ended is None
-    }
 
     # the next drains (what the hourly schedule would start) take over once the leases of the
     # killed host's claims have run out
