@@ -31,13 +31,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
+from filelock import Timeout
 
 from tasks.errors import CorruptStore, LockTimeout
 from tasks.jsonl import append_jsonl, iter_jsonl
 from tasks.redaction import dumps_redacted
 from tasks.settings import Settings, get_settings
-from tasks.store import JsonStore
+from tasks.store import JsonStore, file_lock
 
 LOG_FILE = "coordination_log.jsonl"
 LEGACY_FILE = "coordination_log.json"  # the array form of earlier versions, still read
@@ -113,7 +113,7 @@ def _file_append(settings: Settings, entries: list[dict[str, Any]]) -> int:
 def _append_file(directory: Path, entries: list[dict[str, Any]], timeout_s: float) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / LOG_FILE
-    lock = FileLock(f"{path}.lock")
+    lock = file_lock(f"{path}.lock")
     try:
         lock.acquire(timeout=timeout_s)
     except Timeout as exc:

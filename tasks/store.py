@@ -27,8 +27,14 @@ from tasks.retry import with_backoff
 T = TypeVar("T")
 
 # flock is polled by filelock; 2 ms keeps 8 contending processes fast without burning a core
-# (measured: 8 x 500 increments in tests/unit/test_store.py).
+# (measured: 8 x 500 increments in tests/unit/test_store.py). filelock's default, 50 ms, made
+# every contended write of a shared coordination file wait at least that long.
 _POLL_S = 0.002
+
+
+def file_lock(path: Path | str) -> FileLock:
+    """The cross-process lock at `path` every shared coordination file is written under."""
+    return FileLock(str(path), poll_interval=_POLL_S)
 
 
 def open_temp_file(path: Path) -> tuple[int, str]:
@@ -91,7 +97,7 @@ class JsonStore(Generic[T]):
         self.default = default
         self.lock_timeout_s = lock_timeout_s
         self.lock_tries = lock_tries
-        self._lock = FileLock(f"{self.path}.lock", poll_interval=_POLL_S)
+        self._lock = file_lock(f"{self.path}.lock")
 
     def read(self) -> T:
         """The current value (no lock needed: writes are atomic renames)."""
