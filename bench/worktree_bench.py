@@ -39,12 +39,12 @@ def spec(name: str, deps=(), delay: float = 0.3) -> dict:
 
 def own_start_s(repo: Path, delay: float, runs: int = 3) -> float:
     """Median time from launch to healthy of the sample service started alone."""
-    from tasks.net import port_is_free
+    from tasks.net import free_port
     from tasks.worktree import environment, health, process
 
     times = []
     for _ in range(runs):
-        port = next(p for p in range(47000, 48000) if port_is_free(p))
+        port = free_port()  # the kernel's pick: other jobs' services use fixed ranges
         env = environment.process_env({"PORT": str(port)}, {"START_DELAY_S": str(delay)})
         started = time.perf_counter()
         identity = process.start_process(
