@@ -12,7 +12,10 @@ bench also counts, per run, the API requests (and the time spent waiting for the
 TLS contexts Prefect builds and the client-side CPU, so it can say where an empty run's time goes.
 Target: an empty flow run configured like ours < 0.2 s.
 
-    nice .venv/bin/python bench/flow_overhead_bench.py [--runs 10]
+    nice .venv/bin/python bench/flow_overhead_bench.py [--runs 10] [--api-url URL]
+
+`--api-url` measures against a running server (`make server`'s, `prefect server start`'s)
+instead of a temporary one.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import certifi  # noqa: E402
 import httpx  # noqa: E402
 from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: E402
 from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
 from tasks.resume import resumable  # noqa: E402
@@ -200,10 +204,16 @@ def report(results: dict[str, Runs], n: int, context_s: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--api-url", help="a running server's API (default: a temporary one)")
     args = parser.parse_args()
     results = {name: Runs() for name in CASES}
     probe = Probe()
-    with prefect_test_harness(server_startup_timeout=180):
+    server = (
+        temporary_settings(updates={PREFECT_API_URL: args.api_url})
+        if args.api_url
+        else prefect_test_harness(server_startup_timeout=180)
+    )
+    with server:
         for call in CASES.values():  # warm-up: imports, first connections, flow registration
             call()
         probe.install()
