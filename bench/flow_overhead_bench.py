@@ -1,7 +1,7 @@
 """The fixed cost of a flow run: empty flows, interleaved in the same run against one temporary
 Prefect server (`prefect_test_harness`, with this project's `prefect.toml`).
 
-- a plain `def` flow and a plain `async def` flow (Prefect's defaults),
+- a plain `def` flow and a plain `async def` flow (Prefect's defaults, client settings too),
 - an empty `async def` flow configured exactly like this project's flows (`task_runner()`,
   `validate_parameters=True`, and `unpersisted_results()` or `resumable()`),
 - the same with one sync task.
@@ -44,7 +44,11 @@ import httpx  # noqa: E402
 from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.context import AsyncClientContext, SyncClientContext  # noqa: E402
-from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: E402
+from prefect.settings import (  # noqa: E402
+    PREFECT_API_URL,
+    PREFECT_CLIENT_CSRF_SUPPORT_ENABLED,
+    temporary_settings,
+)
 from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
 from tasks.resume import resumable  # noqa: E402
@@ -108,9 +112,19 @@ class ReusedClients:
         self.context.run(self.sync_client.__exit__, None, None, None)
 
 
+def prefect_defaults(call):
+    """`call` with Prefect's client defaults instead of prefect.toml's `[client]` table."""
+
+    def run():
+        with temporary_settings(updates={PREFECT_CLIENT_CSRF_SUPPORT_ENABLED: True}):
+            return call()
+
+    return run
+
+
 CASES = {
-    "sync, plain": lambda: empty_sync(),
-    "async, plain": lambda: asyncio.run(empty_async()),
+    "sync, plain": prefect_defaults(lambda: empty_sync()),
+    "async, plain": prefect_defaults(lambda: asyncio.run(empty_async())),
     OURS: lambda: asyncio.run(empty_ours()),
     "async, ours (resumable)": lambda: asyncio.run(empty_ours_resumable()),
     "ours (unpersisted) + 1 task": lambda: asyncio.run(ours_with_one_task()),
@@ -128,6 +142,7 @@ class Probe:
     requests: Counter[str] = field(default_factory=Counter)
     api_wait_s: float = 0.0
     tls_contexts: int = 0
+    tls_s: float = 0.0
 
     def install(self) -> None:
         self._async_send, self._sync_send = httpx.AsyncClient.send, httpx.Client.send
@@ -149,8 +164,12 @@ class Probe:
                 probe.record(request, time.perf_counter() - start)
 
         def create_default_context(*args, **kwargs):
-            probe.tls_contexts += 1
-            return probe._context(*args, **kwargs)
+            start = time.perf_counter()
+            try:
+                return probe._context(*args, **kwargs)
+            finally:
+                probe.tls_contexts += 1
+                probe.tls_s += time.perf_counter() - start
 
         httpx.AsyncClient.send, httpx.Client.send = async_send, sync_send
         ssl.create_default_context = create_default_context
@@ -172,12 +191,13 @@ class Runs:
     api_wait_s: list[float] = field(default_factory=list)
     requests: list[int] = field(default_factory=list)
     tls_contexts: list[int] = field(default_factory=list)
+    tls_s: list[float] = field(default_factory=list)
     paths: Counter[str] = field(default_factory=Counter)
 
 
 def measure(call, probe: Probe, runs: Runs) -> None:
     probe.requests.clear()
-    probe.api_wait_s, probe.tls_contexts = 0.0, 0
+    probe.api_wait_s, probe.tls_contexts, probe.tls_s = 0.0, 0, 0.0
     wall, cpu = time.perf_counter(), time.process_time()
     call()
     runs.wall_s.append(time.perf_counter() - wall)
@@ -185,6 +205,7 @@ def measure(call, probe: Probe, runs: Runs) -> None:
     runs.api_wait_s.append(probe.api_wait_s)
     runs.requests.append(sum(probe.requests.values()))
     runs.tls_contexts.append(probe.tls_contexts)
+    runs.tls_s.append(probe.tls_s)
     runs.paths.update(probe.requests)
 
 
@@ -199,13 +220,13 @@ def report(results: dict[str, Runs], n: int, context_s: float) -> None:
     med = statistics.median
     print(
         f"{'case':<30} {'median s':>8} {'min s':>6} {'max s':>6} {'CPU s':>6} "
-        f"{'API wait s':>10} {'requests':>8} {'TLS ctx':>7}   ({n} runs each)"
+        f"{'API wait s':>10} {'requests':>8} {'TLS ctx':>7} {'TLS s':>6}   ({n} runs each)"
     )
     for name, r in results.items():
         print(
             f"{name:<30} {med(r.wall_s):>8.3f} {min(r.wall_s):>6.3f} {max(r.wall_s):>6.3f} "
             f"{med(r.cpu_s):>6.3f} {med(r.api_wait_s):>10.3f} {med(r.requests):>8.0f} "
-            f"{med(r.tls_contexts):>7.0f}"
+            f"{med(r.tls_contexts):>7.0f} {med(r.tls_s):>6.3f}"
         )
     plain, ours = results["async, plain"], results[OURS]
     sync = med(results["sync, plain"].wall_s)
@@ -217,12 +238,12 @@ def report(results: dict[str, Runs], n: int, context_s: float) -> None:
     removed = plain.paths - ours.paths
     for path, count in sorted(removed.items()):
         print(f"  (plain async only: {count / n:.1f} x {path})")
-    wall, tls = med(ours.wall_s), med(ours.tls_contexts) * context_s
-    wait = med(ours.api_wait_s)
+    wall, wait, tls = med(ours.wall_s), med(ours.api_wait_s), med(ours.tls_s)
     print(
-        f"where {OURS}'s {wall:.3f} s go: waiting for the API {wait:.3f} s, "
-        f"{med(ours.tls_contexts):.0f} TLS contexts x {context_s * 1000:.0f} ms = {tls:.3f} s, "
-        f"the rest of Prefect's client work {max(wall - wait - tls, 0):.3f} s"
+        f"where {OURS}'s {wall:.3f} s go (medians): waiting for the API {wait:.3f} s, "
+        f"building {med(ours.tls_contexts):.0f} TLS contexts {tls:.3f} s, "
+        f"the rest of Prefect's client work {max(wall - wait - tls, 0):.3f} s "
+        f"(one TLS context alone, after the runs: {context_s * 1000:.0f} ms)"
     )
     print(
         f"{REUSED}: {med(results[REUSED].wall_s):.3f} s, "
