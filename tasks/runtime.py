@@ -31,10 +31,10 @@ def unpersisted_results() -> dict[str, Any]:
     storage, both stated on the decorator.
 
     Left unset, Prefect 3.9.1 asks the server for its default result storage at every flow run,
-    twice (a sync and an async `GET /api/admin/storage`, about 25 ms of an empty run on 127.0.0.1,
-    measured with `bench/flow_overhead_bench.py`); stated, it asks nothing. A task that persists
-    its own result (`persist_result=True`) writes it where `result_storage()` says, like the
-    tasks of the resumable flows."""
+    twice (a sync and an async `GET /api/admin/storage`: 31 ms of an empty run on 127.0.0.1 at
+    load ≈ 3-4, more on a busier machine; docs/operations.md#what-it-costs); stated, it asks
+    nothing. A task that persists its own result (`persist_result=True`) writes it where
+    `result_storage()` says, like the tasks of the resumable flows."""
     return {"persist_result": False, "result_storage": result_storage()}
 
 
