@@ -12,6 +12,7 @@ import asyncio
 from prefect import flow, get_run_logger
 from prefect.context import SyncClientContext
 
+from tasks.runtime import unpersisted_results
 from tasks.telemetry import configure_telemetry
 from tasks.worktree.models import MonitorCheck, MonitorRequest, MonitorResult
 from tasks.worktree.prefect_tasks import monitor_round
@@ -20,7 +21,7 @@ from tasks.worktree.report import publish_health
 ALERTING = ("alert", "restarted", "restart_failed", "capped")
 
 
-@flow(name="worktree-health-monitor", validate_parameters=True)
+@flow(name="worktree-health-monitor", validate_parameters=True, **unpersisted_results())
 async def health_monitor(request: MonitorRequest | None = None) -> MonitorResult:
     configure_telemetry()
     logger = get_run_logger()

@@ -17,7 +17,7 @@ from prefect.futures import PrefectFuture
 from tasks.compensation import compensating
 from tasks.errors import RolledBack
 from tasks.events import emit
-from tasks.runtime import current_run_id, task_runner
+from tasks.runtime import current_run_id, task_runner, unpersisted_results
 from tasks.settings import get_settings
 from tasks.swarm.errors import SwarmRolledBack
 from tasks.swarm.execution import submission_order, success_rate
@@ -46,7 +46,12 @@ configure_telemetry()
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "swarm" / "tasks.json"
 
 
-@flow(name="swarm-coordination", task_runner=task_runner(), validate_parameters=True)
+@flow(
+    name="swarm-coordination",
+    task_runner=task_runner(),
+    validate_parameters=True,
+    **unpersisted_results(),
+)
 async def swarm_coordination(request: SwarmRequest) -> SwarmResult:
     configure_telemetry(get_settings())
     logger, run_id = get_run_logger(), current_run_id()

@@ -16,7 +16,7 @@ from tasks.compensation import compensating
 from tasks.errors import RolledBack, ServiceUnhealthy
 from tasks.events import emit
 from tasks.graph import ReadySet
-from tasks.runtime import current_run_id, task_runner
+from tasks.runtime import current_run_id, task_runner, unpersisted_results
 from tasks.telemetry import configure_telemetry
 from tasks.worktree import adopt
 from tasks.worktree.errors import DeploymentRolledBack, WorktreeError
@@ -39,7 +39,12 @@ from tasks.worktree.registry import open_registry
 from tasks.worktree.report import publish_deployment
 
 
-@flow(name="worktree-deployment", task_runner=task_runner(), validate_parameters=True)
+@flow(
+    name="worktree-deployment",
+    task_runner=task_runner(),
+    validate_parameters=True,
+    **unpersisted_results(),
+)
 async def worktree_deployment(request: DeploymentRequest) -> DeploymentResult:
     configure_telemetry()
     # One sync API client for every task this flow starts: without it, each sync task of an

@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger
 from prefect.context import SyncClientContext
 from prefect.futures import wait
 
-from tasks.runtime import task_runner
+from tasks.runtime import task_runner, unpersisted_results
 from tasks.telemetry import configure_telemetry
 from tasks.worktree.errors import UnsavedWorkError
 from tasks.worktree.gitops import prune
@@ -22,7 +22,12 @@ from tasks.worktree.report import publish_teardown
 from tasks.worktree.teardown import select
 
 
-@flow(name="worktree-teardown", task_runner=task_runner(), validate_parameters=True)
+@flow(
+    name="worktree-teardown",
+    task_runner=task_runner(),
+    validate_parameters=True,
+    **unpersisted_results(),
+)
 async def worktree_teardown(request: TeardownRequest | None = None) -> TeardownResult:
     configure_telemetry()
     # one sync API client for every task (each would open its own: docs/worktree.md)

@@ -1,5 +1,7 @@
-"""Task-runner choice from settings: a bounded thread pool by default, Dask when asked.
-Imports Prefect (edge module)."""
+"""How the flows run: the task runner chosen from settings (a bounded thread pool sharing one
+API client, by default; Dask when asked) and the result options every `@flow` states
+explicitly. Imports Prefect (edge
+module)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 from prefect.context import SyncClientContext
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from tasks.resume import result_storage
 from tasks.settings import Settings, get_settings
 
 
@@ -71,6 +74,19 @@ def task_runner(settings: Settings | None = None) -> TaskRunner:
             return DaskTaskRunner(address=settings.dask_address)
         return DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 2})
     return SharedClientTaskRunner(max_workers=settings.max_workers)
+
+
+def unpersisted_results() -> dict[str, Any]:
+    """The `@flow` options of a flow whose own result is not persisted (`resumable()` in
+    `tasks/resume.py` is the persisted counterpart): persistence off and the project's result
+    storage, both stated on the decorator.
+
+    Left unset, Prefect 3.9.1 asks the server for its default result storage at every flow run,
+    twice (a sync and an async `GET /api/admin/storage`: 31 ms of an empty run on 127.0.0.1 at
+    load ≈ 3-4, more on a busier machine; docs/operations.md#what-it-costs); stated, it asks
+    nothing. A task that persists its own result (`persist_result=True`) writes it where
+    `result_storage()` says, like the tasks of the resumable flows."""
+    return {"persist_result": False, "result_storage": result_storage()}
 
 
 def current_run_id() -> str:
