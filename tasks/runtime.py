@@ -37,11 +37,15 @@ class SharedClientTaskRunner(ThreadPoolTaskRunner):
         if self._shared is None:
             self._owned = self._shared = SyncClientContext()
             self._owned.client.__enter__()
+            # the flow body sees it too: sync tasks it calls directly, artifacts it updates
+            self._token = SyncClientContext.__var__.set(self._owned)
         return self
 
     def __exit__(self, *exc: Any) -> None:
         super().__exit__(*exc)  # the pool's threads are done with the client
         if self._owned is not None:
+            with contextlib.suppress(ValueError):  # exited from another context: nothing set
+                SyncClientContext.__var__.reset(self._token)
             self._owned.client.__exit__(*exc)
             self._owned = None
 

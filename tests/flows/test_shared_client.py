@@ -36,3 +36,15 @@ def test_every_task_run_of_an_async_flow_uses_one_client():
 def test_a_subflows_task_runs_share_one_client_too():
     mine, sub = asyncio.run(outer())
     assert len(set(mine)) == 1 and len(sub) == 6 and len(set(sub)) == 1
+
+
+@flow(task_runner=task_runner())
+async def direct_and_submitted() -> tuple[int, int, int]:
+    submitted = client_of_this_task_run.submit(0).result()
+    called = client_of_this_task_run(1)  # a sync task called in the flow body
+    return submitted, called, id(SyncClientContext.get().client)
+
+
+def test_the_flow_body_and_tasks_it_calls_directly_use_the_same_client():
+    submitted, called, body = asyncio.run(direct_and_submitted())
+    assert submitted == called == body
