@@ -41,10 +41,12 @@ from tasks.claims.models import (
 )
 from tasks.claims.pg import connection, describe, pool
 from tasks.claims.selection import (
+    FINISHED,
     Row,
     coerce_items,
     plan_take,
     referenced_ids,
+    resume_refused,
     stale_message,
     validate_new_items,
 )
@@ -332,6 +334,27 @@ class PostgresLedger:
             f"lease_expires = {_LEASE}, last_heartbeat = now()",
             {"lease_s": lease_s},
         )
+
+    def resume_claim(
+        self, work_item_id: str, claim_id: str, lease_s: float = DEFAULT_LEASE_S
+    ) -> Claim:
+        """Take back a claim a dead attempt of the same run held (`claim_id` is the token it
+        got): still held under that token, expired or not, its lease is renewed from now; already
+        finished under it (completed, or failed for good), the item is returned as it is (its
+        status says which); anything else is a CoordinationConflict saying who has it now."""
+        with self._conn() as conn:
+            row = conn.execute(
+                f"UPDATE {T} SET lease_expires = {_LEASE}, last_heartbeat = now() "
+                "WHERE work_item_id = %(wid)s AND claim_id = %(token)s "
+                "AND status IN ('claimed', 'in_progress') RETURNING *",
+                {"lease_s": lease_s, "wid": work_item_id, "token": claim_id},
+            ).fetchone()
+            if row is not None:
+                return _claim(row)
+            current = self._row(conn, work_item_id)
+            if current["claim_id"] == claim_id and current["status"] in FINISHED:
+                return _claim(current)
+            raise CoordinationConflict(resume_refused(work_item_id, claim_id, current))
 
     def progress(
         self, work_item_id: str, claim_id: str, percent: int, lease_s: float | None = None

@@ -189,3 +189,16 @@ def stale_message(work_item_id: str, claim_id: str, status: str, holder: str | N
             f"{token} by {holder}"
         )
     return f"claim {claim_id} on {work_item_id} is stale: the item is {status}"
+
+
+FINISHED = ("completed", "failed")
+
+
+def resume_refused(work_item_id: str, claim_id: str, row: Mapping[str, Any]) -> str:
+    """Why `resume_claim(work_item_id, claim_id)` was refused: what became of the item."""
+    status, holder, token = row["status"], row["agent_id"], row["claim_id"]
+    if status in HELD or status in FINISHED:
+        now = f"{status} under claim {token}" + (f" by {holder}" if holder else "")
+    else:  # pending again: released, a failed attempt, or never claimed
+        now = f"{status} (given back: released, or a failed attempt)"
+    return f"cannot resume claim {claim_id} on {work_item_id}: the item is {now}"

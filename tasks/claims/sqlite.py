@@ -51,10 +51,12 @@ from tasks.claims.models import (
 )
 from tasks.claims.schema import SQLITE_MIGRATIONS, SQLITE_VERSION, migrate_sqlite
 from tasks.claims.selection import (
+    FINISHED,
     Row,
     coerce_items,
     plan_take,
     referenced_ids,
+    resume_refused,
     stale_message,
     validate_new_items,
 )
@@ -358,6 +360,26 @@ class ClaimLedger:
         """Extend the holder's lease by `lease_s` from now."""
         with self._write() as db:
             self._owned(db, work_item_id, claim_id)
+            db.execute(
+                "UPDATE work_items SET lease_expires = ?, last_heartbeat = ? "
+                "WHERE work_item_id = ?",
+                (time.time() + lease_s, now_iso(), work_item_id),
+            )
+            return self._claim(db, work_item_id)
+
+    def resume_claim(
+        self, work_item_id: str, claim_id: str, lease_s: float = DEFAULT_LEASE_S
+    ) -> Claim:
+        """Take back a claim a dead attempt of the same run held (`claim_id` is the token it
+        got): still held under that token, expired or not, its lease is renewed from now; already
+        finished under it (completed, or failed for good), the item is returned as it is (its
+        status says which); anything else is a CoordinationConflict saying who has it now."""
+        with self._write() as db:
+            row = self._row(db, work_item_id)
+            if row["claim_id"] == claim_id and row["status"] in FINISHED:
+                return claim_from_row(row)
+            if row["status"] not in HELD or row["claim_id"] != claim_id:
+                raise CoordinationConflict(resume_refused(work_item_id, claim_id, row))
             db.execute(
                 "UPDATE work_items SET lease_expires = ?, last_heartbeat = ? "
                 "WHERE work_item_id = ?",

@@ -11,6 +11,7 @@ import os
 import signal
 import time
 from collections import Counter
+from datetime import datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -100,6 +101,69 @@ def test_expired_lease_is_claimed_before_pending_items(ledger):
     lapsed = ledger.claim("first", "agent_dead", lease_s=0.05)
     time.sleep(0.1)
     assert ledger.claim_next("agent_b").work_item_id == lapsed.work_item_id
+
+
+# -- resuming a dead attempt's claims ------------------------------------------------------------
+def test_resume_claim_takes_back_a_killed_holders_claim_at_once_under_its_token(
+    ledger, ledger_settings
+):
+    ledger.add(_items(1))
+    victim = CTX.Process(target=workers.hold_until_killed, args=(_where(ledger_settings), 60.0))
+    victim.start()
+    deadline = time.monotonic() + 60
+    while not (held := ledger.list(status="claimed")):
+        assert time.monotonic() < deadline, "the victim never claimed"
+        time.sleep(0.02)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.join()
+    (dead,) = held
+    assert ledger.claim_next("agent_other") is None  # its 60 s lease is live for anyone else
+    back = ledger.resume_claim(dead.work_item_id, dead.claim_id, lease_s=30)
+    assert (back.status, back.agent_id, back.claim_id) == ("claimed", "agent_victim", dead.claim_id)
+    assert back.claims == 1  # taken back, not re-claimed: no new token
+    assert ledger.complete(dead.work_item_id, dead.claim_id, "resumed").status == "completed"
+
+
+def test_resume_claim_renews_an_expired_lease_nobody_took(ledger):
+    ledger.add(_items(1))
+    old = ledger.claim("w00000", "agent_a", lease_s=0.05)
+    time.sleep(0.1)
+    back = ledger.resume_claim("w00000", old.claim_id, lease_s=30)
+    renewed = datetime.fromisoformat(back.lease_expires_at)
+    assert back.claim_id == old.claim_id and renewed > datetime.fromisoformat(old.lease_expires_at)
+    assert ledger.claim_next("agent_b") is None  # held again: not claimable by others
+
+
+def test_resume_claim_returns_an_item_finished_under_its_token_as_it_is(ledger):
+    ledger.add([*_items(1), WorkItem(work_item_id="once", max_attempts=1)])
+    done = ledger.claim("w00000", "agent_a")
+    ledger.complete("w00000", done.claim_id, {"answer": 42})
+    failed = ledger.claim("once", "agent_a")
+    assert ledger.fail("once", failed.claim_id, "boom").status == "failed"  # for good
+    back = ledger.resume_claim("w00000", done.claim_id)
+    assert (back.status, back.result) == ("completed", {"answer": 42})
+    assert ledger.resume_claim("once", failed.claim_id).status == "failed"
+
+
+def test_resume_claim_refuses_a_claim_lost_to_another_holder_naming_it(ledger):
+    ledger.add(_items(2))
+    old = ledger.claim("w00000", "agent_a", lease_s=0.05)
+    time.sleep(0.1)
+    new = ledger.claim_next("agent_b")
+    assert new.work_item_id == "w00000"
+    with pytest.raises(
+        CoordinationConflict,
+        match=f"cannot resume claim {old.claim_id} on w00000: the item is claimed under claim "
+        f"{new.claim_id} by agent_b",
+    ):
+        ledger.resume_claim("w00000", old.claim_id)
+    given_back = ledger.claim("w00001", "agent_a")
+    ledger.release("w00001", given_back.claim_id)
+    with pytest.raises(CoordinationConflict, match="the item is pending"):
+        ledger.resume_claim("w00001", given_back.claim_id)
+    ledger.complete("w00000", new.claim_id, None)
+    with pytest.raises(CoordinationConflict, match=f"completed under claim {new.claim_id}"):
+        ledger.resume_claim("w00000", old.claim_id)
 
 
 # -- fencing ---------------------------------------------------------------------------------------
