@@ -11,7 +11,11 @@ Two backends, chosen like the ledger's (`open_registry(settings)`):
 
 The module-level functions (`register(agents, where)`, …) take `where`: a coordination dir
 (embedded, at that dir), or Settings / None (the configured backend). An agent whose
-heartbeat is older than a timeout can be marked `dead` (`mark_lapsed`). Pure module.
+heartbeat is older than a timeout can be marked `dead` (`mark_lapsed`): only `active` agents
+(a finished run's agents are `idle` and do not beat), each by its own `heartbeat_timeout_s` when
+its run registered one, else by the caller's. Registering an agent that is already there (a
+resumed run re-registering its agents) makes it `active` again and keeps its metrics. Pure
+module.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ if TYPE_CHECKING:
 
 AGENTS_FILE = "agent_status.json"
 DEAD = "dead"
+ACTIVE = "active"
+TIMEOUT_FIELD = "heartbeat_timeout_s"
 Where = Settings | Path | str | None
 
 
@@ -36,8 +42,12 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def agent_record(agent: Agent, now: str | None = None) -> dict[str, Any]:
-    """A new agent's record, in the classic fields (plus name and speed)."""
+def agent_record(
+    agent: Agent, now: str | None = None, heartbeat_timeout_s: float | None = None
+) -> dict[str, Any]:
+    """A new agent's record, in the classic fields (plus name, speed and, when its run set one,
+    the heartbeat timeout after which it counts as dead)."""
+    extra = {TIMEOUT_FIELD: heartbeat_timeout_s} if heartbeat_timeout_s else {}
     return {
         "agent_id": agent.agent_id,
         "team": agent.team,
@@ -55,6 +65,7 @@ def agent_record(agent: Agent, now: str | None = None) -> dict[str, Any]:
         },
         "name": agent.name,
         "speed": agent.speed,
+        **extra,
     }
 
 
@@ -76,7 +87,7 @@ def fold_outcome(record: dict[str, Any], duration_ms: float, succeeded: bool) ->
 class AgentRegistry(Protocol):
     name: str  # the store, for messages
 
-    def register(self, agents: list[Agent]) -> None: ...
+    def register(self, agents: list[Agent], heartbeat_timeout_s: float | None = None) -> None: ...
     def deregister(self, agent_ids: Iterable[str]) -> int: ...
     def set_status(self, agent_ids: Iterable[str], status: str) -> None: ...
     def set_workload(self, agent_id: str, delta: int) -> None: ...
@@ -109,10 +120,18 @@ class JsonAgentRegistry:
 
         self.store.update(mutate)
 
-    def register(self, agents: list[Agent]) -> None:
+    def register(self, agents: list[Agent], heartbeat_timeout_s: float | None = None) -> None:
         now = _now()
-        records = [agent_record(a, now) for a in agents]
-        self.store.update(lambda rows: rows.extend(records))
+        records = {a.agent_id: agent_record(a, now, heartbeat_timeout_s) for a in agents}
+
+        def upsert(rows: list[dict[str, Any]]) -> None:
+            for r in rows:  # already registered (a resumed run): active again, metrics kept
+                if (new := records.pop(r.get("agent_id"), None)) is not None:
+                    r.update(status=ACTIVE, last_heartbeat=now)
+                    r.update({k: v for k, v in new.items() if k == TIMEOUT_FIELD})
+            rows.extend(records.values())
+
+        self.store.update(upsert)
 
     def deregister(self, agent_ids: Iterable[str]) -> int:
         gone = set(agent_ids)
@@ -153,9 +172,11 @@ class JsonAgentRegistry:
         lapsed: list[str] = []
 
         def mark(rows: list[dict[str, Any]]) -> None:
+            now = datetime.now(UTC)
             for r in rows:
-                beat = r.get("last_heartbeat")
-                if r.get("status") != DEAD and beat and datetime.fromisoformat(beat) < cutoff:
+                beat, own = r.get("last_heartbeat"), r.get(TIMEOUT_FIELD)
+                limit = now - timedelta(seconds=own) if own else cutoff
+                if r.get("status") == ACTIVE and beat and datetime.fromisoformat(beat) < limit:
                     r["status"] = DEAD
                     lapsed.append(r["agent_id"])
 
@@ -184,7 +205,7 @@ class PostgresAgentRegistry:
             cur = conn.execute(sql, args)
             return cur.fetchall() if cur.description else []
 
-    def register(self, agents: list[Agent]) -> None:
+    def register(self, agents: list[Agent], heartbeat_timeout_s: float | None = None) -> None:
         from psycopg.types.json import Jsonb
 
         from tasks.claims.pg import connection
@@ -195,8 +216,14 @@ class PostgresAgentRegistry:
                 "INSERT INTO reactor_agents (agent_id, status, last_heartbeat, record) "
                 "VALUES (%s, %s, %s, %s) ON CONFLICT (agent_id) DO UPDATE SET "
                 "status = EXCLUDED.status, last_heartbeat = EXCLUDED.last_heartbeat, "
-                "record = EXCLUDED.record",
-                [(a.agent_id, "active", now, Jsonb(agent_record(a, now))) for a in agents],
+                # already registered (a resumed run): active again, its metrics kept
+                "record = reactor_agents.record || jsonb_strip_nulls(jsonb_build_object("
+                "'status', EXCLUDED.status, 'last_heartbeat', EXCLUDED.record->'last_heartbeat',"
+                f" '{TIMEOUT_FIELD}', EXCLUDED.record->'{TIMEOUT_FIELD}'))",
+                [
+                    (a.agent_id, ACTIVE, now, Jsonb(agent_record(a, now, heartbeat_timeout_s)))
+                    for a in agents
+                ],
             )
 
     def deregister(self, agent_ids: Iterable[str]) -> int:
@@ -252,8 +279,9 @@ class PostgresAgentRegistry:
     def mark_lapsed(self, heartbeat_timeout_s: float) -> list[str]:
         rows = self._execute(
             "UPDATE reactor_agents SET status = 'dead', record = record || "
-            "jsonb_build_object('status', 'dead') WHERE status <> 'dead' AND "
-            "last_heartbeat < now() - %s * interval '1 second' RETURNING agent_id",
+            "jsonb_build_object('status', 'dead') WHERE status = 'active' AND "
+            f"last_heartbeat < now() - coalesce((record->>'{TIMEOUT_FIELD}')::float, %s) "
+            "* interval '1 second' RETURNING agent_id",
             (heartbeat_timeout_s,),
         )
         return sorted(r["agent_id"] for r in rows)
@@ -273,9 +301,13 @@ def open_registry(where: Where = None) -> AgentRegistry:
     return JsonAgentRegistry(settings.coordination_dir, settings)
 
 
-def register(agents: list[Agent], where: Where = None) -> None:
-    """Add the agents (status `active`, zeroed metrics)."""
-    open_registry(where).register(agents)
+def register(
+    agents: list[Agent], where: Where = None, heartbeat_timeout_s: float | None = None
+) -> None:
+    """Add the agents (status `active`, zeroed metrics); one already there is `active` again
+    with its metrics kept. `heartbeat_timeout_s`: after that long without a heartbeat the agent
+    counts as dead (`mark_lapsed`), whatever timeout the sweeper uses."""
+    open_registry(where).register(agents, heartbeat_timeout_s)
 
 
 def deregister(agent_ids: Iterable[str], where: Where = None) -> int:
@@ -303,7 +335,8 @@ def heartbeat(agent_ids: Iterable[str], where: Where = None) -> None:
 
 
 def mark_lapsed(heartbeat_timeout_s: float, where: Where = None) -> list[str]:
-    """Mark `dead` every agent whose last heartbeat is older than the timeout; returns them."""
+    """Mark `dead` every `active` agent whose last heartbeat is older than its own timeout, or
+    `heartbeat_timeout_s` when it has none; returns them."""
     return open_registry(where).mark_lapsed(heartbeat_timeout_s)
 
 
