@@ -484,6 +484,18 @@ class PostgresLedger:
         with self._conn() as conn:
             return [_claim(r) for r in conn.execute(sql, args)]
 
+    def holdings(self, holders: Iterable[str]) -> list[Claim]:
+        """Every item held, or finished, under a claim of one of `holders` (agents, or a drain
+        run's id): what a resumed run's dead attempt had, in insertion order. An item given
+        back (released, a failed attempt) is no one's."""
+        with self._conn() as conn:
+            rows = conn.execute(
+                f"SELECT * FROM {T} WHERE agent_id = ANY(%s) AND claim_id IS NOT NULL "
+                "ORDER BY seq",
+                (list(holders),),
+            )
+            return [_claim(r) for r in rows]
+
     def counts(self) -> dict[str, int]:
         with self._conn() as conn:
             rows = conn.execute(f"SELECT status, count(*) AS n FROM {T} GROUP BY status")

@@ -496,6 +496,23 @@ class ClaimLedger:
         with self._read() as db:
             return [claim_from_row(r) for r in db.execute(sql, args)]
 
+    def holdings(self, holders: Iterable[str]) -> list[Claim]:
+        """Every item held, or finished, under a claim of one of `holders` (agents, or a drain
+        run's id): what a resumed run's dead attempt had, in insertion order. An item given
+        back (released, a failed attempt) is no one's. Scans the table (a resume does it once)."""
+        wanted = list(dict.fromkeys(holders))
+        rows: list[sqlite3.Row] = []
+        with self._read() as db:
+            for chunk in range(0, len(wanted), _CHUNK):
+                part = wanted[chunk : chunk + _CHUNK]
+                marks = ",".join("?" * len(part))
+                rows += db.execute(
+                    f"SELECT * FROM work_items WHERE agent_id IN ({marks}) "
+                    "AND claim_id IS NOT NULL",
+                    part,
+                ).fetchall()
+        return [claim_from_row(r) for r in sorted(rows, key=lambda r: r["seq"])]
+
     def counts(self) -> dict[str, int]:
         with self._read() as db:
             rows = db.execute("SELECT status, COUNT(*) FROM work_items GROUP BY status")

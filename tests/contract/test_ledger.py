@@ -166,6 +166,25 @@ def test_resume_claim_refuses_a_claim_lost_to_another_holder_naming_it(ledger):
         ledger.resume_claim("w00000", old.claim_id)
 
 
+def test_holdings_lists_what_holders_hold_or_finished_but_not_what_they_gave_back(ledger):
+    ledger.add(_items(6))
+    taken = ledger.take("run_1", 3)  # a drain run's take: w00000-w00002
+    ledger.assign("w00001", taken[1].claim_id, "agent_a")
+    ledger.complete("w00002", taken[2].claim_id, "done")
+    released = ledger.claim("w00003", "agent_a")
+    ledger.release("w00003", released.claim_id)
+    ledger.claim("w00004", "agent_b")
+    ledger.claim("w00005", "agent_other")
+    got = ledger.holdings(["run_1", "agent_a", "agent_b"])
+    assert [(c.work_item_id, c.agent_id, c.status) for c in got] == [
+        ("w00000", "run_1", "claimed"),
+        ("w00001", "agent_a", "claimed"),
+        ("w00002", "run_1", "completed"),
+        ("w00004", "agent_b", "claimed"),
+    ]
+    assert got[1].claim_id == taken[1].claim_id and ledger.holdings([]) == []
+
+
 # -- fencing ---------------------------------------------------------------------------------------
 def test_stale_token_is_rejected_after_a_reclaim_by_the_same_agent(ledger):
     ledger.add(_items(1))
