@@ -13,15 +13,17 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
 from prefect.futures import PrefectFuture
+from prefect.runtime import flow_run
 
 from tasks.compensation import compensating
 from tasks.errors import RolledBack
 from tasks.events import emit
 from tasks.runtime import current_run_id, task_runner, unpersisted_results
 from tasks.settings import get_settings
+from tasks.swarm.agents import heartbeating
 from tasks.swarm.errors import SwarmRolledBack
 from tasks.swarm.execution import submission_order, success_rate
-from tasks.swarm.models import ExecutionRecord, SwarmRequest, SwarmResult, TakenWork
+from tasks.swarm.models import ExecutionRecord, SwarmRequest, SwarmResult, TakenWork, WorkPlan
 from tasks.swarm.prefect_tasks import (
     aggregate_telemetry,
     analyze_priorities,
@@ -50,12 +52,19 @@ SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "swarm" / "tasks.json
     name="swarm-coordination",
     task_runner=task_runner(),
     validate_parameters=True,
+    # no Prefect result needed to resume: each step finds its dead attempt's work in the
+    # ledger and the registry (docs/swarm.md, "After a crash")
     **unpersisted_results(),
 )
 async def swarm_coordination(request: SwarmRequest) -> SwarmResult:
     configure_telemetry(get_settings())
     logger, run_id = get_run_logger(), current_run_id()
     logger.info(request_line(request))
+    # a retry of this run (same id, `reactor runs resume`): each step finds what its dead
+    # attempt did in the ledger and the agent registry and continues from there
+    resuming = (flow_run.run_count or 1) > 1
+    if resuming:
+        logger.info(f"resuming run {run_id}: attempt {flow_run.run_count}")
     emit("swarm", "started", run_id, {"tasks": len(request.tasks), "drain": bool(request.queue)})
 
     # 0 and 2-5 change shared state, so they run as one transaction: a failure (or a success
@@ -68,7 +77,7 @@ async def swarm_coordination(request: SwarmRequest) -> SwarmResult:
             # 0. a drain run takes its work from the ledger's queue (undo: give back what is
             # still held); an inline run brings its tasks
             if request.queue is not None:
-                batch = take_work(request, run_id)
+                batch = take_work(request, run_id, resuming)
             work = batch.request if batch else request
             if not work.tasks:  # nothing ready in the queue: the summary says so
                 assert batch is not None
@@ -79,34 +88,19 @@ async def swarm_coordination(request: SwarmRequest) -> SwarmResult:
 
             # 1. priority analysis: Claude when configured (answers cached), else the heuristic
             analysis = analyze_priorities(work)
-            agents = form_agents(work, analysis)
+            agents = form_agents(work, analysis, run_id, resuming)
             plan = distribute_work(work, analysis, agents)
-            if batch is not None:  # 4. taken items to their planned agents (same tokens)
-                plan = assign_work(plan, batch, request.lease_s)
-            else:  # 4. one work item per task, claimed for its planned agent
-                plan = claim_assignments(work, plan, run_id)
-            emit("swarm", "planned", run_id, {"makespan_ms": plan.makespan_ms, "ratio": plan.ratio})
-
-            # 5. one task run per claimed item, after its dependencies and its slot's previous item
-            tasks = {t.id: t for t in work.tasks}
-            items = {a.task_id: a.work_item_id for a in plan.assignments}
-            futures: dict[str, PrefectFuture[ExecutionRecord]] = {}
-            for a, after in submission_order(plan, tasks):
-                futures[a.task_id] = execute_work_item.submit(
-                    tasks[a.task_id],
-                    a,
-                    dependency_items(batch, tasks[a.task_id], items),
-                    work.handlers,
-                    work.lease_s,
-                    run_id,
-                    wait_for=[futures[t] for t in after],
-                )
-            progress = await acreate_progress_artifact(0.0, description=f"{run_id}: tasks done")
-            finished = []
-            for future in futures.values():
-                finished.append(future.result())
-                await aupdate_progress_artifact(progress, 100.0 * len(finished) / len(futures))
-            executions = finished
+            # the agents beat their heartbeat while the run works (killed, they lapse)
+            with heartbeating([a.agent_id for a in agents], request.heartbeat_timeout_s):
+                if batch is not None:  # 4. taken items to their planned agents (same tokens)
+                    plan = assign_work(plan, batch, request.lease_s)
+                else:  # 4. one work item per task, claimed for its planned agent
+                    plan = claim_assignments(work, plan, run_id)
+                facts = {"makespan_ms": plan.makespan_ms, "ratio": plan.ratio}
+                emit("swarm", "planned", run_id, facts)
+                # 5. one task run per claimed item, after its dependencies and its slot's
+                # previous item (an item its dead attempt finished is not run again)
+                executions = await execute_plan(plan, work, batch, run_id)
             require_success_rate(executions, request.min_success_rate, run_id)
     except RolledBack as undone:
         if not executions:  # failed before the plan ran: the error says what was undone
@@ -134,6 +128,30 @@ async def swarm_coordination(request: SwarmRequest) -> SwarmResult:
     publish_summary(result)
     emit("swarm", "completed", run_id, {"success_rate": result.success_rate})
     return result
+
+
+async def execute_plan(
+    plan: WorkPlan, work: SwarmRequest, batch: TakenWork | None, run_id: str
+) -> list[ExecutionRecord]:
+    tasks = {t.id: t for t in work.tasks}
+    items = {a.task_id: a.work_item_id for a in plan.assignments}
+    futures: dict[str, PrefectFuture[ExecutionRecord]] = {}
+    for a, after in submission_order(plan, tasks):
+        futures[a.task_id] = execute_work_item.submit(
+            tasks[a.task_id],
+            a,
+            dependency_items(batch, tasks[a.task_id], items),
+            work.handlers,
+            work.lease_s,
+            run_id,
+            wait_for=[futures[t] for t in after],
+        )
+    progress = await acreate_progress_artifact(0.0, description=f"{run_id}: tasks done")
+    finished = []
+    for future in futures.values():
+        finished.append(future.result())
+        await aupdate_progress_artifact(progress, 100.0 * len(finished) / len(futures))
+    return finished
 
 
 def load_sample(path: Path = SAMPLE) -> SwarmRequest:

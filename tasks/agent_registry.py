@@ -43,11 +43,16 @@ def _now() -> str:
 
 
 def agent_record(
-    agent: Agent, now: str | None = None, heartbeat_timeout_s: float | None = None
+    agent: Agent,
+    now: str | None = None,
+    heartbeat_timeout_s: float | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
-    """A new agent's record, in the classic fields (plus name, speed and, when its run set one,
-    the heartbeat timeout after which it counts as dead)."""
-    extra = {TIMEOUT_FIELD: heartbeat_timeout_s} if heartbeat_timeout_s else {}
+    """A new agent's record, in the classic fields (plus name, speed and, when given, the run
+    that formed it and the heartbeat timeout after which it counts as dead)."""
+    extra: dict[str, Any] = {"run_id": run_id} if run_id else {}
+    if heartbeat_timeout_s:
+        extra[TIMEOUT_FIELD] = heartbeat_timeout_s
     return {
         "agent_id": agent.agent_id,
         "team": agent.team,
@@ -87,7 +92,12 @@ def fold_outcome(record: dict[str, Any], duration_ms: float, succeeded: bool) ->
 class AgentRegistry(Protocol):
     name: str  # the store, for messages
 
-    def register(self, agents: list[Agent], heartbeat_timeout_s: float | None = None) -> None: ...
+    def register(
+        self,
+        agents: list[Agent],
+        heartbeat_timeout_s: float | None = None,
+        run_id: str | None = None,
+    ) -> None: ...
     def deregister(self, agent_ids: Iterable[str]) -> int: ...
     def set_status(self, agent_ids: Iterable[str], status: str) -> None: ...
     def set_workload(self, agent_id: str, delta: int) -> None: ...
@@ -120,9 +130,14 @@ class JsonAgentRegistry:
 
         self.store.update(mutate)
 
-    def register(self, agents: list[Agent], heartbeat_timeout_s: float | None = None) -> None:
+    def register(
+        self,
+        agents: list[Agent],
+        heartbeat_timeout_s: float | None = None,
+        run_id: str | None = None,
+    ) -> None:
         now = _now()
-        records = {a.agent_id: agent_record(a, now, heartbeat_timeout_s) for a in agents}
+        records = {a.agent_id: agent_record(a, now, heartbeat_timeout_s, run_id) for a in agents}
 
         def upsert(rows: list[dict[str, Any]]) -> None:
             for r in rows:  # already registered (a resumed run): active again, metrics kept
@@ -205,12 +220,17 @@ class PostgresAgentRegistry:
             cur = conn.execute(sql, args)
             return cur.fetchall() if cur.description else []
 
-    def register(self, agents: list[Agent], heartbeat_timeout_s: float | None = None) -> None:
+    def register(
+        self,
+        agents: list[Agent],
+        heartbeat_timeout_s: float | None = None,
+        run_id: str | None = None,
+    ) -> None:
         from psycopg.types.json import Jsonb
 
         from tasks.claims.pg import connection
 
-        now = _now()
+        now, timeout_s = _now(), heartbeat_timeout_s
         with connection(self._dsn) as conn, conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO reactor_agents (agent_id, status, last_heartbeat, record) "
@@ -221,7 +241,7 @@ class PostgresAgentRegistry:
                 "'status', EXCLUDED.status, 'last_heartbeat', EXCLUDED.record->'last_heartbeat',"
                 f" '{TIMEOUT_FIELD}', EXCLUDED.record->'{TIMEOUT_FIELD}'))",
                 [
-                    (a.agent_id, ACTIVE, now, Jsonb(agent_record(a, now, heartbeat_timeout_s)))
+                    (a.agent_id, ACTIVE, now, Jsonb(agent_record(a, now, timeout_s, run_id)))
                     for a in agents
                 ],
             )
@@ -302,12 +322,25 @@ def open_registry(where: Where = None) -> AgentRegistry:
 
 
 def register(
-    agents: list[Agent], where: Where = None, heartbeat_timeout_s: float | None = None
+    agents: list[Agent],
+    where: Where = None,
+    heartbeat_timeout_s: float | None = None,
+    run_id: str | None = None,
 ) -> None:
     """Add the agents (status `active`, zeroed metrics); one already there is `active` again
     with its metrics kept. `heartbeat_timeout_s`: after that long without a heartbeat the agent
-    counts as dead (`mark_lapsed`), whatever timeout the sweeper uses."""
-    open_registry(where).register(agents, heartbeat_timeout_s)
+    counts as dead (`mark_lapsed`), whatever timeout the sweeper uses; `run_id`: the run that
+    formed them (a resumed run finds its agents by it, `agents_of_run`)."""
+    open_registry(where).register(agents, heartbeat_timeout_s, run_id)
+
+
+def agents_of_run(run_id: str, where: Where = None) -> dict[str, str]:
+    """name -> agent id of the agents registered for `run_id`, in registration order."""
+    return {
+        r["name"]: r["agent_id"]
+        for r in open_registry(where).agents()
+        if r.get("run_id") == run_id and r.get("name")
+    }
 
 
 def deregister(agent_ids: Iterable[str], where: Where = None) -> int:

@@ -490,8 +490,7 @@ class PostgresLedger:
         back (released, a failed attempt) is no one's."""
         with self._conn() as conn:
             rows = conn.execute(
-                f"SELECT * FROM {T} WHERE agent_id = ANY(%s) AND claim_id IS NOT NULL "
-                "ORDER BY seq",
+                f"SELECT * FROM {T} WHERE agent_id = ANY(%s) AND claim_id IS NOT NULL ORDER BY seq",
                 (list(holders),),
             )
             return [_claim(r) for r in rows]

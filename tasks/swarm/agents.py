@@ -9,11 +9,15 @@ no success rate until it has done something. No random numbers anywhere.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections import defaultdict
+from collections.abc import Iterator, Mapping
 
 # storage lives in the registry; re-exported so callers keep `agents.register(...)` etc.
 from tasks.agent_registry import (  # noqa: F401
     AGENTS_FILE,
+    agents_of_run,
     deregister,
     heartbeat,
     mark_lapsed,
@@ -43,10 +47,14 @@ def agent_specs(request: SwarmRequest, analysis: PriorityAnalysis) -> list[Agent
     ]
 
 
-def form_agents(specs: list[AgentSpec]) -> list[Agent]:
+def form_agents(specs: list[AgentSpec], earlier: Mapping[str, str] | None = None) -> list[Agent]:
+    """One agent per spec; `earlier` (name -> agent id: the agents a dead attempt of the same
+    run registered, `agents_of_run`) keeps their ids, so a resumed run's agents are its dead
+    attempt's and the claims they hold are theirs."""
+    earlier = earlier or {}
     return [
         Agent(
-            agent_id=new_id("agent"),
+            agent_id=earlier.get(s.name) or new_id("agent"),
             name=s.name,
             team=s.team,
             specializations=list(s.specializations),
@@ -55,3 +63,24 @@ def form_agents(specs: list[AgentSpec]) -> list[Agent]:
         )
         for s in specs
     ]
+
+
+@contextlib.contextmanager
+def heartbeating(agent_ids: list[str], timeout_s: float, where=None) -> Iterator[None]:
+    """Beat the agents' heartbeat every third of `timeout_s` while the block runs: a live run's
+    agents never lapse, a killed run's do (and the next run's sweep marks them dead). A failed
+    beat (store briefly unavailable) is tried again at the next interval."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(timeout_s / 3):
+            with contextlib.suppress(Exception):
+                heartbeat(agent_ids, where)
+
+    thread = threading.Thread(target=beat, name="agent-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

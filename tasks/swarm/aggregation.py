@@ -41,6 +41,11 @@ def aggregate(
         and s.get("span_attributes", {}).get("swarm.run_id") == run_id
     ]
     ours.sort(key=lambda s: s["start_time"])
+    # one row per item: an item a resumed run ran again (its dead attempt was killed before the
+    # completion was recorded) has its dead attempt's span too; the last one is the one that
+    # counted
+    last = {s["span_attributes"]["swarm.work_item_id"]: s for s in ours}
+    ours = sorted(last.values(), key=lambda s: s["start_time"])
     timeline = [
         {
             "task_id": s["span_attributes"]["swarm.task_id"],

@@ -1,20 +1,31 @@
 """Step 4, atomic claiming: one work item per planned task in the claim ledger, claimed for
-its planned agent under a lease; and the undo, which releases what is still held (pure: no
-Prefect)."""
+its planned agent under a lease; a resumed run's take-back of what its dead attempt held; and
+the undo, which releases what is still held (pure: no Prefect).
+
+Work item ids are the run's and the task's (`work_<run id>_<task id>`), so a resumed run (same
+flow-run id) finds the items its dead attempt added instead of adding new ones.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from tasks.claims import HELD, Ledger, WorkItem
-from tasks.ids import new_id
-from tasks.swarm.models import SwarmRequest, WorkPlan
+from tasks.errors import CoordinationConflict
+from tasks.swarm.models import Assignment, ResumeReport, SwarmRequest, WorkPlan
 
 
-def with_work_items(plan: WorkPlan) -> WorkPlan:
-    """The plan with a fresh `work_<ns>` id on every assignment."""
+def work_item_id(run_id: str, task_id: str) -> str:
+    return f"work_{run_id}_{task_id}"
+
+
+def with_work_items(plan: WorkPlan, run_id: str) -> WorkPlan:
+    """The plan with the run's work item id on every assignment."""
     return plan.model_copy(
         update={
             "assignments": [
-                a.model_copy(update={"work_item_id": new_id("work")}) for a in plan.assignments
+                a.model_copy(update={"work_item_id": work_item_id(run_id, a.task_id)})
+                for a in plan.assignments
             ]
         }
     )
@@ -37,13 +48,71 @@ def work_items(request: SwarmRequest, plan: WorkPlan, run_id: str) -> list[WorkI
     ]
 
 
-def claim_planned(ledger: Ledger, plan: WorkPlan, lease_s: float) -> WorkPlan:
-    """Claim every item for its planned agent; the plan with each claim's id."""
-    claimed = []
+def add_missing(ledger: Ledger, request: SwarmRequest, plan: WorkPlan, run_id: str) -> set[str]:
+    """Add the plan's work items the ledger does not have yet; the ids it already had (added by
+    a dead attempt of this run)."""
+    items = work_items(request, plan, run_id)
+    found = set(ledger.statuses(i.work_item_id for i in items))
+    ledger.add([i for i in items if i.work_item_id not in found])
+    return found
+
+
+def claim_for_run(
+    ledger: Ledger, request: SwarmRequest, plan: WorkPlan, run_id: str
+) -> tuple[WorkPlan, ResumeReport | None]:
+    """Add the run's items (those not there yet) and claim them for their planned agents,
+    taking back what this run's agents hold; the report when a dead attempt had added some."""
+    found = add_missing(ledger, request, plan, run_id)
+    ours = {a.agent_id for a in plan.assignments}
+    plan, report = claim_planned(ledger, plan, request.lease_s, found, ours)
+    return plan, report if found else None
+
+
+def claim_planned(
+    ledger: Ledger,
+    plan: WorkPlan,
+    lease_s: float,
+    found: Collection[str] = (),
+    ours: Collection[str] = (),
+) -> tuple[WorkPlan, ResumeReport]:
+    """Claim every item for its planned agent; an item already there (`found`) is taken back
+    instead when one of this run's agents (`ours`) holds it. The plan with each claim's id
+    (empty for an item lost to another holder), and what the take-back found."""
+    report, claimed = ResumeReport(total=len(plan.assignments)), []
     for a in plan.assignments:
-        claim = ledger.claim(a.work_item_id, a.agent_id, lease_s)
-        claimed.append(a.model_copy(update={"claim_id": claim.claim_id or ""}))
-    return plan.model_copy(update={"assignments": claimed})
+        if a.work_item_id in found:
+            token = take_back(ledger, a, lease_s, ours, report)
+        else:
+            token = ledger.claim(a.work_item_id, a.agent_id, lease_s).claim_id
+            report.fresh += 1
+        claimed.append(a.model_copy(update={"claim_id": token or ""}))
+    return plan.model_copy(update={"assignments": claimed}), report
+
+
+def take_back(
+    ledger: Ledger, a: Assignment, lease_s: float, ours: Collection[str], report: ResumeReport
+) -> str | None:
+    """The claim on an item a dead attempt of this run added: under its token when one of the
+    run's agents holds (or finished) it, a new one when it is pending, None when it was lost."""
+    wid, current = a.work_item_id, ledger.get(a.work_item_id)
+    if current.claim_id and current.agent_id in ours:
+        try:  # fenced: still under the token the dead attempt got
+            back = ledger.resume_claim(wid, current.claim_id, lease_s)
+        except CoordinationConflict as exc:  # taken by someone else since the read
+            report.lost[wid] = str(exc)
+            return None
+        if back.status in HELD:
+            if back.agent_id != a.agent_id:
+                ledger.assign(wid, current.claim_id, a.agent_id)
+            report.taken_back.append(wid)
+        else:
+            report.finished[wid] = back.status
+        return back.claim_id
+    if current.status == "pending":  # added, never claimed (or given back)
+        report.fresh += 1
+        return ledger.claim(wid, a.agent_id, lease_s).claim_id
+    report.lost[wid] = f"{current.status} under claim {current.claim_id} by {current.agent_id}"
+    return None
 
 
 def release_unfinished(ledger: Ledger, claims: list[tuple[str, str]]) -> int:

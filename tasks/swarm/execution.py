@@ -20,8 +20,8 @@ from typing import Any
 from opentelemetry.trace import Status, StatusCode
 
 from tasks import agent_registry
-from tasks.claims import Ledger
-from tasks.coordination_log import idempotency_key
+from tasks.claims import HELD, Claim, Ledger
+from tasks.coordination_log import append_entries, idempotency_key
 from tasks.errors import CoordinationConflict
 from tasks.settings import Settings
 from tasks.swarm.errors import SuccessRateTooLow
@@ -123,6 +123,9 @@ def execute_item(
             error=error,
         )
 
+    current = ledger.get(wid)
+    if not claim_id or current.claim_id != claim_id or current.status not in HELD:
+        return recovered(settings, task, assignment, current, run_id, record)
     statuses = ledger.statuses(dependency_items.values())
     blocked = sorted(t for t, w in dependency_items.items() if statuses.get(w) != "completed")
     if blocked:
@@ -183,6 +186,35 @@ def execute_item(
             done = record("failed", outcome.attempts, error=error)
     agent_registry.set_workload(agent_id, -1, settings)
     agent_registry.record_outcome(agent_id, done.duration_ms, done.status == "completed", settings)
+    return done
+
+
+def recovered(
+    settings: Settings,
+    task: SwarmTask,
+    assignment: Assignment,
+    current: Claim,
+    run_id: str,
+    record: Callable[..., ExecutionRecord],
+) -> ExecutionRecord:
+    """The record of an item this attempt does not run: finished under its claim by a dead
+    attempt of this run (the ledger's completion is the result, even when the kill came before
+    the task's record was kept; its log entry is appended again, a no-op when it was logged),
+    or lost to another holder (skipped, saying who has it)."""
+    if current.claim_id != assignment.claim_id or current.status not in ("completed", "failed"):
+        holder = f"{current.status} under claim {current.claim_id} by {current.agent_id}"
+        return record("skipped", 0, error=f"skipped: claim lost, the item is {holder}")
+    result = current.result if current.status == "completed" else None
+    done = record(current.status, 0, result, error=current.last_error).model_copy(
+        update={
+            "resumed": True,
+            "duration_ms": 0.0,
+            "started_at": current.claimed_at or "",
+            "finished_at": current.completed_at or "",
+        }
+    )
+    if done.status == "completed":
+        append_entries([_log_entry(done, task, run_id)], settings)
     return done
 
 

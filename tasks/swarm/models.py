@@ -99,6 +99,9 @@ class SwarmRequest(BaseModel):
     min_success_rate: float = Field(default=0.8, ge=0, le=1)
     handlers: dict[str, HandlerSpec] = Field(default_factory=dict)
     lease_s: float = Field(default=300.0, gt=0)
+    # an agent of this run not heard from for this long counts as dead: the next run's sweep
+    # marks it so (the run's agents beat every third of it while it runs)
+    heartbeat_timeout_s: float = Field(default=300.0, gt=0)
 
     @model_validator(mode="after")
     def _valid_graph(self) -> SwarmRequest:
@@ -208,6 +211,9 @@ class ExecutionRecord(BaseModel):
     finished_at: str
     result: dict[str, Any] | None = None
     error: str | None = None
+    # finished by a dead attempt of this run (the ledger has it under this run's claim): not
+    # run again; `attempts` counts this attempt's, so 0
+    resumed: bool = False
 
 
 class AgentUtilisation(BaseModel):
@@ -227,6 +233,16 @@ class TelemetrySummary(BaseModel):
     recommendations: list[str]
 
 
+class ResumeReport(BaseModel):
+    """What a resumed run found of its dead attempt's work items in the ledger."""
+
+    total: int = 0
+    finished: dict[str, str] = Field(default_factory=dict)  # item -> completed | failed
+    taken_back: list[str] = Field(default_factory=list)  # held under the dead attempt's token
+    lost: dict[str, str] = Field(default_factory=dict)  # item -> who has it now
+    fresh: int = 0  # not claimed by the dead attempt: claimed now
+
+
 class TakenWork(BaseModel):
     """What a drain run took from the queue: `request` carries the taken items as tasks (task
     id = work item id; dependencies inside the selection), `claims` each item's fencing token,
@@ -240,6 +256,8 @@ class TakenWork(BaseModel):
     dependencies: dict[str, list[str]] = Field(default_factory=dict)
     depth_before: int = 0
     oldest_pending_age_s: float | None = None
+    # a resumed run's: what its dead attempt had taken (this batch again) and how it stands
+    resumed: ResumeReport | None = None
 
 
 class DrainSummary(BaseModel):

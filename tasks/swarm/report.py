@@ -5,21 +5,26 @@ UI's Artifacts page shows each one's history across runs. Publishes artifacts (e
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
+from tasks import metrics
 from tasks.artifacts import markdown_table, publish_markdown, publish_table
 from tasks.claims import Claim, open_ledger
 from tasks.claims.snapshot import Snapshot
+from tasks.events import emit
 from tasks.export import Column, ExportResult, export_dataset
 from tasks.settings import Settings
+from tasks.swarm import execution
 from tasks.swarm.models import (
     Agent,
     Assignment,
     DrainSummary,
     ExecutionRecord,
     PriorityAnalysis,
+    ResumeReport,
     SwarmRequest,
     SwarmResult,
     SwarmTask,
@@ -28,6 +33,7 @@ from tasks.swarm.models import (
     WorkPlan,
 )
 
+T = TypeVar("T")
 SUMMARY_KEY = "swarm-summary"
 ASSIGNMENTS_KEY = "swarm-assignments"
 
@@ -384,3 +390,99 @@ def empty_run(run_id: str, request: SwarmRequest, queue: DrainSummary) -> SwarmR
         ),
         queue=queue,
     )
+
+
+def resume_line(r: ResumeReport) -> str:
+    """What a resumed run found of its dead attempt's work in the ledger."""
+    done = sum(s == "completed" for s in r.finished.values())
+    failed = len(r.finished) - done
+    parts = [
+        f"resuming: {done} of {r.total} item(s) completed by the dead attempt"
+        + (f", {failed} failed for good" if failed else ""),
+        f"took back {len(r.taken_back)} claim(s) under their tokens"
+        + (f" ({', '.join(r.taken_back[:10])}{', ...' if len(r.taken_back) > 10 else ''})"
+           if r.taken_back else ""),
+        f"claimed {r.fresh} afresh",
+    ]  # fmt: skip
+    if r.lost:
+        parts.append(
+            f"{len(r.lost)} lost to other holders: " + "; ".join(list(r.lost.values())[:5])
+        )
+    return "; ".join(parts)
+
+
+def sweep_line(lapsed: list[str], timeout_s: float) -> str:
+    shown = ", ".join(lapsed[:10]) + (", ..." if len(lapsed) > 10 else "")
+    return (
+        f"marked {len(lapsed)} agent(s) dead: no heartbeat within their timeout "
+        f"(default {timeout_s:g} s): {shown}"
+    )
+
+
+def log_outcome(logger: Any, record: ExecutionRecord) -> None:
+    """One line per executed item; one finished by the dead attempt says so (not run again)."""
+    if record.resumed:
+        logger.info(f"{record.task_id}: {record.status} by the dead attempt, not run again")
+    else:
+        logger.log(logging.INFO if record.status == "completed" else logging.WARNING,
+                   outcome_line(record))  # fmt: skip
+
+
+def log_claims(
+    logger: Any, plan: WorkPlan, lease_s: float, resumed: ResumeReport | None = None
+) -> None:
+    if resumed is not None:
+        logger.info(resume_line(resumed))
+    for a in plan.assignments:
+        logger.info(claim_line(a, lease_s) if a.claim_id else f"{a.task_id}: claim lost")
+
+
+def retry_logger(logger: Any, assignment: Assignment):
+    """The `on_retry(attempt, error, delay_s)` callback that logs each retry."""
+
+    def on_retry(_attempt: int, error: str, delay_s: float) -> None:
+        logger.warning(retry_line(assignment, error, delay_s))
+
+    return on_retry
+
+
+def log_exports(
+    logger: Any, snap: Snapshot, exported: dict[str, ExportResult]
+) -> dict[str, list[str]]:
+    """Log where each dataset went; dataset -> its files."""
+    if snap.moved_aside:
+        logger.warning(f"{snap.path} was not valid JSON: kept it as {snap.moved_aside}")
+    for name, done in exported.items():
+        logger.info(dataset_line(name, done))
+    return {name: [str(f.path) for f in done.files] for name, done in exported.items()}
+
+
+def log_agents(logger: Any, agents: list[Agent], kept: set[str]) -> None:
+    for a in agents:
+        logger.info(agent_line(a) + (" (kept from the dead attempt)" if a.agent_id in kept else ""))
+
+
+def check_success_rate(
+    logger: Any, records: list[ExecutionRecord], minimum: float, run_id: str
+) -> float:
+    """The run's success rate, logged; below `minimum` the alert event goes out and the
+    shortfall is raised."""
+    rate = execution.success_rate(records)
+    if (error := execution.shortfall(records, minimum)) is not None:
+        emit("swarm", "below_min_success_rate", run_id, shortfall_facts(records, rate, minimum))
+        raise error
+    logger.info(f"success rate {rate:.0%} (minimum {minimum:.0%})")
+    return rate
+
+
+def executed(logger: Any, record: ExecutionRecord, elapsed_s: float) -> ExecutionRecord:
+    """The outcome of one item's task: its duration metric, log line and event."""
+    metrics.task_duration.record(elapsed_s, {"scenario": "swarm", "task": "execute"})
+    log_outcome(logger, record)
+    emit("swarm", f"task_{record.status}", record.work_item_id, outcome_facts(record))
+    return record
+
+
+def logged(logger: Any, value: T, line: str) -> T:
+    logger.info(line)
+    return value

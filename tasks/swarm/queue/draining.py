@@ -5,12 +5,14 @@ what the run did to the queue."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from tasks.claims import HELD, Claim, Ledger
+from tasks.errors import CoordinationConflict
 from tasks.swarm.models import (
     DrainSummary,
     ExecutionRecord,
+    ResumeReport,
     SwarmRequest,
     SwarmTask,
     TakenWork,
@@ -38,19 +40,34 @@ def task_of(claim: Claim, taken: set[str], timeout_s: float) -> SwarmTask:
     )
 
 
-def take(ledger: Ledger, request: SwarmRequest, run_id: str) -> TakenWork:
+def take(
+    ledger: Ledger,
+    request: SwarmRequest,
+    run_id: str,
+    resuming: bool = False,
+    earlier_agents: Collection[str] = (),
+) -> TakenWork:
     """Take up to `request.queue.limit` items for run `run_id` (the holder until each is handed
-    to an agent); the request of the run with the taken items as its tasks."""
+    to an agent); the request of the run with the taken items as its tasks.
+
+    A resumed run (`earlier_agents`: its dead attempt's agents, if it formed any) first looks
+    for what its dead attempt took (held or finished under the run's id or those agents): if
+    any, that is its batch again, each held claim taken back under its token, and nothing new
+    is taken; `resumed` says what it found."""
     selection = request.queue
     assert selection is not None, "take() is for drain runs (request.queue)"
     depth, oldest = ledger.queue_depth(), ledger.oldest_pending_age_s()
-    claims = ledger.take(
-        run_id,
-        selection.limit,
-        selection.types or request.handled_types(),
-        selection.priority_at_least,
-        request.lease_s,
-    )
+    report = None
+    if resuming and (held := ledger.holdings([run_id, *earlier_agents])):
+        claims, report = _take_back(ledger, held, request.lease_s)
+    else:
+        claims = ledger.take(
+            run_id,
+            selection.limit,
+            selection.types or request.handled_types(),
+            selection.priority_at_least,
+            request.lease_s,
+        )
     taken = {c.work_item_id for c in claims}
     tasks = [task_of(c, taken, selection.timeout_s) for c in claims]
     return TakenWork(
@@ -59,7 +76,28 @@ def take(ledger: Ledger, request: SwarmRequest, run_id: str) -> TakenWork:
         dependencies={c.work_item_id: list(c.dependencies) for c in claims},
         depth_before=depth,
         oldest_pending_age_s=oldest,
+        resumed=report,
     )
+
+
+def _take_back(
+    ledger: Ledger, held: list[Claim], lease_s: float
+) -> tuple[list[Claim], ResumeReport]:
+    """The dead attempt's batch: each held claim renewed under its token (fenced), each finished
+    one as it is; one lost since the read is left out (its new holder has it)."""
+    report, claims = ResumeReport(total=len(held)), []
+    for c in held:
+        try:
+            back = ledger.resume_claim(c.work_item_id, c.claim_id or "", lease_s)
+        except CoordinationConflict as exc:
+            report.lost[c.work_item_id] = str(exc)
+            continue
+        if back.status in HELD:
+            report.taken_back.append(back.work_item_id)
+        else:
+            report.finished[back.work_item_id] = back.status
+        claims.append(back)
+    return claims, report
 
 
 def dependency_items(batch: TakenWork | None, task: SwarmTask, items: Mapping[str, str]):
@@ -72,10 +110,12 @@ def dependency_items(batch: TakenWork | None, task: SwarmTask, items: Mapping[st
 
 def assign(ledger: Ledger, plan: WorkPlan, batch: TakenWork) -> WorkPlan:
     """Hand each taken claim to the agent the plan chose, keeping its token."""
-    assigned = []
+    assigned, finished = [], set(batch.resumed.finished if batch.resumed else ())
     for a in plan.assignments:
-        claim = ledger.assign(a.task_id, batch.claims[a.task_id], a.agent_id)
-        update = {"work_item_id": a.task_id, "claim_id": claim.claim_id or "", "from_queue": True}
+        token = batch.claims[a.task_id]
+        if a.task_id not in finished:  # one the dead attempt finished stays as it is
+            token = ledger.assign(a.task_id, token, a.agent_id).claim_id or ""
+        update = {"work_item_id": a.task_id, "claim_id": token, "from_queue": True}
         assigned.append(a.model_copy(update=update))
     return plan.model_copy(update={"assignments": assigned})
 

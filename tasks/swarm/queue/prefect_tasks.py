@@ -14,21 +14,27 @@ from tasks.claims import WorkItem, open_ledger
 from tasks.compensation import record_compensation
 from tasks.events import emit
 from tasks.settings import get_settings
+from tasks.swarm.agents import agents_of_run
 from tasks.swarm.models import DrainSummary, ExecutionRecord, SwarmRequest, TakenWork, WorkPlan
 from tasks.swarm.queue import draining, enqueue
-from tasks.swarm.report import claim_line, drain_line, take_line
+from tasks.swarm.report import claim_line, drain_line, resume_line, take_line
 
 _TASK = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
 @task(task_run_name="take-from-queue", **_TASK)
-def take_work(request: SwarmRequest, run_id: str) -> TakenWork:
-    """Step 0 of a drain run: take the selection from the ledger's queue for this run."""
-    with open_ledger(get_settings()) as ledger:
-        batch = draining.take(ledger, request, run_id)
+def take_work(request: SwarmRequest, run_id: str, resuming: bool = False) -> TakenWork:
+    """Step 0 of a drain run: take the selection from the ledger's queue for this run; a
+    resumed run takes back what its dead attempt took (same tokens) instead."""
+    settings, logger = get_settings(), get_run_logger()
+    earlier = agents_of_run(run_id, settings).values() if resuming else ()
+    with open_ledger(settings) as ledger:
+        batch = draining.take(ledger, request, run_id, resuming, earlier)
     if (txn := get_transaction()) is not None:
         txn.set("taken", batch.claims)  # for the undo hook
-    get_run_logger().info(take_line(request, batch))
+    if batch.resumed is not None:
+        logger.info(resume_line(batch.resumed))
+    logger.info(take_line(request, batch))
     emit("swarm", "taken", run_id, {"taken": len(batch.claims), "depth": batch.depth_before})
     return batch
 
