@@ -45,8 +45,10 @@ def processes_under(root: Path) -> list[psutil.Process]:
 
 
 def port_range(span: int = 40) -> tuple[int, int]:
-    """A random slice of high ports so concurrent test runs rarely meet."""
-    low = random.randrange(20000, 60000 - span)
+    """A random slice of ports so concurrent test runs rarely meet, below the kernel's
+    ephemeral range (32768+): a port the flow allocated is never some client's source port
+    by the time its service binds it (a resumed deploy binds minutes later)."""
+    low = random.randrange(20000, 32768 - span)
     return (low, low + span - 1)
 
 
