@@ -53,7 +53,8 @@ def test_fan_outs_live_in_flow_modules():
         f"{p.relative_to(ROOT)}:{n}"
         for p in _python_files("tasks", "deployments", "reactor")
         for n, line in enumerate(p.read_text().splitlines(), 1)
-        if re.search(r"\.(submit|map)\(", line) and not line.lstrip().startswith("#")
+        # a task runner's own submit delegating to its base class is no fan-out
+        if re.search(r"(?<!super\(\))\.(submit|map)\(", line) and not line.lstrip().startswith("#")
     ]
     assert offenders == []
 
