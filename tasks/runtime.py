@@ -63,9 +63,6 @@ class SharedClientTaskRunner(ThreadPoolTaskRunner):
         with self._with_client():
             return super().submit(*args, **kwargs)
 
-    def duplicate(self) -> SharedClientTaskRunner:
-        return type(self)(max_workers=self._max_workers)
-
 
 def task_runner(settings: Settings | None = None) -> TaskRunner:
     """`REACTOR_TASK_RUNNER=threads` (default, `REACTOR_MAX_WORKERS` threads) or `dask`

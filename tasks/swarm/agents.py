@@ -10,9 +10,9 @@ no success rate until it has done something. No random numbers anywhere.
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 
 # storage lives in the registry; re-exported so callers keep `agents.register(...)` etc.
 from tasks.agent_registry import (  # noqa: F401
@@ -28,6 +28,7 @@ from tasks.agent_registry import (  # noqa: F401
     set_workload,
 )
 from tasks.ids import new_id
+from tasks.periodic import every
 from tasks.swarm.models import Agent, AgentSpec, PriorityAnalysis, SwarmRequest
 
 
@@ -65,22 +66,13 @@ def form_agents(specs: list[AgentSpec], earlier: Mapping[str, str] | None = None
     ]
 
 
-@contextlib.contextmanager
-def heartbeating(agent_ids: list[str], timeout_s: float, where=None) -> Iterator[None]:
+def heartbeating(agent_ids: list[str], timeout_s: float, where=None) -> AbstractContextManager:
     """Beat the agents' heartbeat every third of `timeout_s` while the block runs: a live run's
     agents never lapse, a killed run's do (and the next run's sweep marks them dead). A failed
     beat (store briefly unavailable) is tried again at the next interval."""
-    stop = threading.Event()
 
     def beat() -> None:
-        while not stop.wait(timeout_s / 3):
-            with contextlib.suppress(Exception):
-                heartbeat(agent_ids, where)
+        with contextlib.suppress(Exception):
+            heartbeat(agent_ids, where)
 
-    thread = threading.Thread(target=beat, name="agent-heartbeat", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+    return every(timeout_s / 3, beat, "agent-heartbeat")

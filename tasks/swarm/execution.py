@@ -11,9 +11,9 @@ metrics in agent_status.json.
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from tasks import agent_registry
 from tasks.claims import HELD, Claim, Ledger
 from tasks.coordination_log import append_entries, idempotency_key
 from tasks.errors import CoordinationConflict
+from tasks.periodic import every
 from tasks.settings import Settings
 from tasks.swarm.errors import SuccessRateTooLow
 from tasks.swarm.handlers import HandlerOutcome, resolve, run_with_retries
@@ -58,28 +59,20 @@ def submission_order(
     return order
 
 
-@contextlib.contextmanager
 def lease_keeper(
     ledger: Ledger, work_item_id: str, claim_id: str, lease_s: float
-) -> Iterator[None]:
+) -> AbstractContextManager:
     """Heartbeat the claim every lease/3 while the block runs (a live agent keeps its lease;
-    a dead one's lease expires and the item becomes reclaimable)."""
-    stop = threading.Event()
+    a dead one's lease expires and the item becomes reclaimable); a lost claim stops it."""
 
-    def beat() -> None:
+    def beat() -> bool:
         try:
-            while not stop.wait(lease_s / 3):
-                ledger.heartbeat(work_item_id, claim_id, lease_s)
+            ledger.heartbeat(work_item_id, claim_id, lease_s)
         except CoordinationConflict:
-            return
+            return False
+        return True
 
-    thread = threading.Thread(target=beat, name=f"lease-{work_item_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+    return every(lease_s / 3, beat, f"lease-{work_item_id}")
 
 
 def _span_attributes(task: SwarmTask, assignment: Assignment, run_id: str) -> dict[str, Any]:

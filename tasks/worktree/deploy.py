@@ -111,6 +111,18 @@ def run_service(
     return outcome
 
 
+def _outcome(spec: WorktreeSpec, worktree: WorktreeInfo, port: int) -> ServiceOutcome:
+    """The outcome of a service about to be waited for (healthy until a check says otherwise)."""
+    return ServiceOutcome(
+        name=spec.name,
+        status=ServiceStatus.healthy,
+        port=port,
+        worktree_path=worktree.path,
+        branch=worktree.branch,
+        log_path=process.log_path_for(worktree.path, spec.name),
+    )
+
+
 def adopt_service(
     spec: WorktreeSpec,
     worktree: WorktreeInfo,
@@ -123,14 +135,7 @@ def adopt_service(
     """A service a dead attempt of this run started and that still runs (its identity checked
     by the caller): waited for like a fresh start, never started twice; stopped if it never
     becomes healthy."""
-    outcome = ServiceOutcome(
-        name=spec.name,
-        status=ServiceStatus.healthy,
-        port=port,
-        worktree_path=worktree.path,
-        branch=worktree.branch,
-        log_path=process.log_path_for(worktree.path, spec.name),
-    )
+    outcome = _outcome(spec, worktree, port)
     url = health.health_url(port, spec.health_path)
     with get_tracer().start_as_current_span("worktree.adopt_service") as span:
         span.set_attributes({"worktree.name": spec.name, "worktree.pid": identity.pid})
@@ -153,14 +158,7 @@ def launch_service(
     ours = service_environment(spec, port, worktree.path)
     env = process_env(ours, spec.environment_variables)
     log = process.log_path_for(worktree.path, spec.name)
-    outcome = ServiceOutcome(
-        name=spec.name,
-        status=ServiceStatus.healthy,
-        port=port,
-        worktree_path=worktree.path,
-        branch=worktree.branch,
-        log_path=log,
-    )
+    outcome = _outcome(spec, worktree, port)
     url = health.health_url(port, spec.health_path)
     # what the monitor needs to find and restart the service; written with the next status
     # change (one locked write fewer on the critical path when there is no install step).

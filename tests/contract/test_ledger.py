@@ -63,9 +63,9 @@ def test_eight_processes_claim_every_item_exactly_once(ledger, ledger_settings):
 
 
 # -- leases ----------------------------------------------------------------------------------------
-def test_killed_claimer_releases_after_lease(ledger, ledger_settings):
-    ledger.add(_items(3))
-    victim = CTX.Process(target=workers.hold_until_killed, args=(_where(ledger_settings), 1.0))
+def _claimed_by_a_killed_process(ledger, ledger_settings, lease_s: float):
+    """The claim a spawned holder took (lease `lease_s`) before it was SIGKILLed."""
+    victim = CTX.Process(target=workers.hold_until_killed, args=(_where(ledger_settings), lease_s))
     victim.start()
     deadline = time.monotonic() + 60
     while not (held := ledger.list(status="claimed")):
@@ -74,6 +74,12 @@ def test_killed_claimer_releases_after_lease(ledger, ledger_settings):
     os.kill(victim.pid, signal.SIGKILL)
     victim.join()
     (dead,) = held
+    return dead
+
+
+def test_killed_claimer_releases_after_lease(ledger, ledger_settings):
+    ledger.add(_items(3))
+    dead = _claimed_by_a_killed_process(ledger, ledger_settings, lease_s=1.0)
     assert dead.agent_id == "agent_victim"
     # its lease is live: the survivor gets the other items first, then the dead one's
     got = [ledger.claim_next("agent_live").work_item_id for _ in range(2)]
@@ -108,15 +114,7 @@ def test_resume_claim_takes_back_a_killed_holders_claim_at_once_under_its_token(
     ledger, ledger_settings
 ):
     ledger.add(_items(1))
-    victim = CTX.Process(target=workers.hold_until_killed, args=(_where(ledger_settings), 60.0))
-    victim.start()
-    deadline = time.monotonic() + 60
-    while not (held := ledger.list(status="claimed")):
-        assert time.monotonic() < deadline, "the victim never claimed"
-        time.sleep(0.02)
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.join()
-    (dead,) = held
+    dead = _claimed_by_a_killed_process(ledger, ledger_settings, lease_s=60.0)
     assert ledger.claim_next("agent_other") is None  # its 60 s lease is live for anyone else
     back = ledger.resume_claim(dead.work_item_id, dead.claim_id, lease_s=30)
     assert (back.status, back.agent_id, back.claim_id) == ("claimed", "agent_victim", dead.claim_id)
