@@ -1,14 +1,14 @@
 """What a retried deployment run takes over from its dead attempt (docs/worktree.md, "After a
 crash"): the registry entries the same flow run made (`EnvironmentEntry.run_id`), their
 worktrees when git still lists them on the recorded branch, and their services when the
-recorded process identity (pid + psutil create time + command line) is still that process.
-Nothing is adopted from another run. Pure module."""
+recorded process identity (pid + start time + command line) is still that process, or when
+an unrecorded one carries the run's mark. Nothing is adopted from another run. Pure module."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tasks.worktree import gitops, process
+from tasks.worktree import gitops, identity, process
 from tasks.worktree.models import EnvironmentEntry, ProcessIdentity, WorktreeInfo
 from tasks.worktree.registry import EnvironmentRegistry
 
@@ -40,8 +40,12 @@ def adoptable_worktree(
     )
 
 
-def running_service(entry: EnvironmentEntry | None) -> ProcessIdentity | None:
-    """The recorded service process, if it is still that process (not a reused pid)."""
-    if entry is None or entry.process is None or not process.is_alive(entry.process):
-        return None
-    return entry.process
+def running_service(
+    entry: EnvironmentEntry | None, worktree: Path, mark: str
+) -> ProcessIdentity | None:
+    """The service process a dead attempt started: the recorded one if it is still that
+    process (not a reused pid), else one in the worktree carrying the run's mark (the attempt
+    died between starting it and recording it)."""
+    if entry is not None and entry.process is not None and process.is_alive(entry.process):
+        return entry.process
+    return identity.unrecorded(worktree, mark)

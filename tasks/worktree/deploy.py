@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import psutil
 
 from tasks.health import HealthCheck
+from tasks.net import port_is_free
 from tasks.redaction import known_secrets, redact_text, register_secret
 from tasks.telemetry import get_tracer
 from tasks.worktree import gitops, health, process
@@ -17,6 +18,7 @@ from tasks.worktree.environment import (
     service_environment,
     write_env_file,
 )
+from tasks.worktree.identity import identify
 from tasks.worktree.models import (
     DeploymentRequest,
     EnvironmentEntry,
@@ -88,11 +90,12 @@ def run_service(
     port: int,
     request: DeploymentRequest,
     registry: EnvironmentRegistry,
+    owner: str | None = None,
 ) -> ServiceOutcome:
     """`launch_service` in its own span; never raises (an unexpected error is a failed start)."""
     with get_tracer().start_as_current_span("worktree.deploy_service") as span:
         try:
-            outcome = launch_service(spec, worktree, port, request, registry)
+            outcome = launch_service(spec, worktree, port, request, registry, owner)
         except Exception as exc:
             outcome = ServiceOutcome(
                 name=spec.name,
@@ -148,10 +151,13 @@ def launch_service(
     port: int,
     request: DeploymentRequest,
     registry: EnvironmentRegistry,
+    owner: str | None = None,
 ) -> ServiceOutcome:
     """Install, start and wait for health, recording each step in the registry. Never raises
     for the service's own failures: the outcome says what failed, and a service that started
-    but never became healthy has been stopped again (failed never means left running)."""
+    but never became healthy has been stopped again (failed never means left running). A port
+    something else listens on fails the start: that process's answers are not our health.
+    `owner` marks the process (`identity.owner`)."""
     for value in secret_values(spec.environment_variables):
         register_secret(value)  # logs, spans, artifacts and events redact it from now on
     commands = process.commands_for(spec)
@@ -189,7 +195,9 @@ def launch_service(
             return outcome
     started = now()
     try:
-        identity = process.start_process(commands.start, worktree.path, env, log)
+        if not port_is_free(port):
+            raise process.StartFailed(f"port {port} is in use by another process")
+        identity = process.start_process(commands.start, worktree.path, env, log, owner)
     except process.StartFailed as exc:
         outcome.status = ServiceStatus.start_failed
         outcome.reason = _clean(str(exc))
@@ -260,7 +268,7 @@ def _settled(identity: ProcessIdentity) -> ProcessIdentity:
     """The identity once the service answers: a start command that execs another program
     (`mix` -> `elixir` -> `beam.smp`) keeps its pid but changes its command line."""
     try:
-        return process.identify(identity.pid)
+        return identify(identity.pid)
     except psutil.NoSuchProcess:
         return identity
 

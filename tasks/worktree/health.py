@@ -28,16 +28,25 @@ def wait_healthy(
     still_running: Callable[[], bool] = lambda: True,
 ) -> tuple[HealthCheck, int]:
     """Poll `url` every `interval_s` until healthy, the process exits, or `timeout_s` passes.
-    Returns the last check and how many checks were made."""
+    Healthy means an answer while the process still runs (a healthy answer after it exited
+    came from another process holding the port). Returns the last check and how many checks
+    were made."""
     deadline = time.monotonic() + timeout_s
     checks = 0
     with httpx.Client(trust_env=False) as client:
         while True:
             check = probe(client, url, timeout_s=min(2.0, max(0.2, interval_s * 2)))
             checks += 1
-            if check.healthy:
+            running = still_running()
+            if check.healthy and running:
                 return check, checks
-            if not still_running():
+            if check.healthy:  # an answer, but not from the service we started
+                check.healthy = False
+                check.detail = (
+                    "the port answered, but the service had exited: another process holds it"
+                )
+                return check, checks
+            if not running:
                 check.detail = f"process exited before becoming healthy ({check.detail})"
                 return check, checks
             remaining = deadline - time.monotonic()

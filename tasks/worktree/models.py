@@ -220,11 +220,15 @@ class WorktreeAttempt(BaseModel):
 class ProcessIdentity(BaseModel):
     """Which process a recorded pid was. A pid alone is not enough: once the service exits, the
     kernel hands the number to the next process, and signalling it hours later would hit an
-    unrelated one. The start time (psutil's `create_time`) and command line tell them apart."""
+    unrelated one. The start time and command line tell them apart (`identity.matches`)."""
 
     pid: int
     create_time: float | None = None  # None: recorded without identity (older registry)
     cmdline: list[str] = Field(default_factory=list)
+    # Linux: the start in clock ticks since boot, and which boot (None elsewhere or older
+    # registries); unlike `create_time` it does not move when the wall clock is adjusted
+    boot_ticks: int | None = None
+    boot_id: str | None = None
 
 
 class ServiceOutcome(BaseModel):

@@ -11,7 +11,7 @@ from tasks.compensation import record_compensation
 from tasks.events import emit
 from tasks.settings import get_settings
 from tasks.telemetry import get_tracer
-from tasks.worktree import adopt, deploy, gitops, monitor, process, report, teardown
+from tasks.worktree import adopt, deploy, gitops, identity, monitor, process, report, teardown
 from tasks.worktree.models import (
     DeploymentRequest,
     MonitorCheck,
@@ -88,6 +88,9 @@ def _remove_worktree(txn: Transaction) -> None:
     entry = open_registry().entry(info.name)
     if entry is not None and entry.process is not None and process.stop_process(entry.process):
         record_compensation(f"stopped {info.name} (pid {entry.process.pid})")
+    for stray in identity.marked_under(info.path):  # started, but killed before recording
+        if process.stop_process(stray):
+            record_compensation(f"stopped {info.name} (unrecorded pid {stray.pid})")
     branch = info.branch if info.created_branch else None
     for done in gitops.remove_worktree(txn.get("repo_path"), info.path, branch):
         record_compensation(done)
@@ -102,20 +105,24 @@ def deploy_service(
     run_id: str | None = None,
 ) -> ServiceOutcome:
     """Install, start (own session, logs to a file, identity in the registry), poll health.
-    A service this run's dead attempt started that still runs (same pid, create time and
-    command line) is adopted; one that is gone is started again."""
+    A service this run's dead attempt started that still runs (same pid, start time and
+    command line, or carrying this run's mark when the attempt died before recording it) is
+    adopted; one that is gone is started again."""
     logger, registry = get_run_logger(), open_registry()
     entry = adopt.owned(registry, run_id).get(spec.name) if run_id else None
-    identity = adopt.running_service(entry)
-    if entry is not None and identity is not None:
-        logger.info("%s: adopted pid %d from this run's dead attempt", spec.name, identity.pid)
+    mark = identity.owner(run_id, spec.name) if run_id else None
+    found = (
+        adopt.running_service(entry, worktree.path, mark) if entry is not None and mark else None
+    )
+    if entry is not None and found is not None:
+        logger.info("%s: adopted pid %d from this run's dead attempt", spec.name, found.pid)
         started = entry.started_at or deploy.now()
-        outcome = deploy.adopt_service(spec, worktree, port, request, registry, identity, started)
+        outcome = deploy.adopt_service(spec, worktree, port, request, registry, found, started)
     else:
         if entry is not None and entry.process is not None:
             logger.warning("%s: the dead attempt's process is gone; starting it again", spec.name)
         logger.info("starting %s on port %d", spec.name, port)
-        outcome = deploy.run_service(spec, worktree, port, request, registry)
+        outcome = deploy.run_service(spec, worktree, port, request, registry, mark)
     get_transaction().set("process", outcome.process)
     get_transaction().set("name", spec.name)
     report.log_service(logger, outcome)
@@ -126,9 +133,9 @@ def deploy_service(
 
 @deploy_service.on_rollback
 def _stop_service(txn: Transaction) -> None:
-    identity = txn.get("process")
-    if identity is not None and process.stop_process(identity):
-        record_compensation(f"stopped {txn.get('name')} (pid {identity.pid})")
+    started = txn.get("process")
+    if started is not None and process.stop_process(started):
+        record_compensation(f"stopped {txn.get('name')} (pid {started.pid})")
 
 
 @task(cache_policy=NO_CACHE, task_run_name="setup-monitoring")

@@ -2,9 +2,9 @@
 files through a redacting relay (`log_relay.py`: no secret the service prints reaches the file),
 each service in its own session so that stopping it stops everything it spawned.
 
-A service is found again by its `ProcessIdentity` (pid, start time, command line), never by its
-pid alone: the registry is read by other processes hours later, when the pid may belong to an
-unrelated process. Signals go only to a process that matches.
+A service is found again by its `ProcessIdentity` (pid, start time, command line; see
+`identity.py`), never by its pid alone: the registry is read by other processes hours later,
+when the pid may belong to an unrelated process. Signals go only to a process that matches.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 
 import psutil
 
+from tasks.worktree.identity import OWNER_VAR, identify_spawned, matches
 from tasks.worktree.models import ProcessIdentity, WorktreeSpec, WorktreeType
 from tasks.worktree.secret_names import is_secret_name
 
@@ -143,12 +144,16 @@ def run_install(argv: list[str], cwd: Path, env: dict[str, str], log_path: Path,
 
 
 def start_process(
-    argv: list[str], cwd: Path, env: dict[str, str], log_path: Path
+    argv: list[str], cwd: Path, env: dict[str, str], log_path: Path, owner: str | None = None
 ) -> ProcessIdentity:
     """Launch the service in a new session (its pid is its process-group id), its output
-    going to `log_path` through a redacting relay; returns its identity (Popen returns once the
-    command has been exec'd, so the command line is its own)."""
+    going to `log_path` through a redacting relay; returns its identity, read once the kernel
+    shows the new program's command line (`identity.identify_spawned`). `owner` marks the process
+    (`identity.OWNER_VAR`) so that it is found again if this process dies before recording
+    it."""
     _reap_relays()
+    if owner is not None:
+        env = {**env, OWNER_VAR: owner}
     log, relay = _log_relay(log_path, env)
     try:
         proc = subprocess.Popen(argv, **_detached(cwd, env, log))
@@ -159,7 +164,7 @@ def start_process(
     _children[proc.pid] = proc
     _relays[proc.pid] = relay
     try:
-        return identify(proc.pid)
+        return identify_spawned(proc.pid)
     except psutil.NoSuchProcess:  # exited at once: still ours until reaped
         return ProcessIdentity(pid=proc.pid)
 
@@ -175,18 +180,6 @@ def drain_log(pid: int | None) -> None:
     wrote."""
     if pid is not None and pid not in _children and (relay := _relays.pop(pid, None)):
         _drain(relay)
-
-
-# psutil derives create_time from clock ticks since boot: the same process always gives the
-# same value; a different process with the same pid started at least one tick later
-_SAME_START_S = 0.01
-
-
-def identify(pid: int) -> ProcessIdentity:
-    """The identity of the running process `pid` (its start time and command line)."""
-    proc = psutil.Process(pid)
-    with proc.oneshot():
-        return ProcessIdentity(pid=pid, create_time=proc.create_time(), cmdline=proc.cmdline())
 
 
 def _process(identity: ProcessIdentity | None) -> psutil.Process | None:
@@ -208,10 +201,7 @@ def _process(identity: ProcessIdentity | None) -> psutil.Process | None:
         with proc.oneshot():
             if proc.status() == psutil.STATUS_ZOMBIE:
                 return None
-            same = (
-                abs(proc.create_time() - identity.create_time) < _SAME_START_S
-                and proc.cmdline() == identity.cmdline
-            )
+            same = matches(proc, identity)
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
     return proc if same else None

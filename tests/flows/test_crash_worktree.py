@@ -119,3 +119,30 @@ def test_failed_retry_rolls_back_what_both_attempts_made(repo):
     assert outcome.flow_run_id == killed.flow_run_id and outcome.state == "Failed"
     assert_nothing_left(repo, ports, before)
     assert ports_free(ports)
+
+
+def test_a_service_started_but_never_recorded_is_adopted_not_orphaned(repo):
+    """A kill between spawning a service and recording it leaves a process no registry entry
+    names: the retry finds it by the run's mark in its environment and adopts it."""
+    req = chain(repo)
+
+    def api_recorded() -> bool:
+        entry = open_registry().entry("api")
+        return entry is not None and entry.process is not None
+
+    killed = run_and_kill(ENTRY, {"request": req.model_dump(mode="json")}, api_recorded)
+    registry = open_registry()
+    orphan = registry.entry("api").process
+    # the registry as it is when the kill comes a moment earlier, before that write
+    registry.update_environment(
+        "api", process=None, started_at=None, status=EnvironmentStatus.worktree_created
+    )
+
+    outcome = resume(killed.flow_run_id)
+
+    assert outcome.flow_run_id == killed.flow_run_id and outcome.state == "Completed"
+    assert {n: starts(repo, n) for n in NAMES} == dict.fromkeys(NAMES, 1), "a service started twice"
+    entries = open_registry().environments()
+    assert entries["api"].process.pid == orphan.pid
+    running = sorted(p.pid for p in processes_under(repo))
+    assert running == sorted(e.process.pid for e in entries.values()), "an orphaned process"

@@ -80,3 +80,11 @@ def test_wait_healthy_stops_polling_when_the_process_exits(base):
         base + "/starting", timeout_s=30, interval_s=0.1, still_running=lambda: False
     )
     assert checks == 1 and "process exited before becoming healthy" in check.detail
+
+
+def test_a_healthy_answer_after_the_process_exited_is_not_its_health(base):
+    # the service could not bind its port (another process holds it) and exited; what
+    # answers there is that other process
+    check, checks = wait_healthy(base + "/ok", timeout_s=30, still_running=lambda: False)
+    assert checks == 1 and not check.healthy
+    assert "another process holds it" in check.detail
