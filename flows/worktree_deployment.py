@@ -80,7 +80,9 @@ def _deploy(request: DeploymentRequest) -> DeploymentResult:
             ports = allocate_ports(request, run_id)  # 1. environment registry
             worktrees = create_worktrees(checked, request, ports, run_id)  # 2. git worktrees
             # 3-5. dependency order, install and start, health
-            deploy_in_dependency_order(request, worktrees, ports, outcomes, skipped, run_id)
+            deploy_in_dependency_order(
+                request, worktrees, ports, outcomes, skipped, run_id, bool(adoptable)
+            )
             failed = [o for o in outcomes.values() if not o.ok]
             if failed and request.on_failure == "rollback":
                 raise ServiceUnhealthy(
@@ -136,11 +138,13 @@ def deploy_in_dependency_order(
     outcomes: dict[str, ServiceOutcome],
     skipped: dict[str, str],
     run_id: str,
+    resuming: bool = False,
 ) -> None:
     """Start each service as soon as all its dependencies are healthy (so each batch starts
     only after the batches it depends on are healthy); skip dependents of a failure. With
     on_failure=rollback nothing new starts after the first failure. Fills `outcomes` and
-    `skipped` as services finish, so a rollback half-way knows what ran."""
+    `skipped` as services finish, so a rollback half-way knows what ran. `resuming`: this
+    run's dead attempt made something, which its services may adopt."""
     logger = get_run_logger()
     specs = request.by_name()
     ready = ReadySet(request.graph(), "worktree")
@@ -152,7 +156,7 @@ def deploy_in_dependency_order(
             if halted is None:
                 for name in ready.take(None if request.parallel else 1 - len(running)):
                     future = deploy_service.submit(
-                        request, specs[name], worktrees[name], ports[name], run_id
+                        request, specs[name], worktrees[name], ports[name], run_id, resuming
                     )
                     running[future] = name
             if not running:

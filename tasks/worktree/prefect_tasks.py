@@ -103,17 +103,17 @@ def deploy_service(
     worktree: WorktreeInfo,
     port: int,
     run_id: str | None = None,
+    resuming: bool = False,
 ) -> ServiceOutcome:
     """Install, start (own session, logs to a file, identity in the registry), poll health.
-    A service this run's dead attempt started that still runs (same pid, start time and
-    command line, or carrying this run's mark when the attempt died before recording it) is
-    adopted; one that is gone is started again."""
+    When `resuming`, a service this run's dead attempt started that still runs (same pid,
+    start time and command line, or carrying this run's mark when the attempt died before
+    recording it) is adopted; one that is gone is started again."""
     logger, registry = get_run_logger(), open_registry()
-    entry = adopt.owned(registry, run_id).get(spec.name) if run_id else None
+    entry = adopt.owned(registry, run_id).get(spec.name) if run_id and resuming else None
     mark = identity.owner(run_id, spec.name) if run_id else None
-    found = (
-        adopt.running_service(entry, worktree.path, mark) if entry is not None and mark else None
-    )
+    # looking for an unrecorded process scans every process's cwd (~10 ms): resumes only
+    found = adopt.running_service(entry, worktree.path, mark) if entry and mark else None
     if entry is not None and found is not None:
         logger.info("%s: adopted pid %d from this run's dead attempt", spec.name, found.pid)
         started = entry.started_at or deploy.now()

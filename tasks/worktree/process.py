@@ -10,6 +10,7 @@ when the pid may belong to an unrelated process. Signals go only to a process th
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -21,7 +22,9 @@ from typing import Any
 
 import psutil
 
+from tasks.redaction import known_secrets, register_secret
 from tasks.worktree.identity import OWNER_VAR, identify_spawned, matches
+from tasks.worktree.log_relay import SECRETS_VAR
 from tasks.worktree.models import ProcessIdentity, WorktreeSpec, WorktreeType
 from tasks.worktree.secret_names import is_secret_name
 
@@ -82,10 +85,14 @@ def log_path_for(worktree: Path, name: str) -> Path:
 def _log_relay(log_path: Path, env: dict[str, str]) -> tuple[int, subprocess.Popen]:
     """A relay appending to `log_path` what is written to the returned pipe end, secrets
     redacted. It gets this process's environment (so it imports this package whatever the
-    service's own PYTHONPATH says) plus the service's secret-named variables."""
+    service's own PYTHONPATH says) and the secrets to redact: every one this process knows,
+    the service's secret-named variables among them."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    for name, value in env.items():
+        if is_secret_name(name):
+            register_secret(value)
+    relay_env = {**os.environ, SECRETS_VAR: json.dumps(known_secrets())}
     read_end, write_end = os.pipe()
-    relay_env = {**os.environ, **{k: v for k, v in env.items() if is_secret_name(k)}}
     try:
         relay = subprocess.Popen(
             [sys.executable, "-m", "tasks.worktree.log_relay", str(log_path)],
