@@ -143,7 +143,8 @@ class JsonAgentRegistry:
             for r in rows:  # already registered (a resumed run): active again, metrics kept
                 if (new := records.pop(r.get("agent_id"), None)) is not None:
                     r.update(status=ACTIVE, last_heartbeat=now)
-                    r.update({k: v for k, v in new.items() if k == TIMEOUT_FIELD})
+                    if TIMEOUT_FIELD in new:
+                        r[TIMEOUT_FIELD] = new[TIMEOUT_FIELD]
             rows.extend(records.values())
 
         self.store.update(upsert)

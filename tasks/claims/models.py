@@ -23,6 +23,7 @@ Priority = Literal["critical", "high", "medium", "low"]
 PRIORITY_RANK: dict[str, int] = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 Status = Literal["pending", "claimed", "in_progress", "completed", "failed"]
 HELD = ("claimed", "in_progress")
+FINISHED = ("completed", "failed")
 # The classic work_claims.json record, in its order; `Claim.seed_record()` puts these first.
 SEED_FIELDS = (
     "work_item_id", "agent_id", "claimed_at", "estimated_duration", "work_type", "priority",

@@ -30,6 +30,7 @@ from typing import Any
 
 from tasks.claims.models import (
     DEFAULT_LEASE_S,
+    FINISHED,
     HELD,
     PRIORITY_RANK,
     Claim,
@@ -41,7 +42,6 @@ from tasks.claims.models import (
 )
 from tasks.claims.pg import connection, describe, pool
 from tasks.claims.selection import (
-    FINISHED,
     Row,
     coerce_items,
     plan_take,

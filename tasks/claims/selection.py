@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tasks.claims.models import HELD, WorkItem
+from tasks.claims.models import FINISHED, HELD, WorkItem
 from tasks.errors import InvalidInput
 from tasks.graph import batches
 
@@ -189,9 +189,6 @@ def stale_message(work_item_id: str, claim_id: str, status: str, holder: str | N
             f"{token} by {holder}"
         )
     return f"claim {claim_id} on {work_item_id} is stale: the item is {status}"
-
-
-FINISHED = ("completed", "failed")
 
 
 def resume_refused(work_item_id: str, claim_id: str, row: Mapping[str, Any]) -> str:

@@ -39,6 +39,7 @@ from typing import Any, Literal
 from tasks.claims.models import (
     DB_FILE,
     DEFAULT_LEASE_S,
+    FINISHED,
     HELD,
     PRIORITY_RANK,
     Claim,
@@ -51,7 +52,6 @@ from tasks.claims.models import (
 )
 from tasks.claims.schema import SQLITE_MIGRATIONS, SQLITE_VERSION, migrate_sqlite
 from tasks.claims.selection import (
-    FINISHED,
     Row,
     coerce_items,
     plan_take,
@@ -274,7 +274,7 @@ class ClaimLedger:
         with self._write() as db:
             row = self._row(db, work_item_id)
             held = row["status"] in HELD and row["lease_expires"] >= now
-            if row["status"] in ("completed", "failed") or (held and row["agent_id"] != agent_id):
+            if row["status"] in FINISHED or (held and row["agent_id"] != agent_id):
                 raise CoordinationConflict(
                     f"{work_item_id} is {row['status']} by {row['agent_id']}; "
                     "only a pending item or an expired lease can be claimed"

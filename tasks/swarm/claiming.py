@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from tasks.claims import HELD, Ledger, WorkItem
+from tasks.claims import HELD, Claim, Ledger, WorkItem
 from tasks.errors import CoordinationConflict
 from tasks.swarm.models import Assignment, ResumeReport, SwarmRequest, WorkPlan
 
@@ -96,23 +96,33 @@ def take_back(
     run's agents holds (or finished) it, a new one when it is pending, None when it was lost."""
     wid, current = a.work_item_id, ledger.get(a.work_item_id)
     if current.claim_id and current.agent_id in ours:
-        try:  # fenced: still under the token the dead attempt got
-            back = ledger.resume_claim(wid, current.claim_id, lease_s)
-        except CoordinationConflict as exc:  # taken by someone else since the read
-            report.lost[wid] = str(exc)
-            return None
-        if back.status in HELD:
-            if back.agent_id != a.agent_id:
-                ledger.assign(wid, current.claim_id, a.agent_id)
-            report.taken_back.append(wid)
-        else:
-            report.finished[wid] = back.status
-        return back.claim_id
+        back = resume_into(ledger, wid, current.claim_id, lease_s, report)
+        if back is not None and back.status in HELD and back.agent_id != a.agent_id:
+            ledger.assign(wid, current.claim_id, a.agent_id)
+        return back.claim_id if back is not None else None
     if current.status == "pending":  # added, never claimed (or given back)
         report.fresh += 1
         return ledger.claim(wid, a.agent_id, lease_s).claim_id
     report.lost[wid] = f"{current.status} under claim {current.claim_id} by {current.agent_id}"
     return None
+
+
+def resume_into(
+    ledger: Ledger, work_item_id: str, claim_id: str, lease_s: float, report: ResumeReport
+) -> Claim | None:
+    """`ledger.resume_claim` for a resumed run, noted in `report`: taken back (still held under
+    the dead attempt's token, fenced), finished under it, or lost to another holder since the
+    caller read it (None)."""
+    try:
+        back = ledger.resume_claim(work_item_id, claim_id, lease_s)
+    except CoordinationConflict as exc:
+        report.lost[work_item_id] = str(exc)
+        return None
+    if back.status in HELD:
+        report.taken_back.append(work_item_id)
+    else:
+        report.finished[work_item_id] = back.status
+    return back
 
 
 def release_unfinished(ledger: Ledger, claims: list[tuple[str, str]]) -> int:

@@ -20,7 +20,7 @@ from typing import Any
 from opentelemetry.trace import Status, StatusCode
 
 from tasks import agent_registry
-from tasks.claims import HELD, Claim, Ledger
+from tasks.claims import FINISHED, HELD, Claim, Ledger
 from tasks.coordination_log import append_entries, idempotency_key
 from tasks.errors import CoordinationConflict
 from tasks.periodic import every
@@ -194,7 +194,7 @@ def recovered(
     attempt of this run (the ledger's completion is the result, even when the kill came before
     the task's record was kept; its log entry is appended again, a no-op when it was logged),
     or lost to another holder (skipped, saying who has it)."""
-    if current.claim_id != assignment.claim_id or current.status not in ("completed", "failed"):
+    if current.claim_id != assignment.claim_id or current.status not in FINISHED:
         holder = f"{current.status} under claim {current.claim_id} by {current.agent_id}"
         return record("skipped", 0, error=f"skipped: claim lost, the item is {holder}")
     result = current.result if current.status == "completed" else None

@@ -16,6 +16,7 @@ know; its retry and its rollback find it by that mark (`unrecorded`, `marked_und
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 from pathlib import Path
@@ -36,7 +37,9 @@ def owner(run_id: str, name: str) -> str:
     return f"{run_id}/{name}"
 
 
+@functools.cache
 def _boot_id() -> str | None:
+    """This boot's id (read once: it cannot change while this process runs)."""
     try:
         return _BOOT_ID.read_text().strip()
     except OSError:
@@ -71,8 +74,9 @@ def identify(pid: int) -> ProcessIdentity:
 def identify_spawned(pid: int, wait_s: float = 2.0) -> ProcessIdentity:
     """The identity of a process `Popen` has just returned. Popen returns once exec has closed
     the child's close-on-exec descriptors, a moment before the kernel has set up the new
-    program's arguments, and `/proc/<pid>/cmdline` reads empty in between (about one spawn in
-    300 here): recorded then, a live service would never match its identity again."""
+    program's arguments, and `/proc/<pid>/cmdline` reads empty in between (1 spawn in 300
+    idle, 2 in 2,000 at load 6, measured here): recorded then, a live service would never
+    match its identity again."""
     deadline = time.monotonic() + wait_s
     while True:
         found = identify(pid)

@@ -88,9 +88,8 @@ def _remove_worktree(txn: Transaction) -> None:
     entry = open_registry().entry(info.name)
     if entry is not None and entry.process is not None and process.stop_process(entry.process):
         record_compensation(f"stopped {info.name} (pid {entry.process.pid})")
-    for stray in identity.marked_under(info.path):  # started, but killed before recording
-        if process.stop_process(stray):
-            record_compensation(f"stopped {info.name} (unrecorded pid {stray.pid})")
+    for pid in process.stop_marked(info.path):  # started, but killed before recording it
+        record_compensation(f"stopped {info.name} (unrecorded pid {pid})")
     branch = info.branch if info.created_branch else None
     for done in gitops.remove_worktree(txn.get("repo_path"), info.path, branch):
         record_compensation(done)

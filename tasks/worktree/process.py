@@ -23,7 +23,7 @@ from typing import Any
 import psutil
 
 from tasks.redaction import known_secrets, register_secret
-from tasks.worktree.identity import OWNER_VAR, identify_spawned, matches
+from tasks.worktree.identity import OWNER_VAR, identify_spawned, marked_under, matches
 from tasks.worktree.log_relay import SECRETS_VAR
 from tasks.worktree.models import ProcessIdentity, WorktreeSpec, WorktreeType
 from tasks.worktree.secret_names import is_secret_name
@@ -268,6 +268,12 @@ def stop_process(identity: ProcessIdentity | None, grace_s: float = 3.0) -> bool
             break
     drain_log(pid)  # a caller quoting the log's tail sees the service's last lines
     return proc is not None
+
+
+def stop_marked(root: Path) -> list[int]:
+    """Stop every marked service running in `root` (`identity.marked_under`: started by a
+    deployment killed before it recorded them); the pids stopped."""
+    return [found.pid for found in marked_under(root) if stop_process(found)]
 
 
 def _reap(pid: int | None, timeout: float = 0.0) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from tasks.errors import LockTimeout
-from tasks.worktree import gitops, identity, process
+from tasks.worktree import gitops, process
 from tasks.worktree.models import EnvironmentEntry, TeardownItem, UnsavedWork
 from tasks.worktree.registry import EnvironmentRegistry
 
@@ -78,9 +78,8 @@ def _teardown(registry: EnvironmentRegistry, name: str) -> TeardownItem:
         notes.append(why)
     where = _worktree(entry)
     if where is not None:
-        for stray in identity.marked_under(where[1]):  # a start its deployment never recorded
-            if process.stop_process(stray):
-                notes.append(f"stopped unrecorded pid {stray.pid}")
+        # a start its deployment never recorded
+        notes.extend(f"stopped unrecorded pid {pid}" for pid in process.stop_marked(where[1]))
         branch = entry.branch if entry.created_branch else None
         done = gitops.remove_worktree(where[0], where[1], branch)
         item.worktree_removed = any("worktree" in d or "directory" in d for d in done)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from tasks.claims import HELD, Claim, Ledger
-from tasks.errors import CoordinationConflict
+from tasks.swarm.claiming import resume_into
 from tasks.swarm.models import (
     DrainSummary,
     ExecutionRecord,
@@ -85,19 +85,9 @@ def _take_back(
 ) -> tuple[list[Claim], ResumeReport]:
     """The dead attempt's batch: each held claim renewed under its token (fenced), each finished
     one as it is; one lost since the read is left out (its new holder has it)."""
-    report, claims = ResumeReport(total=len(held)), []
-    for c in held:
-        try:
-            back = ledger.resume_claim(c.work_item_id, c.claim_id or "", lease_s)
-        except CoordinationConflict as exc:
-            report.lost[c.work_item_id] = str(exc)
-            continue
-        if back.status in HELD:
-            report.taken_back.append(back.work_item_id)
-        else:
-            report.finished[back.work_item_id] = back.status
-        claims.append(back)
-    return claims, report
+    report = ResumeReport(total=len(held))
+    backs = [resume_into(ledger, c.work_item_id, c.claim_id or "", lease_s, report) for c in held]
+    return [b for b in backs if b is not None], report
 
 
 def dependency_items(batch: TakenWork | None, task: SwarmTask, items: Mapping[str, str]):
