@@ -151,6 +151,7 @@ def deploy_in_dependency_order(
     running: dict[PrefectFuture, str] = {}
     halted: str | None = None
     progress = Progress(len(specs), "Services healthy, failed or skipped")
+    finished = 0  # reported after the dependents start: an artifact update is an API call
     try:
         while True:
             if halted is None:
@@ -159,12 +160,15 @@ def deploy_in_dependency_order(
                         request, specs[name], worktrees[name], ports[name], run_id, resuming
                     )
                     running[future] = name
+            if finished:
+                progress.advance(finished)
+                finished = 0
             if not running:
                 break
             done = next(as_completed(list(running)))
             name = running.pop(done)
             outcome = outcomes[name] = done.result()
-            progress.advance()
+            finished += 1
             if outcome.ok:
                 ready.succeeded(name)
             elif request.on_failure == "rollback":

@@ -33,7 +33,7 @@ from tasks.spr.text import (
     word_terms,
     wordset,
 )
-from tasks.spr.tfidf import fit_sentence_tfidf, idf_weights
+from tasks.spr.tfidf import fit_sentence_tfidf
 
 RATIO_TOLERANCE = 0.03
 PROTECTED_SHARE = 0.2  # the top fifth of sentences by salience (80/20)
@@ -192,7 +192,7 @@ def _term_weights(sents: list[Sentence]) -> tuple[dict[str, float], list[Counter
     for counts in per_sentence:
         tf.update(counts)
     model = fit_sentence_tfidf(terms)
-    idf = idf_weights(model) if model is not None else {}
+    idf = model.idf() if model is not None else {}
     raw = {t: tf[t] * idf[t] for t in tf}
     total = sum(raw.values()) or 1.0
     return {t: w / total for t, w in raw.items()}, per_sentence
