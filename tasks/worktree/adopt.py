@@ -6,11 +6,23 @@ an unrecorded one carries the run's mark. Nothing is adopted from another run. P
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from tasks.worktree import gitops, identity, process
-from tasks.worktree.models import EnvironmentEntry, ProcessIdentity, WorktreeInfo
+from tasks.worktree import deploy, gitops, identity, process
+from tasks.worktree.models import (
+    DeploymentRequest,
+    EnvironmentEntry,
+    Preflight,
+    ProcessIdentity,
+    ServiceOutcome,
+    WorktreeAttempt,
+    WorktreeInfo,
+    WorktreeSpec,
+)
 from tasks.worktree.registry import EnvironmentRegistry
+
+Log = logging.Logger | logging.LoggerAdapter
 
 
 def owned(registry: EnvironmentRegistry, run_id: str) -> dict[str, EnvironmentEntry]:
@@ -49,3 +61,50 @@ def running_service(
     if entry is not None and entry.process is not None and process.is_alive(entry.process):
         return entry.process
     return identity.unrecorded(worktree, mark)
+
+
+def worktree(
+    preflight: Preflight,
+    spec: WorktreeSpec,
+    port: int,
+    registry: EnvironmentRegistry,
+    run_id: str | None,
+    log: Log,
+) -> WorktreeAttempt:
+    """The worktree of `spec` for run `run_id`: the one its dead attempt made and registered
+    when git still lists it on its branch, else a new one (a half-made one removed first)."""
+    entry = owned(registry, run_id).get(spec.name) if run_id else None
+    info = adoptable_worktree(preflight.repo_path, entry, spec.name) if entry else None
+    if info is not None:
+        log.info("%s: adopted worktree %s from this run's dead attempt", spec.name, info.path)
+        return WorktreeAttempt(name=spec.name, info=info)
+    if entry is not None and preflight.paths[spec.name].exists():  # half made, unregistered
+        gitops.remove_worktree(preflight.repo_path, preflight.paths[spec.name])
+    return deploy.make_worktree(preflight, spec, port, registry, log.warning)
+
+
+def service(
+    request: DeploymentRequest,
+    spec: WorktreeSpec,
+    worktree: WorktreeInfo,
+    port: int,
+    registry: EnvironmentRegistry,
+    run_id: str | None,
+    resuming: bool,
+    log: Log,
+) -> ServiceOutcome:
+    """The service of `spec`, started and waited for healthy. When `resuming`, a process this
+    run's dead attempt started that still runs is adopted instead; one that is gone is
+    started again."""
+    entry = owned(registry, run_id).get(spec.name) if run_id and resuming else None
+    mark = identity.owner(run_id, spec.name) if run_id else None
+    # looking for an unrecorded process scans every process's cwd (~10 ms): resumes only
+    found = running_service(entry, worktree.path, mark) if entry and mark else None
+    if entry is not None and found is not None:
+        log.info("%s: adopted pid %d from this run's dead attempt", spec.name, found.pid)
+        started = entry.started_at or deploy.now()
+        return deploy.adopt_service(spec, worktree, port, request, registry, found, started)
+    if entry is not None and entry.process is not None:
+        log.warning("%s: the dead attempt's process is gone; starting it again", spec.name)
+    log.info("starting %s on port %d", spec.name, port)
+    return deploy.run_service(spec, worktree, port, request, registry, mark)

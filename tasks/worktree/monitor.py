@@ -23,7 +23,13 @@ from filelock import FileLock, Timeout
 from tasks.jsonl import append_jsonl, read_jsonl
 from tasks.worktree import health, process
 from tasks.worktree.deploy import now, restart_service
-from tasks.worktree.models import EnvironmentEntry, EnvironmentStatus, MonitorCheck, MonitorRequest
+from tasks.worktree.models import (
+    EnvironmentEntry,
+    EnvironmentStatus,
+    MonitorCheck,
+    MonitorRequest,
+    ServiceOutcome,
+)
 from tasks.worktree.registry import EnvironmentRegistry
 
 ALERTS_FILE = "worktree_alerts.jsonl"
@@ -102,6 +108,41 @@ def watched(
         for n, e in registry.environments().items()
         if is_watched(e) and (names is None or n in names)
     }
+
+
+def enable(
+    registry: EnvironmentRegistry,
+    outcomes: list[ServiceOutcome],
+    skipped: dict[str, str],
+    auto_recovery: bool,
+) -> list[str]:
+    """Record the skipped services and put the healthy ones under watch, with fresh failure
+    and restart counts; returns the watched names."""
+    for name, why in skipped.items():
+        registry.update_environment(name, status="skipped", reason=why)
+    healthy = [o.name for o in outcomes if o.ok]
+    for name in healthy:
+        registry.update_environment(
+            name, auto_recovery=auto_recovery, consecutive_failures=0, restarts=[]
+        )
+    return healthy
+
+
+def check_round(
+    request: MonitorRequest, registry: EnvironmentRegistry, coordination_dir: Path
+) -> tuple[list[MonitorCheck], list[dict[str, Any]]]:
+    """Check every watched service once, each under its own lock (a service another monitor
+    holds is left to it), restarting after the failure threshold; the alerts are appended
+    to the alerts file and returned with the checks."""
+    checks, alerts = [], []
+    for name, entry in sorted(watched(registry, request.names).items()):
+        lock = service_lock(coordination_dir, name)
+        check, new_alerts = check_locked(name, request, registry, lock, entry)
+        if check is not None:
+            checks.append(check)
+            alerts.extend(new_alerts)
+    append_alerts(coordination_dir / ALERTS_FILE, alerts)
+    return checks, alerts
 
 
 def check_locked(

@@ -11,7 +11,7 @@ from tasks.compensation import record_compensation
 from tasks.events import emit
 from tasks.settings import get_settings
 from tasks.telemetry import get_tracer
-from tasks.worktree import adopt, deploy, gitops, identity, monitor, process, report, teardown
+from tasks.worktree import adopt, monitor, process, report, teardown
 from tasks.worktree.models import (
     DeploymentRequest,
     MonitorCheck,
@@ -62,16 +62,8 @@ def create_worktree(
     with `git worktree list --porcelain`, plus its `.env` and registry entry. Never raises:
     a task that raises inside a transaction rolls it back while its siblings still run. A
     worktree this run's dead attempt made and registered is adopted, not made again."""
-    logger, registry = get_run_logger(), open_registry()
-    entry = adopt.owned(registry, run_id).get(spec.name) if run_id else None
-    info = adopt.adoptable_worktree(preflight.repo_path, entry, spec.name) if entry else None
-    if info is not None:
-        attempt = WorktreeAttempt(name=spec.name, info=info)
-        logger.info("%s: adopted worktree %s from this run's dead attempt", spec.name, info.path)
-    else:
-        if entry is not None and preflight.paths[spec.name].exists():  # half made, unregistered
-            gitops.remove_worktree(preflight.repo_path, preflight.paths[spec.name])
-        attempt = deploy.make_worktree(preflight, spec, port, registry, logger.warning)
+    logger = get_run_logger()
+    attempt = adopt.worktree(preflight, spec, port, open_registry(), run_id, logger)
     if attempt.info is not None:  # made: the undo hook must see it, whatever came after
         get_transaction().set("worktree", attempt.info)
         get_transaction().set("repo_path", preflight.repo_path)
@@ -84,14 +76,8 @@ def _remove_worktree(txn: Transaction) -> None:
     info: WorktreeInfo | None = txn.get("worktree", None)
     if info is None:
         return
-    # a service a dead attempt of this run started, which this attempt never reached
-    entry = open_registry().entry(info.name)
-    if entry is not None and entry.process is not None and process.stop_process(entry.process):
-        record_compensation(f"stopped {info.name} (pid {entry.process.pid})")
-    for pid in process.stop_marked(info.path):  # started, but killed before recording it
-        record_compensation(f"stopped {info.name} (unrecorded pid {pid})")
-    branch = info.branch if info.created_branch else None
-    for done in gitops.remove_worktree(txn.get("repo_path"), info.path, branch):
+    # a dead attempt of this run may have started its service, which this attempt never reached
+    for done in teardown.undo_worktree(open_registry(), txn.get("repo_path"), info):
         record_compensation(done)
 
 
@@ -109,19 +95,7 @@ def deploy_service(
     start time and command line, or carrying this run's mark when the attempt died before
     recording it) is adopted; one that is gone is started again."""
     logger, registry = get_run_logger(), open_registry()
-    entry = adopt.owned(registry, run_id).get(spec.name) if run_id and resuming else None
-    mark = identity.owner(run_id, spec.name) if run_id else None
-    # looking for an unrecorded process scans every process's cwd (~10 ms): resumes only
-    found = adopt.running_service(entry, worktree.path, mark) if entry and mark else None
-    if entry is not None and found is not None:
-        logger.info("%s: adopted pid %d from this run's dead attempt", spec.name, found.pid)
-        started = entry.started_at or deploy.now()
-        outcome = deploy.adopt_service(spec, worktree, port, request, registry, found, started)
-    else:
-        if entry is not None and entry.process is not None:
-            logger.warning("%s: the dead attempt's process is gone; starting it again", spec.name)
-        logger.info("starting %s on port %d", spec.name, port)
-        outcome = deploy.run_service(spec, worktree, port, request, registry, mark)
+    outcome = adopt.service(request, spec, worktree, port, registry, run_id, resuming, logger)
     get_transaction().set("process", outcome.process)
     get_transaction().set("name", spec.name)
     report.log_service(logger, outcome)
@@ -143,14 +117,7 @@ def setup_monitoring(
 ) -> bool:
     """Record the skipped services, and mark the healthy ones as watched by the health
     monitor (auto-recovery on or off)."""
-    registry = open_registry()
-    for name, why in skipped.items():
-        registry.update_environment(name, status="skipped", reason=why)
-    healthy = [o.name for o in outcomes if o.ok]
-    for name in healthy:
-        registry.update_environment(
-            name, auto_recovery=request.enable_auto_recovery, consecutive_failures=0, restarts=[]
-        )
+    healthy = monitor.enable(open_registry(), outcomes, skipped, request.enable_auto_recovery)
     emit(SCENARIO, "monitoring.enabled", "deployment", {"services": [o.name for o in outcomes]})
     recovery = "on" if request.enable_auto_recovery else "off"
     get_run_logger().info("monitor watches %s; auto-recovery %s", healthy, recovery)
@@ -161,16 +128,10 @@ def setup_monitoring(
 def monitor_round(request: MonitorRequest, round_no: int) -> list[MonitorCheck]:
     """Check every watched service once, each under its own lock; restart after the failure
     threshold; alert."""
-    settings, registry, logger = get_settings(), open_registry(), get_run_logger()
-    checks, alerts = [], []
-    for name, entry in sorted(monitor.watched(registry, request.names).items()):
-        lock = monitor.service_lock(settings.coordination_dir, name)
-        check, new_alerts = monitor.check_locked(name, request, registry, lock, entry)
-        if check is not None:
-            checks.append(check)
-            alerts.extend(new_alerts)
-            report.log_check(logger, check)
-    monitor.append_alerts(settings.coordination_dir / monitor.ALERTS_FILE, alerts)
+    settings, logger = get_settings(), get_run_logger()
+    checks, alerts = monitor.check_round(request, open_registry(), settings.coordination_dir)
+    for check in checks:
+        report.log_check(logger, check)
     for alert in alerts:
         emit(SCENARIO, f"alert.{alert['kind']}", alert["name"], alert)
     return checks

@@ -11,7 +11,7 @@ from filelock import FileLock, Timeout
 
 from tasks.errors import LockTimeout
 from tasks.worktree import gitops, process
-from tasks.worktree.models import EnvironmentEntry, TeardownItem, UnsavedWork
+from tasks.worktree.models import EnvironmentEntry, TeardownItem, UnsavedWork, WorktreeInfo
 from tasks.worktree.registry import EnvironmentRegistry
 
 # a restart holds the service's lock for up to its health timeout (30 s by default)
@@ -89,3 +89,17 @@ def _teardown(registry: EnvironmentRegistry, name: str) -> TeardownItem:
         item.port_released = port
     item.detail = "; ".join(notes)
     return item
+
+
+def undo_worktree(registry: EnvironmentRegistry, repo_path: Path, info: WorktreeInfo) -> list[str]:
+    """Undo a worktree a rolled-back run made: stop any service a dead attempt of the run
+    started in it (recorded, or only carrying the run's mark), then remove the worktree and
+    the branch it created. Returns what was done."""
+    done = []
+    entry = registry.entry(info.name)
+    if entry is not None and entry.process is not None and process.stop_process(entry.process):
+        done.append(f"stopped {info.name} (pid {entry.process.pid})")
+    for pid in process.stop_marked(info.path):  # started, but killed before recording it
+        done.append(f"stopped {info.name} (unrecorded pid {pid})")
+    branch = info.branch if info.created_branch else None
+    return [*done, *gitops.remove_worktree(repo_path, info.path, branch)]
