@@ -360,12 +360,7 @@ class ClaimLedger:
         """Extend the holder's lease by `lease_s` from now."""
         with self._write() as db:
             self._owned(db, work_item_id, claim_id)
-            db.execute(
-                "UPDATE work_items SET lease_expires = ?, last_heartbeat = ? "
-                "WHERE work_item_id = ?",
-                (time.time() + lease_s, now_iso(), work_item_id),
-            )
-            return self._claim(db, work_item_id)
+            return self._renew(db, work_item_id, lease_s)
 
     def resume_claim(
         self, work_item_id: str, claim_id: str, lease_s: float = DEFAULT_LEASE_S
@@ -380,12 +375,15 @@ class ClaimLedger:
                 return claim_from_row(row)
             if row["status"] not in HELD or row["claim_id"] != claim_id:
                 raise CoordinationConflict(resume_refused(work_item_id, claim_id, row))
-            db.execute(
-                "UPDATE work_items SET lease_expires = ?, last_heartbeat = ? "
-                "WHERE work_item_id = ?",
-                (time.time() + lease_s, now_iso(), work_item_id),
-            )
-            return self._claim(db, work_item_id)
+            return self._renew(db, work_item_id, lease_s)
+
+    def _renew(self, db: sqlite3.Connection, work_item_id: str, lease_s: float) -> Claim:
+        """The held item's lease runs `lease_s` from now (the caller checked the holder)."""
+        db.execute(
+            "UPDATE work_items SET lease_expires = ?, last_heartbeat = ? WHERE work_item_id = ?",
+            (time.time() + lease_s, now_iso(), work_item_id),
+        )
+        return self._claim(db, work_item_id)
 
     def progress(
         self, work_item_id: str, claim_id: str, percent: int, lease_s: float | None = None

@@ -36,20 +36,21 @@ def open_repo(repo_path: Path) -> git.Repo:
     return repo
 
 
-def branch_exists(repo: git.Repo, branch: str) -> bool:
+def _verifies(repo: git.Repo, spec: str) -> bool:
     try:
-        repo.git.rev_parse("--verify", "--quiet", f"refs/heads/{branch}")
+        repo.git.rev_parse("--verify", "--quiet", spec)
     except git.GitCommandError:
         return False
     return True
+
+
+def branch_exists(repo: git.Repo, branch: str) -> bool:
+    return _verifies(repo, f"refs/heads/{branch}")
 
 
 def ref_exists(repo: git.Repo, ref: str) -> bool:
-    try:
-        repo.git.rev_parse("--verify", "--quiet", f"{ref}^{{commit}}")
-    except git.GitCommandError:
-        return False
-    return True
+    """`ref` names a commit (a branch, tag or hash)."""
+    return _verifies(repo, f"{ref}^{{commit}}")
 
 
 def list_worktrees(repo: git.Repo) -> list[dict[str, str]]:

@@ -1,34 +1,17 @@
 """The Claude compressor/decompressor through the real anthropic SDK, against an
 httpx2.MockTransport standing in for the API (the only mock in the suite)."""
 
-import json
-
 import httpx2 as httpx  # the anthropic SDK (2.x) is built on httpx2
 import pytest
 
-from tasks.claude import Claude
-from tasks.settings import Settings
 from tasks.spr.llm import compress_with, decompress_with
+from tests.unit.spr.anthropic_api import api, message, status
 
 TEXT = (
     "The gateway retries HTTP 503 responses three times with a 250 ms backoff. Connection "
     "pooling keeps 400 TCP connections per backend, configured in pool.yaml. The canary stage "
     "holds each release at 5% of traffic for 15 minutes before the rollout continues. "
 ) * 3
-
-
-def _message(tool_input, name="write_spr"):
-    return {
-        "id": "msg_1",
-        "type": "message",
-        "role": "assistant",
-        "model": "claude-sonnet-4-5",
-        "content": [{"type": "tool_use", "id": "toolu_1", "name": name, "input": tool_input}],
-        "stop_reason": "tool_use",
-        "stop_sequence": None,
-        "usage": {"input_tokens": 100, "output_tokens": 50},
-    }
-
 
 GOOD = {
     "statements": [
@@ -41,25 +24,15 @@ GOOD = {
 
 @pytest.fixture
 def claude(monkeypatch):
+    """`api` (tests/unit/spr/anthropic_api.py) with one SDK retry and a short timeout."""
     monkeypatch.setenv("REACTOR_ANTHROPIC_API_KEY", "sk-ant-test-0123456789")
     monkeypatch.setenv("REACTOR_LLM_MAX_RETRIES", "1")
     monkeypatch.setenv("REACTOR_LLM_TIMEOUT_S", "0.5")
-
-    def make(handler):
-        calls = []
-
-        def record(request):
-            calls.append(json.loads(request.content))
-            return handler(request, len(calls))
-
-        client = httpx.Client(transport=httpx.MockTransport(record))
-        return (lambda: Claude(Settings(), http_client=client)), calls
-
-    return make
+    return api
 
 
 def test_claude_compresses_when_configured_and_says_so(claude):
-    factory, calls = claude(lambda req, n: httpx.Response(200, json=_message(GOOD)))
+    factory, calls = claude(lambda body, n: httpx.Response(200, json=message("write_spr", GOOD)))
     result = compress_with(TEXT, "standard", 0.3, "claude", claude=factory)
     assert result.source == "claude" and result.fallback_reason is None
     assert result.model == "claude-sonnet-4-5"
@@ -68,10 +41,8 @@ def test_claude_compresses_when_configured_and_says_so(claude):
 
 
 def test_429_with_retry_after_is_retried_then_succeeds(claude):
-    def handler(req, n):
-        if n == 1:
-            return httpx.Response(429, headers={"retry-after": "0"}, json={"type": "error"})
-        return httpx.Response(200, json=_message(GOOD))
+    def handler(body, n):
+        return status(429) if n == 1 else httpx.Response(200, json=message("write_spr", GOOD))
 
     factory, calls = claude(handler)
     result = compress_with(TEXT, "standard", 0.3, "auto", claude=factory)
@@ -80,9 +51,7 @@ def test_429_with_retry_after_is_retried_then_succeeds(claude):
 
 
 def test_529_overload_falls_back_to_extractive_with_the_reason(claude):
-    factory, calls = claude(
-        lambda req, n: httpx.Response(529, headers={"retry-after": "0"}, json={"type": "error"})
-    )
+    factory, calls = claude(lambda body, n: status(529))
     result = compress_with(TEXT, "standard", 0.3, "claude", claude=factory)
     assert result.source == "extractive" and result.model is None
     assert "HTTP 529" in result.fallback_reason
@@ -90,9 +59,7 @@ def test_529_overload_falls_back_to_extractive_with_the_reason(claude):
 
 
 def test_429_after_the_retries_falls_back_with_the_reason(claude):
-    factory, calls = claude(
-        lambda req, n: httpx.Response(429, headers={"retry-after": "0"}, json={"type": "error"})
-    )
+    factory, calls = claude(lambda body, n: status(429))
     result = compress_with(TEXT, "standard", 0.3, "auto", claude=factory)
     assert result.source == "extractive"
     assert "HTTP 429" in result.fallback_reason
@@ -100,8 +67,8 @@ def test_429_after_the_retries_falls_back_with_the_reason(claude):
 
 
 def test_timeout_falls_back(claude):
-    def handler(req, n):
-        raise httpx.ReadTimeout("slow", request=req)
+    def handler(body, n):
+        raise httpx.ReadTimeout("slow")
 
     factory, _ = claude(handler)
     result = compress_with(TEXT, "standard", 0.3, "claude", claude=factory)
@@ -110,9 +77,8 @@ def test_timeout_falls_back(claude):
 
 
 def test_malformed_tool_output_falls_back(claude):
-    factory, _ = claude(
-        lambda req, n: httpx.Response(200, json=_message({"statements": "not a list"}))
-    )
+    bad = message("write_spr", {"statements": "not a list"})
+    factory, _ = claude(lambda body, n: httpx.Response(200, json=bad))
     result = compress_with(TEXT, "standard", 0.3, "claude", claude=factory)
     assert result.source == "extractive"
     assert "failed validation" in result.fallback_reason
@@ -126,10 +92,7 @@ def test_no_key_means_extractive_with_the_reason(monkeypatch):
 
 
 def test_claude_decompressor_reconstructs_prose(claude):
-    factory, _ = claude(
-        lambda req, n: httpx.Response(
-            200, json=_message({"text": "The gateway retries 503s."}, "write_reconstruction")
-        )
-    )
+    reply = message("write_reconstruction", {"text": "The gateway retries 503s."})
+    factory, _ = claude(lambda body, n: httpx.Response(200, json=reply))
     prose, decompressor, reason = decompress_with("Gateway retries 503", "claude", factory)
     assert (prose, decompressor, reason) == ("The gateway retries 503s.", "claude", None)
