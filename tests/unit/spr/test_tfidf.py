@@ -35,3 +35,13 @@ def test_a_document_without_content_terms_has_no_weights_and_no_coverage():
     sents = sentences("a an the of to. is it at by.")
     assert _term_weights(sents)[0] == {}
     assert semantic_coverage("a an the of to.", "the") == 0.0
+
+
+def test_terms_the_sentences_never_use_are_ignored_as_the_vectorizer_does(reference_docs):
+    text = reference_docs[2]
+    candidate = " ".join(text.split()[:60]) + " zyxwvut quokka frobnicate"
+    reference = TfidfVectorizer(analyzer=content_terms).fit([s.text for s in sentences(text)])
+    assert "quokka" not in reference.vocabulary_
+    vectors = reference.transform([text, candidate])
+    expected = float(vectors[0].multiply(vectors[1]).sum())
+    assert semantic_coverage(text, candidate) == pytest.approx(expected, rel=1e-12)
