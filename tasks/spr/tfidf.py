@@ -5,8 +5,8 @@ coverage is the cosine of two documents' vectors in it. Pure Python, no Prefect.
 
 The sentences arrive already split into terms, so the term matrix is built here and handed to
 scikit-learn's `TfidfTransformer` (the IDF and the l2 norm) rather than to `TfidfVectorizer`:
-the vectorizer's own counting and checks cost ≈ 0.84 ms per document against ≈ 0.30 ms for
-this, measured over the SPR bench corpus, with identical IDF values."""
+the vectorizer's own counting and checks cost about twice as much per document over the SPR
+bench corpus, for identical IDF values (`bench/tfidf_bench.py`)."""
 
 from __future__ import annotations
 
@@ -35,23 +35,21 @@ class SentenceTfidf:
     def transform(self, documents: Sequence[Sequence[str]]) -> csr_matrix:
         """The l2-normalised TF-IDF vectors of `documents` (lists of terms); terms outside the
         vocabulary are ignored, as scikit-learn's vectorizer does."""
-        counts = _term_matrix(documents, self.vocabulary, grow=False, binary=False)
+        counts = _term_matrix(documents, self.vocabulary)
         with sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
             return self.transformer.transform(counts)
 
 
-def _term_matrix(
-    documents: Sequence[Sequence[str]], vocabulary: dict[str, int], *, grow: bool, binary: bool
-) -> csr_matrix:
+def _term_matrix(documents: Sequence[Sequence[str]], vocabulary: dict[str, int]) -> csr_matrix:
+    """Term counts, one row per document, over `vocabulary` (other terms are left out)."""
     indices: list[int] = []
     values: list[float] = []
     indptr = [0]
     for terms in documents:
         row: dict[int, float] = {}
         for term in terms:
-            index = vocabulary.setdefault(term, len(vocabulary)) if grow else vocabulary.get(term)
-            if index is not None:
-                row[index] = 1.0 if binary else row.get(index, 0.0) + 1.0
+            if (index := vocabulary.get(term)) is not None:
+                row[index] = row.get(index, 0.0) + 1.0
         indices.extend(row)
         values.extend(row.values())
         indptr.append(len(indices))
@@ -64,11 +62,11 @@ def _term_matrix(
 def fit_sentence_tfidf(sentence_terms: Sequence[Sequence[str]]) -> SentenceTfidf | None:
     """A TF-IDF model fitted on a document's sentences (each a list of content terms), giving
     l2-normalised vectors; None when the sentences hold no content term at all."""
-    vocabulary: dict[str, int] = {}
-    # IDF needs document frequencies only, so presence (binary) counts are enough to fit.
-    counts = _term_matrix(sentence_terms, vocabulary, grow=True, binary=True)
-    if not vocabulary:
+    terms = dict.fromkeys(term for sentence in sentence_terms for term in sentence)
+    if not terms:
         return None
+    vocabulary = {term: index for index, term in enumerate(terms)}
+    counts = _term_matrix(sentence_terms, vocabulary)
     with sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
         transformer = TfidfTransformer(norm="l2", smooth_idf=True).fit(counts)
     return SentenceTfidf(vocabulary, transformer)

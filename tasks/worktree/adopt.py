@@ -2,17 +2,19 @@
 crash"): the registry entries the same flow run made (`EnvironmentEntry.run_id`), their
 worktrees when git still lists them on the recorded branch, and their services when the
 recorded process identity (pid + start time + command line) is still that process, or when
-an unrecorded one carries the run's mark. Nothing is adopted from another run. Pure module."""
+an unrecorded one carries the run's mark. Nothing is adopted from another run.
+`worktree` and `service` are each deployment step's choice: adopt what the dead attempt left,
+or make it anew. Pure module."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from tasks.worktree import deploy, gitops, identity, process
 from tasks.worktree.models import (
     DeploymentRequest,
     EnvironmentEntry,
+    Logger,
     Preflight,
     ProcessIdentity,
     ServiceOutcome,
@@ -21,8 +23,6 @@ from tasks.worktree.models import (
     WorktreeSpec,
 )
 from tasks.worktree.registry import EnvironmentRegistry
-
-Log = logging.Logger | logging.LoggerAdapter
 
 
 def owned(registry: EnvironmentRegistry, run_id: str) -> dict[str, EnvironmentEntry]:
@@ -69,7 +69,7 @@ def worktree(
     port: int,
     registry: EnvironmentRegistry,
     run_id: str | None,
-    log: Log,
+    log: Logger,
 ) -> WorktreeAttempt:
     """The worktree of `spec` for run `run_id`: the one its dead attempt made and registered
     when git still lists it on its branch, else a new one (a half-made one removed first)."""
@@ -91,7 +91,7 @@ def service(
     registry: EnvironmentRegistry,
     run_id: str | None,
     resuming: bool,
-    log: Log,
+    log: Logger,
 ) -> ServiceOutcome:
     """The service of `spec`, started and waited for healthy. When `resuming`, a process this
     run's dead attempt started that still runs is adopted instead; one that is gone is

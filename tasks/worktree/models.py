@@ -8,6 +8,7 @@ root) live in `tasks.worktree.preflight`.
 
 from __future__ import annotations
 
+import logging
 import re
 import shlex
 from datetime import datetime
@@ -19,6 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tasks.graph import validate_graph
 from tasks.worktree.secret_names import redacted
+
+# what the scenario logs to: a stdlib logger, or the run logger Prefect hands a task
+Logger = logging.Logger | logging.LoggerAdapter
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # git refs allow more than names do, but never these (and never a shell metacharacter)

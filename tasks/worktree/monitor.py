@@ -131,9 +131,9 @@ def enable(
 def check_round(
     request: MonitorRequest, registry: EnvironmentRegistry, coordination_dir: Path
 ) -> tuple[list[MonitorCheck], list[dict[str, Any]]]:
-    """Check every watched service once, each under its own lock (a service another monitor
-    holds is left to it), restarting after the failure threshold; the alerts are appended
-    to the alerts file and returned with the checks."""
+    """Check every watched service once, each under its own lock (one another pass holds is
+    reported `busy`), restarting after the failure threshold; the alerts are appended to the
+    alerts file and returned with the checks."""
     checks, alerts = [], []
     for name, entry in sorted(watched(registry, request.names).items()):
         lock = service_lock(coordination_dir, name)

@@ -16,6 +16,7 @@ from tasks.export import Column, export_dataset
 from tasks.settings import get_settings
 from tasks.worktree.models import (
     DeploymentResult,
+    Logger,
     MonitorCheck,
     ServiceOutcome,
     TeardownItem,
@@ -30,7 +31,6 @@ DEPLOYMENT_KEY = "worktree-deployment"
 HEALTH_KEY = "worktree-health"
 TEARDOWN_KEY = "worktree-teardown"
 DATASET = "worktree_deployments"
-Logger = logging.Logger | logging.LoggerAdapter
 
 DEPLOYMENT_SCHEMA = {
     "run_id": Column.str,
