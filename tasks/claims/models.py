@@ -7,11 +7,13 @@ fencing and queue bookkeeping), so a caller never knows which backend answered.
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from tasks.errors import InvalidInput
 from tasks.ids import new_id
 from tasks.redaction import dumps_redacted, redact_values
 
@@ -19,6 +21,12 @@ DB_FILE = "claims.sqlite3"
 CLAIMS_FILE = "work_claims.json"
 DEFAULT_LEASE_S = 300.0
 DEFAULT_MAX_ATTEMPTS = 3
+# A week: longer than any handler a drain runs, short enough that a lost holder's item returns.
+MAX_LEASE_S = 7 * 24 * 3600.0
+MAX_ESTIMATED_DURATION_MS = 30 * 24 * 3600 * 1000  # 30 days, far inside a 64-bit column
+# A lease no holder renewed in time: the prefix of the `last_error` it leaves (both backends).
+LEASE_LAPSED = "lease expired"
+LeaseSeconds = Annotated[float, Field(gt=0, le=MAX_LEASE_S, allow_inf_nan=False)]
 Priority = Literal["critical", "high", "medium", "low"]
 PRIORITY_RANK: dict[str, int] = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 Status = Literal["pending", "claimed", "in_progress", "completed", "failed"]
@@ -37,8 +45,54 @@ def now_iso() -> str:
 
 def stored_result(value: Any) -> str:
     """A holder's result as both backends keep it: JSON with no known secret in it (a result
-    or error reaches the ledger, `work_claims.json` and the datasets; tasks/redaction.py)."""
-    return dumps_redacted(value, default=str)
+    or error reaches the ledger, `work_claims.json` and the datasets; tasks/redaction.py).
+    NaN and Infinity are not JSON (PostgreSQL refuses them, SQLite would keep invalid JSON):
+    both backends refuse such a result with one `InvalidInput` before touching the store."""
+    try:
+        return dumps_redacted(value, default=str, allow_nan=False)
+    except ValueError:
+        raise InvalidInput(
+            f"result holds a non-finite number at {non_finite_path(value) or 'its top level'}; "
+            "a result must be JSON (NaN and Infinity are not): make it null or a string"
+        ) from None
+
+
+def non_finite_path(value: Any, path: str = "result") -> str | None:
+    """Where the first NaN/Infinity in a JSON-like value is (`result.stats.mean`), else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path
+    if isinstance(value, dict):
+        items: Any = ((f"{path}.{k}", v) for k, v in value.items())
+    elif isinstance(value, list | tuple):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for where, inner in items:
+        if (found := non_finite_path(inner, where)) is not None:
+            return found
+    return None
+
+
+def checked_lease(lease_s: Any) -> float:
+    """A lease both backends can store and expire: a finite number of seconds in
+    (0, MAX_LEASE_S]. NaN would be stored as no expiry (held for ever), Infinity overflows."""
+    try:
+        value = float(lease_s)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not 0 < value <= MAX_LEASE_S:  # NaN fails every comparison
+        raise InvalidInput(
+            f"lease_s must be a finite number of seconds, > 0 and <= {MAX_LEASE_S:.0f} "
+            f"(a week), got {lease_s!r}"
+        )
+    return value
+
+
+def checked_limit(limit: int | None) -> int | None:
+    """A listing limit: None (everything) or a positive count."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise InvalidInput(f"limit must be a positive whole number, got {limit!r}")
+    return limit
 
 
 def stored_error(error: str) -> str:
@@ -58,7 +112,9 @@ class WorkItem(BaseModel):
     work_type: str = Field(default="analysis", min_length=1)
     priority: Priority = "medium"
     description: str = ""
-    estimated_duration: int = Field(default=0, ge=0, description="milliseconds")
+    estimated_duration: int = Field(
+        default=0, ge=0, le=MAX_ESTIMATED_DURATION_MS, description="milliseconds (<= 30 days)"
+    )
     team: str = "swarm"
     payload: dict[str, Any] = Field(default_factory=dict)
     dependencies: list[str] = Field(default_factory=list)
@@ -101,7 +157,7 @@ class Claim(BaseModel):
     last_heartbeat: str | None = None
     progress: int = 0
     claims: int = 0  # how many times the item was claimed (>1 after a lease was reclaimed)
-    attempts: int = 0  # how many times `fail` was called on it
+    attempts: int = 0  # failed attempts: `fail` calls and leases that lapsed
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     last_error: str | None = None
     dependencies: list[str] = Field(default_factory=list)

@@ -32,9 +32,12 @@ from tasks.claims.models import (
     DEFAULT_LEASE_S,
     FINISHED,
     HELD,
+    LEASE_LAPSED,
     PRIORITY_RANK,
     Claim,
     WorkItem,
+    checked_lease,
+    checked_limit,
     claim_from_row,
     current_telemetry,
     stored_error,
@@ -44,6 +47,7 @@ from tasks.claims.pg import connection, describe, pool
 from tasks.claims.selection import (
     Row,
     coerce_items,
+    distinct_completions,
     plan_take,
     referenced_ids,
     resume_refused,
@@ -58,22 +62,53 @@ from tasks.ids import new_id
 T = "reactor_work_items"
 DEPS = "reactor_work_item_deps"
 _LEASE = "now() + %(lease_s)s * interval '1 second'"
+_EXPIRED = "status IN ('claimed', 'in_progress') AND lease_expires < now()"
+# an expired lease another holder may take over: not at its last attempt (that one is failed
+# for good by `_dead_letter`, in the same statement, instead)
+_RECLAIMABLE = f"{_EXPIRED} AND attempts + 1 < max_attempts"
+
+
+def _lapsed_error(alias: str) -> str:
+    """What a lapsed lease leaves as `last_error` (SQL over the row's old values)."""
+    return (
+        f"'{LEASE_LAPSED} under claim ' || {alias}.claim_id || ' by ' || "
+        f"COALESCE({alias}.agent_id, '?') || ' (its holder died or hung)'"
+    )
+
+
+_LAPSED_NOW = "w.status IN ('claimed', 'in_progress') AND w.lease_expires < now()"
 _TAKE = (
-    f"UPDATE {T} w SET status = 'claimed', agent_id = %(agent)s, claim_id = %(token)s, "
+    # a lapsed lease taken over counts an attempt (SET reads the row's old values)
+    f"UPDATE {T} w SET attempts = w.attempts + CASE WHEN {_LAPSED_NOW} THEN 1 ELSE 0 END, "
+    f"last_error = CASE WHEN {_LAPSED_NOW} THEN {_lapsed_error('w')} ELSE w.last_error END, "
+    "status = 'claimed', agent_id = %(agent)s, claim_id = %(token)s, "
     f"claimed_at = now(), lease_expires = {_LEASE}, last_heartbeat = now(), progress = 0, "
     "claims = w.claims + 1, trace_id = %(trace)s, span_id = %(span)s"
 )
-_EXPIRED = "status IN ('claimed', 'in_progress') AND lease_expires < now()"
+
+
+def _dead_letter(extra: str = "") -> str:
+    """A CTE failing for good every lapsed lease at its last attempt (rows matching `extra`):
+    a holder that keeps dying on an item (OOM, segfault) must not get it back for ever."""
+    return (
+        f"dead AS (UPDATE {T} d SET status = 'failed', attempts = d.attempts + 1, "
+        f"last_error = {_lapsed_error('d')}, "
+        f"result = jsonb_build_object('error', {_lapsed_error('d')}), completed_at = now(), "
+        f"lease_expires = NULL WHERE d.seq IN (SELECT seq FROM {T} WHERE {_EXPIRED} AND "
+        f"attempts + 1 >= max_attempts {extra} ORDER BY seq FOR UPDATE SKIP LOCKED) "
+        "RETURNING d.seq)"
+    )
 
 
 def claim_next_statement(
     agent_id: str, lease_s: float = DEFAULT_LEASE_S, work_type: str | None = None
 ) -> tuple[str, dict[str, Any]]:
     """The one statement `claim_next` runs, and its parameters (tests EXPLAIN it)."""
+    lease_s = checked_lease(lease_s)
     typed = "AND work_type = %(type)s" if work_type else ""
     sql = (
-        f"{_TAKE} WHERE w.seq = COALESCE("
-        f"(SELECT seq FROM {T} WHERE {_EXPIRED} AND unmet = 0 {typed} "
+        f"WITH {_dead_letter(typed)} {_TAKE} WHERE w.seq = COALESCE("
+        f"(SELECT seq FROM {T} WHERE {_RECLAIMABLE} AND unmet = 0 {typed} "
         "ORDER BY lease_expires LIMIT 1 FOR UPDATE SKIP LOCKED), "
         f"(SELECT seq FROM {T} WHERE status = 'pending' AND unmet = 0 {typed} "
         "ORDER BY rank, seq LIMIT 1 FOR UPDATE SKIP LOCKED)) RETURNING w.*"
@@ -187,11 +222,13 @@ class PostgresLedger:
     ) -> list[Claim]:
         """Claim up to `n` items in `claim_next` order, each with its own token, in one
         statement."""
+        lease_s = checked_lease(lease_s)
         if n <= 0:
             return []
         typed = "AND work_type = %(type)s" if work_type else ""
         sql = (
-            f"WITH expired AS (SELECT seq, lease_expires FROM {T} WHERE {_EXPIRED} AND "
+            f"WITH {_dead_letter(typed)}, "
+            f"expired AS (SELECT seq, lease_expires FROM {T} WHERE {_RECLAIMABLE} AND "
             f"unmet = 0 {typed} ORDER BY lease_expires LIMIT %(n)s FOR UPDATE SKIP LOCKED), "
             f"ready AS (SELECT seq, rank FROM {T} WHERE status = 'pending' AND unmet = 0 "
             f"{typed} ORDER BY rank, seq LIMIT %(n)s - (SELECT count(*) FROM expired) "
@@ -215,12 +252,17 @@ class PostgresLedger:
         """Claim one named item, whatever its dependencies (the caller orders execution);
         CoordinationConflict if another agent holds a live lease or it is finished. Claiming an
         item this agent already holds re-claims it: the old token becomes stale."""
+        lease_s = checked_lease(lease_s)
         trace_id, span_id = current_telemetry()
         args = {
             "agent": agent_id, "token": new_id("claim"), "lease_s": lease_s,
             "trace": trace_id, "span": span_id, "id": work_item_id,
         }  # fmt: skip
         with self._conn() as conn:
+            conn.execute(
+                f"WITH {_dead_letter('AND work_item_id = %(id)s')} SELECT count(*) FROM dead",
+                args,
+            )
             row = conn.execute(
                 f"{_TAKE} WHERE w.work_item_id = %(id)s AND (w.status = 'pending' OR "
                 "(w.status IN ('claimed', 'in_progress') AND (w.lease_expires < now() "
@@ -247,6 +289,7 @@ class PostgresLedger:
         an expired lease — of `types` and at least `priority_at_least`, closed under
         dependencies, in priority order. Every row read is locked (`FOR UPDATE SKIP LOCKED`)
         until the claim commits, so concurrent takes never share an item."""
+        lease_s = checked_lease(lease_s)
         if limit <= 0:
             return []
         where, fargs = _filters(types, priority_at_least)
@@ -275,7 +318,7 @@ class PostgresLedger:
                 return rows(
                     conn.execute(
                         f"{cols} WHERE work_item_id = ANY(%(ids)s) AND (status = 'pending' OR "
-                        f"({_EXPIRED})) {where} FOR UPDATE SKIP LOCKED",
+                        f"({_RECLAIMABLE})) {where} FOR UPDATE SKIP LOCKED",
                         {**fargs, "ids": ids},
                     )
                 )
@@ -292,9 +335,10 @@ class PostgresLedger:
                         out.setdefault(r["work_item_id"], []).append(r["depends_on"])
                 return {k: tuple(v) for k, v in out.items()}
 
+            conn.execute(f"WITH {_dead_letter(where)} SELECT count(*) FROM dead", fargs)
             expired = rows(
                 conn.execute(
-                    f"{cols} WHERE {_EXPIRED} {where} ORDER BY lease_expires "
+                    f"{cols} WHERE {_RECLAIMABLE} {where} ORDER BY lease_expires "
                     "FOR UPDATE SKIP LOCKED",
                     fargs,
                 )
@@ -328,6 +372,7 @@ class PostgresLedger:
         self, work_item_id: str, claim_id: str, lease_s: float = DEFAULT_LEASE_S
     ) -> Claim:
         """Extend the holder's lease by `lease_s` from now."""
+        lease_s = checked_lease(lease_s)
         return self._fenced(
             work_item_id,
             claim_id,
@@ -342,6 +387,7 @@ class PostgresLedger:
         got): still held under that token, expired or not, its lease is renewed from now; already
         finished under it (completed, or failed for good), the item is returned as it is (its
         status says which); anything else is a CoordinationConflict saying who has it now."""
+        lease_s = checked_lease(lease_s)
         with self._conn() as conn:
             row = conn.execute(
                 f"UPDATE {T} SET lease_expires = {_LEASE}, last_heartbeat = now() "
@@ -363,6 +409,8 @@ class PostgresLedger:
         `lease_s` when given)."""
         if not 0 <= percent <= 100:
             raise InvalidInput(f"progress must be within 0..100, got {percent}")
+        if lease_s is not None:
+            lease_s = checked_lease(lease_s)
         lease = f", lease_expires = {_LEASE}" if lease_s else ""
         return self._fenced(
             work_item_id,
@@ -390,12 +438,15 @@ class PostgresLedger:
         log_entries: Iterable[dict[str, Any]] = (),
     ) -> list[Claim]:
         """Complete several held items in one transaction, all or none: any stale token is a
-        CoordinationConflict naming it, and nothing is completed (nor logged)."""
+        CoordinationConflict naming it, an item named twice is an InvalidInput, and nothing is
+        completed (nor logged)."""
         batch = list(completions)
         if not batch:
             return []
         import psycopg
 
+        distinct_completions(batch)
+        results = [stored_result(r) for _, _, r in batch]  # refused before any write
         ids = [w for w, _, _ in batch]
         stale: list[tuple[str, str]] = []
         with self._conn() as conn, conn.transaction():
@@ -408,7 +459,7 @@ class PostgresLedger:
                 f"UPDATE {T} w SET status = 'completed', progress = 100, result = locked.result, "
                 "completed_at = now(), lease_expires = NULL FROM locked WHERE w.seq = locked.seq "
                 "RETURNING w.*",
-                (ids, [c for _, c, _ in batch], [stored_result(r) for _, _, r in batch]),
+                (ids, [c for _, c, _ in batch], results),
             )
             # a second statement, so a fresh snapshot: it sees every dependent added while the
             # first one waited for these rows' locks
@@ -421,16 +472,25 @@ class PostgresLedger:
                 (ids,),
             )
             done = marked.fetchall()
-            if len(done) != len(batch):
+            if len(done) != len(batch):  # whatever the cause: all or none
                 finished = {r["work_item_id"] for r in done}
-                stale = [(w, c) for w, c, _ in batch if w not in finished]
+                stale = [(w, c) for w, c, _ in batch if w not in finished] or [("", "")]
                 raise psycopg.Rollback()
             insert_pg(conn, log_entries)
         if stale:
+            if not stale[0][0]:
+                raise CoordinationConflict(
+                    f"complete_many completed {len(done)} of {len(batch)} items; nothing was "
+                    "completed"
+                )
             with self._conn() as conn:
                 raise CoordinationConflict(self._why_stale(conn, *stale[0]))
         by_id = {r["work_item_id"]: _claim(r) for r in done}
         return [by_id[w] for w in ids]
+
+    def flush_log(self) -> int:
+        """Nothing waits: a completion's log entry is written in its own transaction."""
+        return 0
 
     def fail(self, work_item_id: str, claim_id: str, error: str) -> Claim:
         """Count a failed attempt: below `max_attempts` the item is pending again (with
@@ -474,6 +534,7 @@ class PostgresLedger:
             return {r["work_item_id"]: r["status"] for r in rows}
 
     def list(self, status: str | None = None, limit: int | None = None) -> list[Claim]:
+        limit = checked_limit(limit)
         sql = f"SELECT * FROM {T}"
         args: dict[str, Any] = {"status": status, "limit": limit}
         if status:
@@ -499,6 +560,15 @@ class PostgresLedger:
         with self._conn() as conn:
             rows = conn.execute(f"SELECT status, count(*) AS n FROM {T} GROUP BY status")
             return {r["status"]: r["n"] for r in rows}
+
+    def pending_types(self) -> dict[str, int]:
+        """Pending items per work type (what a drain must be able to run)."""
+        with self._conn() as conn:
+            rows = conn.execute(
+                f"SELECT work_type, count(*) AS n FROM {T} WHERE status = 'pending' "
+                "GROUP BY work_type ORDER BY work_type"
+            )
+            return {r["work_type"]: r["n"] for r in rows}
 
     def queue_depth(self) -> int:
         """Pending items (ready or waiting on dependencies)."""

@@ -75,6 +75,17 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX work_items_ready ON work_items (status, unmet, rank, seq)",
         ),
     ),
+    Migration(
+        3,
+        "outbox of coordination log entries",
+        (
+            # a completion's log entry, committed with it; removed once the log has it
+            """CREATE TABLE log_outbox (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                entry TEXT NOT NULL
+            )""",
+        ),
+    ),
 )
 
 POSTGRES_MIGRATIONS: tuple[Migration, ...] = (

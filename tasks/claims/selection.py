@@ -84,6 +84,19 @@ def validate_new_items(items: Sequence[WorkItem], known: Mapping[str, str]) -> d
     }
 
 
+def distinct_completions(batch: Sequence[tuple[str, str, Any]]) -> None:
+    """A completion batch names each item once: a repeat would count its dependents' unmet
+    dependency twice (SQLite) or make the row count differ (PostgreSQL). One `InvalidInput`
+    naming the repeated ids; nothing is completed."""
+    seen: set[str] = set()
+    repeated = sorted({w for w, _, _ in batch if w in seen or seen.add(w)})
+    if repeated:
+        raise InvalidInput(
+            f"complete_many names work item(s) {repeated[:10]} more than once; each item is "
+            "completed once per batch; nothing was completed"
+        )
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A claimable item `take` may select: its priority order key and the dependencies that

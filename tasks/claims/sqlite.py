@@ -8,7 +8,9 @@ baseline). Here:
 - WAL journal, `BEGIN IMMEDIATE` for every mutation: SQLite's write lock makes each operation
   atomic and exclusive across threads and processes; readers never block. Writers queue on a
   blocking `flock` first, so contending processes get even shares (fairness 1.1-1.2 instead of
-  1.8-2.1 with SQLite's sleep-and-poll busy handler, for ~20 % less throughput).
+  1.8-2.1 with SQLite's sleep-and-poll busy handler, for ~20 % less throughput). The wait is
+  bounded by `busy_timeout_s` (`LockTimeout` naming the lock file): a stopped or hung holder
+  cannot freeze every writer, lease keepers included.
   `synchronous=NORMAL` (the default) keeps commits consistent after a process crash (SIGKILL);
   only an OS crash may lose the last commits, never corrupt the ledger. `FULL` fsyncs each
   commit (the bench compares both against the fsync-per-claim baseline).
@@ -27,12 +29,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,9 +44,12 @@ from tasks.claims.models import (
     DEFAULT_LEASE_S,
     FINISHED,
     HELD,
+    LEASE_LAPSED,
     PRIORITY_RANK,
     Claim,
     WorkItem,
+    checked_lease,
+    checked_limit,
     claim_from_row,
     current_telemetry,
     now_iso,
@@ -54,6 +60,7 @@ from tasks.claims.schema import SQLITE_MIGRATIONS, SQLITE_VERSION, migrate_sqlit
 from tasks.claims.selection import (
     Row,
     coerce_items,
+    distinct_completions,
     plan_take,
     referenced_ids,
     resume_refused,
@@ -62,12 +69,19 @@ from tasks.claims.selection import (
 )
 from tasks.claims.snapshot import Snapshot, write_snapshot
 from tasks.coordination_log import append_to_dir
-from tasks.errors import CoordinationConflict, CorruptStore, InvalidInput
+from tasks.errors import CoordinationConflict, CorruptStore, InvalidInput, LockTimeout
 from tasks.ids import new_id
 
 _CHUNK = 500  # ids per IN (...) list (SQLite's default limit is 999 parameters)
 # result codes that mean the file is not a usable database (not "busy" or "locked")
 _CORRUPT_CODES = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
+# what a lapsed lease leaves as `last_error` (SQL over the row's old values)
+_LAPSED_ERROR = (
+    f"'{LEASE_LAPSED} under claim ' || claim_id || ' by ' || COALESCE(agent_id, '?') || "
+    "' (its holder died or hung)'"
+)
+_LAPSED = "status IN ('claimed','in_progress') AND lease_expires < ?"
+log = logging.getLogger(__name__)
 
 
 class _Handle:
@@ -76,6 +90,7 @@ class _Handle:
     def __init__(self, path: Path, timeout_s: float, synchronous: str) -> None:
         self.pid = os.getpid()
         self.lock_fd: int | None = None
+        self.lock_path = f"{path}.lock"
         # shared by the ledger's threads under `mutex` (never concurrently), closable from any
         self.conn = sqlite3.connect(
             path, timeout=timeout_s, isolation_level=None, check_same_thread=False
@@ -88,7 +103,48 @@ class _Handle:
         except BaseException:
             self.conn.close()
             raise
-        self.lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self.lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+    def lock(self, timeout_s: float) -> Callable[[], None]:
+        """Take the exclusive flock within `timeout_s`; returns what releases it.
+
+        Uncontended, one non-blocking flock. Contended, a daemon thread queues on a blocking
+        flock of a descriptor of its own (the kernel wakes waiters in turn, which keeps the
+        shares even), and the caller waits for it at most `timeout_s`: a holder that is stopped
+        (SIGSTOP) or hung makes this a `LockTimeout`, and the thread, once it gets the lock
+        after all, drops it at once."""
+        assert self.lock_fd is not None
+        try:
+            fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fd = self.lock_fd
+            return lambda: fcntl.flock(fd, fcntl.LOCK_UN)
+        except BlockingIOError:
+            pass
+        waiter = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        got, handoff, abandoned = threading.Event(), threading.Lock(), [False]
+
+        def wait() -> None:
+            try:
+                fcntl.flock(waiter, fcntl.LOCK_EX)
+            except OSError:
+                os.close(waiter)
+                return
+            with handoff:
+                if abandoned[0]:
+                    os.close(waiter)  # the caller gave up: closing drops the lock
+                else:
+                    got.set()
+
+        threading.Thread(target=wait, name="ledger-flock", daemon=True).start()
+        got.wait(timeout_s)
+        with handoff:
+            if not got.is_set():
+                abandoned[0] = True
+                raise LockTimeout(
+                    f"could not lock {self.lock_path} within {timeout_s:g} s: another process "
+                    "holds the ledger's write lock (stopped or hung?); nothing was changed"
+                )
+        return lambda: os.close(waiter)
 
     def close(self) -> None:
         if self.pid != os.getpid():
@@ -124,7 +180,13 @@ class ClaimLedger:
         self._box: list[_Handle | None] = [None]
         self._box_lock = threading.Lock()
         self._finalizer = weakref.finalize(self, _close_handle, self._box)
-        self.coordination_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.coordination_dir.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise InvalidInput(
+                f"coordination dir {self.coordination_dir} is not a directory (a file is in the "
+                "way); point REACTOR_COORDINATION_DIR (or --coordination-dir) at a directory"
+            ) from None
         try:
             with self._read() as db:
                 version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -134,6 +196,7 @@ class ClaimLedger:
         except BaseException:
             self.close()
             raise
+        self._flush_log_quietly()  # entries a crashed or blocked append left behind
 
     @property
     def where(self) -> str:
@@ -179,7 +242,7 @@ class ClaimLedger:
         with self._guard():
             handle = self._handle()
             with handle.mutex:
-                fcntl.flock(handle.lock_fd, fcntl.LOCK_EX)
+                unlock = handle.lock(self.busy_timeout_s)
                 try:
                     db = handle.conn
                     db.execute("BEGIN IMMEDIATE")
@@ -190,7 +253,7 @@ class ClaimLedger:
                         raise
                     db.execute("COMMIT")
                 finally:
-                    fcntl.flock(handle.lock_fd, fcntl.LOCK_UN)
+                    unlock()
 
     def close(self) -> None:
         """Close the connection and the lock descriptor (a later call reopens them)."""
@@ -243,9 +306,11 @@ class ClaimLedger:
         self, agent_id: str, n: int, lease_s: float = DEFAULT_LEASE_S, work_type: str | None = None
     ) -> list[Claim]:
         """Claim up to `n` items at once, in `claim_next` order, each with its own token."""
+        lease_s = checked_lease(lease_s)
         now = time.time()
         type_filter, args = ("AND work_type = ?", [work_type]) if work_type else ("", [])
         with self._write() as db:
+            self._dead_letter(db, now, type_filter, args)
             seqs = [
                 r[0]
                 for r in db.execute(
@@ -270,16 +335,20 @@ class ClaimLedger:
         """Claim one named item, whatever its dependencies (the caller orders execution);
         CoordinationConflict if another agent holds a live lease or it is finished. Claiming an
         item this agent already holds re-claims it: the old token becomes stale."""
+        lease_s = checked_lease(lease_s)
         now = time.time()
         with self._write() as db:
+            self._dead_letter(db, now, "AND work_item_id = ?", [work_item_id])
             row = self._row(db, work_item_id)
-            held = row["status"] in HELD and row["lease_expires"] >= now
-            if row["status"] in FINISHED or (held and row["agent_id"] != agent_id):
-                raise CoordinationConflict(
-                    f"{work_item_id} is {row['status']} by {row['agent_id']}; "
-                    "only a pending item or an expired lease can be claimed"
-                )
-            return self._take_rows(db, [row["seq"]], agent_id, lease_s, now)[0]
+            lease = row["lease_expires"]
+            held = row["status"] in HELD and (lease is None or lease >= now)
+            if not (row["status"] in FINISHED or (held and row["agent_id"] != agent_id)):
+                return self._take_rows(db, [row["seq"]], agent_id, lease_s, now)[0]
+        # refused after the commit: a lapsed lease failed for good above stays failed
+        raise CoordinationConflict(
+            f"{work_item_id} is {row['status']} by {row['agent_id']}; "
+            "only a pending item or an expired lease can be claimed"
+        )
 
     def take(
         self,
@@ -293,6 +362,7 @@ class ClaimLedger:
         an expired lease — of `types` and at least `priority_at_least`, closed under
         dependencies: each item's dependencies are completed or taken with it. Priority order,
         dependencies before their dependents. Atomic: concurrent takes never share an item."""
+        lease_s = checked_lease(lease_s)
         if limit <= 0:
             return []
         now = time.time()
@@ -331,6 +401,7 @@ class ClaimLedger:
             return out
 
         with self._write() as db:
+            self._dead_letter(db, now, where, args)
             expired = rows(
                 db.execute(
                     f"{cols} WHERE status IN ('claimed','in_progress') AND lease_expires < ? "
@@ -358,6 +429,7 @@ class ClaimLedger:
         self, work_item_id: str, claim_id: str, lease_s: float = DEFAULT_LEASE_S
     ) -> Claim:
         """Extend the holder's lease by `lease_s` from now."""
+        lease_s = checked_lease(lease_s)
         with self._write() as db:
             self._owned(db, work_item_id, claim_id)
             return self._renew(db, work_item_id, lease_s)
@@ -369,6 +441,7 @@ class ClaimLedger:
         got): still held under that token, expired or not, its lease is renewed from now; already
         finished under it (completed, or failed for good), the item is returned as it is (its
         status says which); anything else is a CoordinationConflict saying who has it now."""
+        lease_s = checked_lease(lease_s)
         with self._write() as db:
             row = self._row(db, work_item_id)
             if row["claim_id"] == claim_id and row["status"] in FINISHED:
@@ -392,6 +465,8 @@ class ClaimLedger:
         `lease_s` when given)."""
         if not 0 <= percent <= 100:
             raise InvalidInput(f"progress must be within 0..100, got {percent}")
+        if lease_s is not None:
+            lease_s = checked_lease(lease_s)
         with self._write() as db:
             row = self._owned(db, work_item_id, claim_id)
             lease = time.time() + lease_s if lease_s else row["lease_expires"]
@@ -410,19 +485,30 @@ class ClaimLedger:
         log_entry: dict[str, Any] | None = None,
     ) -> Claim:
         """Mark the item completed with `result`; only the current claim may. `log_entry` is
-        appended to this directory's coordination log right after the commit (a JSONL file
-        cannot share the SQLite transaction; its idempotency key makes a re-append harmless)."""
-        claim = self.complete_many([(work_item_id, claim_id, result)])[0]
-        if log_entry:
-            append_to_dir(self.coordination_dir, [log_entry], self.busy_timeout_s)
+        kept in the ledger's outbox in the same transaction and appended to this directory's
+        coordination log right after the commit (a JSONL file cannot share the transaction).
+        An append that fails there (the log locked too long, a full disk) leaves the entry in
+        the outbox: the completion stands, and the next completion or opening of this ledger
+        appends it (its idempotency key makes a repeat harmless)."""
+        logged = [log_entry] if log_entry else []
+        claim = self._complete([(work_item_id, claim_id, result)], logged)[0]
+        if logged:
+            self._flush_log_quietly()
         return claim
 
     def complete_many(self, completions: Iterable[tuple[str, str, Any]]) -> list[Claim]:
         """Complete several held items in one transaction, all or none: any stale token is a
-        CoordinationConflict naming it, and nothing is completed."""
-        batch = list(completions)
+        CoordinationConflict naming it, an item named twice is an InvalidInput, and nothing is
+        completed."""
+        return self._complete(list(completions), [])
+
+    def _complete(
+        self, batch: list[tuple[str, str, Any]], log_entries: list[dict[str, Any]]
+    ) -> list[Claim]:
         if not batch:
             return []
+        distinct_completions(batch)
+        results = [(stored_result(r), w) for w, _, r in batch]  # refused before any write
         finished = now_iso()
         with self._write() as db:
             for wid, claim_id, _ in batch:
@@ -430,14 +516,43 @@ class ClaimLedger:
             db.executemany(
                 "UPDATE work_items SET status = 'completed', progress = 100, result = ?, "
                 "completed_at = ?, lease_expires = NULL WHERE work_item_id = ?",
-                [(stored_result(r), finished, w) for w, _, r in batch],
+                [(r, finished, w) for r, w in results],
             )
             db.executemany(
                 "UPDATE work_items SET unmet = unmet - 1 WHERE work_item_id IN "
                 "(SELECT work_item_id FROM work_item_deps WHERE depends_on = ?)",
                 [(w,) for w, _, _ in batch],
             )
+            db.executemany(
+                "INSERT INTO log_outbox (entry) VALUES (?)",
+                [(json.dumps(e, default=str),) for e in log_entries],
+            )
             return [self._claim(db, w) for w, _, _ in batch]
+
+    def flush_log(self) -> int:
+        """Append the outbox's log entries to the coordination log, then drop them from the
+        outbox; how many were appended (a keyed entry already logged is recorded once)."""
+        with self._read() as db:
+            rows = db.execute("SELECT id, entry FROM log_outbox ORDER BY id").fetchall()
+        if not rows:
+            return 0
+        append_to_dir(self.coordination_dir, [json.loads(r[1]) for r in rows], self.busy_timeout_s)
+        with self._write() as db:
+            db.execute("DELETE FROM log_outbox WHERE id <= ?", (rows[-1][0],))
+        return len(rows)
+
+    def _flush_log_quietly(self) -> None:
+        """`flush_log`, with a failure logged instead of raised: the completions are
+        committed, and their entries wait in the outbox for the next try."""
+        try:
+            self.flush_log()
+        except Exception as exc:
+            log.warning(
+                "the completions are committed; their coordination log entries wait in %s "
+                "(appended at the next completion or opening of this ledger): %s",
+                self.path,
+                exc,
+            )
 
     def fail(self, work_item_id: str, claim_id: str, error: str) -> Claim:
         """Count a failed attempt: below `max_attempts` the item is pending again (with
@@ -482,6 +597,7 @@ class ClaimLedger:
             return self._statuses(db, list(work_item_ids))
 
     def list(self, status: str | None = None, limit: int | None = None) -> list[Claim]:
+        limit = checked_limit(limit)
         sql = "SELECT * FROM work_items"
         args: list[Any] = []
         if status:
@@ -514,6 +630,15 @@ class ClaimLedger:
     def counts(self) -> dict[str, int]:
         with self._read() as db:
             rows = db.execute("SELECT status, COUNT(*) FROM work_items GROUP BY status")
+            return {r[0]: r[1] for r in rows}
+
+    def pending_types(self) -> dict[str, int]:
+        """Pending items per work type (what a drain must be able to run)."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT work_type, COUNT(*) FROM work_items WHERE status = 'pending' "
+                "GROUP BY work_type ORDER BY work_type"
+            )
             return {r[0]: r[1] for r in rows}
 
     def queue_depth(self) -> int:
@@ -562,12 +687,15 @@ class ClaimLedger:
             return []
         trace_id, span_id = current_telemetry()
         stamp = now_iso()
+        # a lapsed lease taken over counts an attempt (SET reads the row's old values)
         db.executemany(
-            "UPDATE work_items SET status = 'claimed', agent_id = ?, claim_id = ?, "
+            f"UPDATE work_items SET attempts = attempts + ({_LAPSED}), "
+            f"last_error = CASE WHEN {_LAPSED} THEN {_LAPSED_ERROR} ELSE last_error END, "
+            "status = 'claimed', agent_id = ?, claim_id = ?, "
             "claimed_at = ?, lease_expires = ?, last_heartbeat = ?, progress = 0, "
             "claims = claims + 1, trace_id = ?, span_id = ? WHERE seq = ?",
-            [(agent_id, new_id("claim"), stamp, now + lease_s, stamp, trace_id, span_id, s)
-             for s in seqs],
+            [(now, now, agent_id, new_id("claim"), stamp, now + lease_s, stamp, trace_id,
+              span_id, s) for s in seqs],
         )  # fmt: skip
         by_seq = {}
         for chunk in range(0, len(seqs), _CHUNK):
@@ -576,6 +704,24 @@ class ClaimLedger:
             for r in db.execute(f"SELECT * FROM work_items WHERE seq IN ({marks})", part):
                 by_seq[r["seq"]] = claim_from_row(r)
         return [by_seq[s] for s in seqs]
+
+    def _dead_letter(
+        self, db: sqlite3.Connection, now: float, where: str = "", args: Iterable[Any] = ()
+    ) -> None:
+        """Fail for good every lapsed lease (matching `where`) at its last attempt: a holder
+        that keeps dying on an item (OOM, segfault) must not get it back for ever. The lapse
+        counts as the attempt; `last_error` says whose lease it was."""
+        rows = db.execute(
+            f"SELECT work_item_id, {_LAPSED_ERROR} FROM work_items WHERE {_LAPSED} "
+            f"AND attempts + 1 >= max_attempts {where}",
+            [now, *args],
+        ).fetchall()
+        stamp = now_iso()
+        db.executemany(
+            "UPDATE work_items SET status = 'failed', attempts = attempts + 1, last_error = ?, "
+            "result = ?, completed_at = ?, lease_expires = NULL WHERE work_item_id = ?",
+            [(e, stored_result({"error": e}), stamp, w) for w, e in rows],
+        )
 
     def _statuses(self, db: sqlite3.Connection, ids: list[str]) -> dict[str, str]:
         out: dict[str, str] = {}

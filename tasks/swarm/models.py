@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from tasks.claims.models import WorkItem
+from tasks.claims.models import LeaseSeconds, WorkItem
 from tasks.errors import InvalidInput
 from tasks.graph import validate_graph
 
@@ -98,7 +98,7 @@ class SwarmRequest(BaseModel):
     optimization_strategy: Strategy = "8020"
     min_success_rate: float = Field(default=0.8, ge=0, le=1)
     handlers: dict[str, HandlerSpec] = Field(default_factory=dict)
-    lease_s: float = Field(default=300.0, gt=0)
+    lease_s: LeaseSeconds = 300.0
     # an agent of this run not heard from for this long counts as dead: the next run's sweep
     # marks it so (the run's agents beat every third of it while it runs)
     heartbeat_timeout_s: float = Field(default=300.0, gt=0)
@@ -275,6 +275,9 @@ class DrainSummary(BaseModel):
     oldest_pending_age_s: float | None
     blocked: dict[str, list[str]] = Field(default_factory=dict)
     last_errors: dict[str, str] = Field(default_factory=dict)  # returned/failed -> last error
+    # items failed for good in the whole queue (dead letters: out of attempts, a lapsed lease
+    # counting as one); `reactor claims blocked` lists them with their last error
+    dead_letters: int = 0
 
 
 class SwarmResult(BaseModel):
