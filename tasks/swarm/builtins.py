@@ -32,7 +32,11 @@ def _size(call: dict[str, Any], per_ms: float, low: int, high: int) -> int:
 
 def analysis(call: dict[str, Any]) -> dict[str, Any]:
     """Descriptive statistics and a linear trend over `payload.values`, or over a deterministic
-    signal derived from the task id when none are given (`synthetic_input: true` says so)."""
+    signal derived from the task id when none are given (`synthetic_input: true` says so).
+
+    Computed on the values scaled by their largest magnitude, so values near the float limit
+    (1e308) do not overflow on the way; a statistic that still does not fit a float is null
+    and named in `non_finite` (a result is JSON, and NaN/Infinity are not)."""
     values = call["payload"].get("values")
     if values is None:
         n = _size(call, 700.0, 10_000, 5_000_000)
@@ -43,19 +47,33 @@ def analysis(call: dict[str, Any]) -> dict[str, Any]:
         data = np.asarray(values, dtype=np.float64)
         if data.size == 0:
             raise InvalidInput(f"task {call['task_id']}: payload.values is empty")
+        if not np.isfinite(data).all():
+            raise InvalidInput(f"task {call['task_id']}: payload.values must be finite numbers")
         x = np.arange(data.size, dtype=np.float64)
-    slope, intercept = np.polyfit(x, data, 1) if data.size > 1 else (0.0, float(data[0]))
-    p = np.percentile(data, [5, 50, 95])
+    scale = float(np.abs(data).max()) or 1.0
+    unit = data / scale
+    slope, intercept = np.polyfit(x, unit, 1) if data.size > 1 else (0.0, float(unit[0]))
+    p = np.percentile(unit, [5, 50, 95])
+    with np.errstate(over="ignore"):
+        stats = {
+            "mean": float(unit.mean()) * scale,
+            "std": float(unit.std()) * scale,
+            "p5": float(p[0]) * scale,
+            "median": float(p[1]) * scale,
+            "p95": float(p[2]) * scale,
+            "trend_per_sample": float(slope) * scale,
+            "intercept": float(intercept) * scale,
+        }
+    non_finite = sorted(k for k, v in stats.items() if not math.isfinite(v))
+    rounded = {
+        k: None if k in non_finite else v if k == "trend_per_sample" else round(v, 6)
+        for k, v in stats.items()
+    }
     return {
         "synthetic_input": values is None,
         "count": int(data.size),
-        "mean": round(float(data.mean()), 6),
-        "std": round(float(data.std()), 6),
-        "p5": round(float(p[0]), 6),
-        "median": round(float(p[1]), 6),
-        "p95": round(float(p[2]), 6),
-        "trend_per_sample": float(slope),
-        "intercept": round(float(intercept), 6),
+        **rounded,
+        **({"non_finite": non_finite} if non_finite else {}),
     }
 
 
