@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +28,7 @@ CoordinationDir = typer.Option(
 )
 AsJson = typer.Option(False, "--json", help="Print the result as JSON on stdout.")
 ClaimId = typer.Argument(..., help="The claim id `reactor claims claim` printed.")
+DEAD_SHOWN = 50  # failed-for-good items `blocked` prints (the ledger keeps every one)
 
 
 def _settings(coordination_dir: Path | None):
@@ -44,12 +47,33 @@ def _ledger(coordination_dir: Path | None) -> Iterator:
     from tasks.claims import open_ledger
     from tasks.errors import CorruptStore, StoreUnavailable
 
-    with cli_errors():
-        try:
-            with open_ledger(_settings(coordination_dir)) as ledger:
-                yield ledger
-        except (CorruptStore, StoreUnavailable) as exc:
-            fail(str(exc), EXIT_BAD_INPUT)
+    # the ledger's warnings (a log entry left waiting in its outbox) as `warning:` lines
+    warnings = logging.StreamHandler(sys.stderr)
+    warnings.setFormatter(logging.Formatter("warning: %(message)s"))
+    logger = logging.getLogger("tasks.claims")
+    logger.addHandler(warnings)
+    try:
+        with cli_errors():
+            try:
+                with open_ledger(_settings(coordination_dir)) as ledger:
+                    yield ledger
+            except (CorruptStore, StoreUnavailable) as exc:
+                fail(str(exc), EXIT_BAD_INPUT)
+    finally:
+        logger.removeHandler(warnings)
+
+
+def _json_arg(text: str, option: str):
+    """`text` parsed as strict JSON (NaN and Infinity are not JSON)."""
+    from tasks.errors import InvalidInput
+
+    def refuse(constant: str):
+        raise InvalidInput(f"{option} is not JSON: {constant} is not a JSON number")
+
+    try:
+        return json.loads(text, parse_constant=refuse)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{option} is not JSON: {exc}") from None
 
 
 def _show(claim, as_json: bool) -> None:
@@ -86,21 +110,34 @@ def add(
         [], "--depends-on", help="A work item this one waits for (repeatable)."
     ),
     max_attempts: int = typer.Option(3, "--max-attempts", help="Failures before it gives up."),
+    custom_type: bool = typer.Option(
+        False,
+        "--custom-type",
+        help="Accept a work type only a drain with its own handler runs (it waits for one).",
+    ),
     coordination_dir: Path | None = CoordinationDir,
     as_json: bool = AsJson,
 ) -> None:
     """Add a pending work item to the queue and print its id (--json: the item). A drain run
     (`reactor swarm drain`, the swarm-hourly deployment) picks it up once its dependencies
     completed. Refused with one line, nothing added: a duplicate id, an unknown dependency, a
-    cycle, a payload that is not a JSON object (or not what a scenario type's flow takes)."""
-    from tasks.errors import InvalidInput
-    from tasks.swarm.queue.enqueue import validated
+    cycle, a payload that is not a JSON object (or not what a scenario type's flow takes), a
+    work type no drain runs (built-in and scenario types do; --custom-type for a type a drain
+    of yours registers a handler for)."""
+    from tasks.claims.selection import NOTHING_ADDED
+    from tasks.swarm.models import BUILTIN_TYPES, SCENARIO_TYPES
+    from tasks.swarm.queue.enqueue import unhandled_types, validated
 
+    if not custom_type and unhandled_types([work_type]):
+        fail(
+            f"no drain can run work type {work_type!r}: drains run the built-in types "
+            f"{', '.join(BUILTIN_TYPES)} and the scenario types {', '.join(SCENARIO_TYPES)}; "
+            "if a drain of yours registers a handler for it (SwarmRequest.handlers), add it "
+            f"with --custom-type (it waits for that drain); {NOTHING_ADDED}",
+            EXIT_BAD_INPUT,
+        )
     with _ledger(coordination_dir) as ledger:
-        try:
-            body = json.loads(payload)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"--payload is not JSON: {exc}") from None
+        body = _json_arg(payload, "--payload")
         fields = dict(
             work_type=work_type, description=description, priority=priority,
             estimated_duration=duration_ms, team=team, payload=body,
@@ -177,13 +214,8 @@ def complete(
     log."""
     from datetime import UTC, datetime
 
-    from tasks.errors import InvalidInput
-
     with _ledger(coordination_dir) as ledger:
-        try:
-            value = json.loads(result)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"--result is not JSON: {exc}") from None
+        value = _json_arg(result, "--result")
         entry = {
             "work_item_id": work_item_id, "completed_at": datetime.now(UTC).isoformat(),
             "agent_id": ledger.get(work_item_id).agent_id, "result": value,
@@ -245,12 +277,28 @@ def blocked(
     coordination_dir: Path | None = CoordinationDir,
     as_json: bool = AsJson,
 ) -> None:
-    """Pending items that can never run, with the failed items they wait on."""
+    """What does not run by itself: pending items waiting on items that failed for good, pending
+    items of a type no drain runs without a handler of its own, and the items failed for good
+    (dead letters: out of attempts, a lapsed lease counting as one) with their last error."""
+    from tasks.swarm.queue.enqueue import unhandled_types
+
     with _ledger(coordination_dir) as ledger:
         found = ledger.blocked()
+        waiting = {t: n for t, n in ledger.pending_types().items() if unhandled_types([t])}
+        dead_count = ledger.counts().get("failed", 0)
+        dead = {c.work_item_id: c.last_error for c in ledger.list("failed", DEAD_SHOWN)}
     if as_json:
-        print_json(found)
+        print_json({"blocked": found, "waiting_for_handler": waiting, "failed": dead})
         return
     for wid, roots in found.items():
         typer.echo(f"{wid}  blocked by failed {', '.join(roots)}")
-    typer.echo(f"{len(found)} blocked item(s)", err=True)
+    for work_type, n in waiting.items():
+        typer.echo(f"{n} pending item(s) of type {work_type!r} wait for a drain with a handler")
+    for wid, error in dead.items():
+        typer.echo(f"{wid}  failed for good: {error}")
+    typer.echo(
+        f"{len(found)} blocked item(s), {sum(waiting.values())} waiting for a handler, "
+        f"{dead_count} failed for good"
+        + (f" (the first {DEAD_SHOWN} shown)" if dead_count > DEAD_SHOWN else ""),
+        err=True,
+    )

@@ -140,4 +140,5 @@ def summarize(ledger: Ledger, batch: TakenWork, executions: list[ExecutionRecord
         oldest_pending_age_s=ledger.oldest_pending_age_s(),
         blocked=ledger.blocked(),
         last_errors=errors,
+        dead_letters=ledger.counts().get("failed", 0),
     )

@@ -13,6 +13,7 @@ from tasks.claims import Claim, WorkItem, open_ledger
 from tasks.claims.selection import NOTHING_ADDED, coerce_items
 from tasks.errors import InvalidInput
 from tasks.settings import Settings
+from tasks.swarm.models import BUILTIN_TYPES, SCENARIO_TYPES
 from tasks.swarm.scenarios import SCENARIOS, scenario_request
 
 
@@ -26,6 +27,12 @@ def validated(items: Iterable[WorkItem | dict[str, Any]]) -> list[WorkItem]:
             except InvalidInput as exc:
                 raise InvalidInput(f"{exc}; {NOTHING_ADDED}") from None
     return out
+
+
+def unhandled_types(types: Iterable[str]) -> list[str]:
+    """The work types no drain runs without a handler of its own (`SwarmRequest.handlers`):
+    neither a built-in nor a scenario type."""
+    return sorted({*types} - {*BUILTIN_TYPES, *SCENARIO_TYPES})
 
 
 def enqueue(

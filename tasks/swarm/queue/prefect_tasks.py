@@ -69,6 +69,11 @@ def summarize_drain(batch: TakenWork, executions: list[ExecutionRecord], run_id:
     get_run_logger().info(drain_line(summary))
     for wid, roots in list(summary.blocked.items())[:20]:
         get_run_logger().warning(f"{wid} is blocked: it depends on failed {', '.join(roots)}")
+    if summary.dead_letters:
+        get_run_logger().warning(
+            f"{summary.dead_letters} item(s) failed for good in the queue (out of attempts; "
+            "`reactor claims blocked` lists them with their last error)"
+        )
     emit("swarm", "drained", run_id, summary.model_dump(exclude={"blocked", "last_errors"}))
     return summary
 
