@@ -84,6 +84,7 @@ def _show(claim, as_json: bool) -> None:
             f"{claim.work_item_id}  {claim.status:<11} agent={claim.agent_id or '-'}  "
             f"claim={claim.claim_id or '-'}  {claim.priority:<8} {claim.work_type}  "
             f"{claim.description}"
+            + (f"  error={claim.last_error}" if claim.status == "failed" else "")
         )
 
 

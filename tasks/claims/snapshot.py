@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.claims.models import CLAIMS_FILE
-from tasks.errors import CorruptStore
+from tasks.errors import CorruptStore, InvalidInput
 from tasks.redaction import dumps_redacted
 from tasks.store import JsonStore, atomic_write_bytes
 
@@ -26,9 +26,21 @@ class Snapshot:
     moved_aside: Path | None = None  # the unreadable file that was there before, kept
 
 
+def ensure_dir(coordination_dir: Path) -> Path:
+    """The coordination dir, made if missing; one `InvalidInput` when a file is in the way."""
+    try:
+        coordination_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise InvalidInput(
+            f"coordination dir {coordination_dir} is not a directory (a file is in the way); "
+            "point REACTOR_COORDINATION_DIR (or --coordination-dir) at a directory"
+        ) from None
+    return coordination_dir
+
+
 def write_snapshot(coordination_dir: Path, records: list[dict[str, Any]]) -> Snapshot:
     """Replace `work_claims.json` with `records` under its lock, keeping an unreadable one."""
-    path = Path(coordination_dir) / CLAIMS_FILE
+    path = ensure_dir(Path(coordination_dir)) / CLAIMS_FILE
     store = JsonStore(path, list)
     with store.locked():
         moved = None

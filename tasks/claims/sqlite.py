@@ -67,7 +67,7 @@ from tasks.claims.selection import (
     stale_message,
     validate_new_items,
 )
-from tasks.claims.snapshot import Snapshot, write_snapshot
+from tasks.claims.snapshot import Snapshot, ensure_dir, write_snapshot
 from tasks.coordination_log import append_to_dir
 from tasks.errors import CoordinationConflict, CorruptStore, InvalidInput, LockTimeout
 from tasks.ids import new_id
@@ -180,13 +180,7 @@ class ClaimLedger:
         self._box: list[_Handle | None] = [None]
         self._box_lock = threading.Lock()
         self._finalizer = weakref.finalize(self, _close_handle, self._box)
-        try:
-            self.coordination_dir.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):
-            raise InvalidInput(
-                f"coordination dir {self.coordination_dir} is not a directory (a file is in the "
-                "way); point REACTOR_COORDINATION_DIR (or --coordination-dir) at a directory"
-            ) from None
+        ensure_dir(self.coordination_dir)
         try:
             with self._read() as db:
                 version = db.execute("PRAGMA user_version").fetchone()[0]

@@ -44,13 +44,20 @@ def test_corrupt_work_claims_json_is_kept_aside_and_the_cli_says_so(tmp_path):
     assert json.loads(snapshot.read_text())[0]["agent_id"] == "agent_a"
 
 
-def test_corrupt_json_store_behind_a_claims_command_is_one_line(tmp_path):
+def test_corrupt_json_log_behind_complete_is_one_warning_and_the_completion_stands(tmp_path):
     where = ["--coordination-dir", str(tmp_path)]
     (tmp_path / "coordination_log.json").write_text("[{oops")  # an older version's log
     _run("add", "analysis", "x", "--id", "w1", *where)
     token = json.loads(_run("claim", "agent_a", "--json", *where).stdout)["claim_id"]
-    result = _run("complete", "w1", token, *where)
-    assert result.exit_code == 2
+    result = _run("complete", "w1", token, "--json", *where)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["status"] == "completed"  # committed: the ledger says so
     (line,) = result.stderr.splitlines()
+    assert line.startswith("warning: ") and "wait in" in line
     assert "coordination_log.json is not valid JSON" in line and "left untouched" in line
     assert (tmp_path / "coordination_log.json").read_text() == "[{oops"
+    (tmp_path / "coordination_log.json").unlink()  # repaired: the next command logs it
+    assert _run("list", *where).exit_code == 0
+    lines = (tmp_path / "coordination_log.jsonl").read_text().splitlines()
+    (logged,) = [json.loads(x) for x in lines]
+    assert (logged["work_item_id"], logged["claim_id"]) == ("w1", token)
