@@ -23,7 +23,10 @@ from tasks.claims import ClaimLedger, WorkItem, open_ledger
 from tasks.claims.models import LEASE_LAPSED, MAX_LEASE_S
 from tasks.coordination_log import LOG_FILE, read_log
 from tasks.errors import InvalidInput, LockTimeout
+from tasks.swarm import agents as registry
 from tasks.swarm.builtins import analysis
+from tasks.swarm.execution import execute_item
+from tasks.swarm.models import AgentSpec, Assignment, SwarmTask
 
 # a process that takes an exclusive flock of argv[1], says so, and keeps it until killed
 HOLDER = (
@@ -268,3 +271,49 @@ def test_an_estimated_duration_beyond_30_days_is_refused(ledger):
     with pytest.raises(InvalidInput, match="estimated_duration"):
         ledger.add([{"work_item_id": "w", "estimated_duration": 99999999999999999999}])
     assert ledger.counts() == {}
+
+
+# -- 3 and 4 through an execution: the record follows the ledger ---------------------------------
+def _execute(ledger, settings, task: SwarmTask):
+    (agent,) = registry.form_agents([AgentSpec(name="solo")])
+    registry.register([agent], settings)
+    ledger.add([WorkItem(work_item_id=f"work_{task.id}", max_attempts=1)])
+    claim = ledger.claim(f"work_{task.id}", agent.agent_id)
+    assignment = Assignment(
+        task_id=task.id, work_item_id=claim.work_item_id, agent_id=agent.agent_id, slot=0,
+        planned_start_ms=0, planned_finish_ms=1, order=0, claim_id=claim.claim_id,
+    )  # fmt: skip
+    return execute_item(ledger, settings, task, assignment, {}, {}, "run1", 30)
+
+
+def test_an_analysis_of_huge_values_executes_and_completes_on_both_backends(
+    ledger, ledger_settings
+):
+    task = SwarmTask(
+        id="huge", type="analysis", estimated_duration_ms=10, payload={"values": [1e308] * 3}
+    )
+    record = _execute(ledger, ledger_settings, task)
+    assert record.status == "completed", record.error
+    assert ledger.get("work_huge").status == "completed"
+
+
+def test_an_execution_whose_log_append_fails_is_recorded_completed_as_the_ledger_says(
+    ledger_settings,
+):
+    settings = ledger_settings
+    settings.coordination_dir.mkdir(parents=True, exist_ok=True)
+    if settings.database_dsn:
+        ledger = open_ledger(settings)
+    else:
+        ledger = ClaimLedger(settings.coordination_dir, busy_timeout_s=0.3)
+    task = SwarmTask(id="t", type="analysis", estimated_duration_ms=10, payload={"values": [1]})
+    with ledger:
+        holder = _hold_lock(settings.coordination_dir / f"{LOG_FILE}.lock")
+        try:
+            record = _execute(ledger, settings, task)
+        finally:
+            _end(holder)
+        assert (record.status, ledger.get("work_t").status) == ("completed", "completed")
+        ledger.flush_log()
+    (entry,) = [e for e in read_log(settings) if e["work_item_id"] == "work_t"]
+    assert entry["result"] == record.result
