@@ -26,7 +26,8 @@ from tasks.errors import InvalidInput, LockTimeout
 from tasks.swarm import agents as registry
 from tasks.swarm.builtins import analysis
 from tasks.swarm.execution import execute_item
-from tasks.swarm.models import AgentSpec, Assignment, SwarmTask
+from tasks.swarm.models import AgentSpec, Assignment, QueueSelection, SwarmRequest, SwarmTask
+from tasks.swarm.queue import draining
 
 # a process that takes an exclusive flock of argv[1], says so, and keeps it until killed
 HOLDER = (
@@ -317,3 +318,13 @@ def test_an_execution_whose_log_append_fails_is_recorded_completed_as_the_ledger
         ledger.flush_log()
     (entry,) = [e for e in read_log(settings) if e["work_item_id"] == "work_t"]
     assert entry["result"] == record.result
+
+
+def test_a_drain_summary_counts_the_items_failed_for_good_by_lapsed_leases(ledger):
+    ledger.add([WorkItem(work_item_id="poison", max_attempts=1), WorkItem(work_item_id="fine")])
+    _lapse(ledger.claim("poison", "agent_dies", lease_s=0.2))
+    batch = draining.take(ledger, SwarmRequest(queue=QueueSelection(limit=5)), "run-1")
+    assert list(batch.claims) == ["fine"]  # the dead letter is not handed out
+    ledger.complete("fine", batch.claims["fine"], None)
+    summary = draining.summarize(ledger, batch, [])
+    assert (summary.completed, summary.dead_letters) == (1, 1)
