@@ -24,6 +24,7 @@ from tasks.claims import FINISHED, HELD, Claim, Ledger
 from tasks.coordination_log import append_entries, idempotency_key
 from tasks.errors import CoordinationConflict
 from tasks.periodic import every
+from tasks.redaction import redact
 from tasks.settings import Settings
 from tasks.swarm.errors import SuccessRateTooLow
 from tasks.swarm.handlers import HandlerOutcome, resolve, run_with_retries
@@ -126,7 +127,8 @@ def execute_item(
             started_at=started,
             finished_at=_now(),
             result=result if isinstance(result, dict) or result is None else {"value": result},
-            error=error,
+            # the record's error reaches the run's failure, its state messages and the CLI
+            error=None if error is None else redact(error),
         )
 
     current = ledger.get(wid)
@@ -251,6 +253,6 @@ def shortfall(records: list[ExecutionRecord], minimum: float) -> SuccessRateTooL
     if rate >= minimum:
         return None
     failed = "; ".join(f"{r.task_id} ({r.error})" for r in records if r.status != "completed")
-    return SuccessRateTooLow(
+    return SuccessRateTooLow(  # redacted, as every ReactorError's message
         f"success rate {rate:.0%} is below min_success_rate {minimum:.0%}; not completed: {failed}"
     )
