@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+import threading
+
+_redacting = threading.local()
+
 
 class ReactorError(Exception):
-    """Base of every error this project raises on purpose."""
+    """Base of every error this project raises on purpose. Its message holds no known secret:
+    it becomes a Prefect state message, a pickled result and the CLI's error line."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(_redacted(a) if isinstance(a, str) else a for a in args))
+
+
+def _redacted(text: str) -> str:
+    if getattr(_redacting, "active", False):  # an error raised while secrets are looked up
+        return text
+    _redacting.active = True
+    try:
+        from tasks.redaction import redact  # local: redaction reads settings, which raise these
+
+        return redact(text)
+    finally:
+        _redacting.active = False
 
 
 class InvalidInput(ReactorError, ValueError):
@@ -56,7 +76,7 @@ class RolledBack(ReactorError):
         self.compensations = list(compensations)
         done = "; ".join(self.compensations) or "nothing to undo"
         super().__init__(f"{message} (compensated: {done})")
-        self.message = message
+        self.message = _redacted(message)
 
     def __reduce__(self):
         return (type(self), (self.message, self.compensations))

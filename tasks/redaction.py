@@ -11,7 +11,11 @@ sits under a key whose name says so. The shared mechanisms, one per boundary:
 - `redact_values` / `dumps_redacted` (known values only: a store's keys are ids and field
   names such as `fencing_token`, which must survive) where data is persisted: the JSON store
   and JSON Lines appender, the claim ledger (SQLite and PostgreSQL), the dataset exporter, and
-  a service's log file (`tasks/worktree/log_relay.py`).
+  a service's log file (`tasks/worktree/log_relay.py`). They redact string values, never the
+  serialised text: keys, numbers and the structure stay intact.
+
+Every secret, configured or discovered, is at least `_MIN_SECRET_LEN` characters: a shorter
+one is not redacted anywhere (it cannot be told apart from ordinary text).
 """
 
 from __future__ import annotations
@@ -54,9 +58,10 @@ def known_secrets() -> list[str]:
     from tasks.settings import get_settings  # local: settings read the environment each call
 
     found = set(_extra_secrets) | set(get_settings().secret_values())
-    for name, value in os.environ.items():
-        if SENSITIVE_NAME.search(name) and len(value) >= _MIN_SECRET_LEN:
-            found.add(value)
+    found.update(v for name, v in os.environ.items() if SENSITIVE_NAME.search(name))
+    # one minimum for every source: a configured secret shorter than this (a database password
+    # "ok" or "2024") would redact ordinary words and numbers, so it is not redacted at all
+    found = {v for v in found if len(v) >= _MIN_SECRET_LEN}
     secrets = sorted(found, key=len, reverse=True)
     _cache = (key, secrets)
     return list(secrets)
@@ -104,16 +109,18 @@ def _redact_values(value: Any, secrets: list[str]) -> Any:
 
 
 def dumps_redacted(value: Any, **json_options: Any) -> str:
-    """`json.dumps(value, **json_options)` with no known secret in it. The text is redacted
-    (each secret in the form JSON escapes it to, under the same options), so strings made by
-    `default=` are covered too."""
+    """`json.dumps(value, **json_options)` with no known secret in a string value: the values
+    are redacted before they are serialised (a string made by `default=` included), never the
+    serialised text, so keys, numbers and the JSON's structure are kept as they are."""
     text = json.dumps(value, **json_options)
     secrets = known_secrets()
-    if not secrets:
-        return text
     ensure_ascii = json_options.get("ensure_ascii", True)
-    escaped = [json.dumps(s, ensure_ascii=ensure_ascii)[1:-1] for s in secrets]
-    return redact_text(text, sorted(set(escaped), key=len, reverse=True))
+    if not any(json.dumps(s, ensure_ascii=ensure_ascii)[1:-1] in text for s in secrets):
+        return text  # the common case: one serialisation, no copy of the value
+    default = json_options.pop("default", None)
+    if default is not None:
+        json_options["default"] = lambda o: _redact_values(default(o), secrets)
+    return json.dumps(_redact_values(value, secrets), **json_options)
 
 
 _TRACEBACKS = logging.Formatter()

@@ -12,10 +12,11 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from tasks.errors import StoreUnavailable
 
@@ -26,34 +27,77 @@ _lock = threading.Lock()
 
 
 def describe(dsn: str) -> str:
-    """`postgresql://host:port/db` without user or password, for messages."""
+    """`postgresql://host:port/db` without user or password, for messages (`?` for a part a
+    malformed DSN does not give)."""
     try:
         from psycopg.conninfo import conninfo_to_dict
 
         info = conninfo_to_dict(dsn)
     except Exception:
-        parts = urlsplit(dsn)
-        info = {"host": parts.hostname, "port": parts.port, "dbname": parts.path.lstrip("/")}
+        info = _url_parts(dsn)
     host = info.get("host") or "localhost"
-    return f"postgresql://{host}:{info.get('port') or 5432}/{info.get('dbname') or ''}"
+    where = f"postgresql://{host}:{info.get('port') or 5432}/{info.get('dbname') or '?'}"
+    return scrub(where, dsn)
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_.:\[\]-]+")
+
+
+def _url_parts(dsn: str) -> dict[str, str]:
+    """Host, port and database of a URL the driver rejects, each only where it reads as one
+    (a malformed URL can put part of its password where the host or path would be)."""
+    found: dict[str, str] = {}
+    with contextlib.suppress(ValueError):
+        parts = urlsplit(dsn)
+        if parts.scheme not in ("postgres", "postgresql"):
+            return {}
+        found = {"host": parts.hostname or "", "dbname": parts.path.lstrip("/")}
+        found["port"] = str(parts.port or "")
+    return {k: v for k, v in found.items() if _PLAIN.fullmatch(v)}
+
+
+# `password=value` or `password='quoted value'` in a key/value conninfo string
+_CONNINFO_PASSWORD = re.compile(r"password\s*=\s*('(?:[^'\\]|\\.)*'?|\S+)", re.I)
+
+
+def dsn_secrets(dsn: str) -> list[str]:
+    """The DSN and every form of its password it might be quoted in (as parsed by the driver,
+    as written in the URL, percent-decoded), longest first. Parsed three ways, so that a DSN
+    the driver rejects (a bad percent-escape, an unterminated quote) is still covered."""
+    found = {dsn}
+    with contextlib.suppress(Exception):
+        from psycopg.conninfo import conninfo_to_dict
+
+        found.add(str(conninfo_to_dict(dsn).get("password") or ""))
+    with contextlib.suppress(ValueError):
+        raw = urlsplit(dsn).password or ""
+        found.update({raw, unquote(raw)})
+    for match in _CONNINFO_PASSWORD.finditer(dsn):
+        found.update({match.group(1), match.group(1).strip("'")})
+    return sorted((s for s in found if s), key=len, reverse=True)
 
 
 def scrub(text: str, dsn: str) -> str:
     """`text` without the DSN or its password."""
-    secrets = [dsn]
-    with contextlib.suppress(Exception):
-        from psycopg.conninfo import conninfo_to_dict
-
-        password = conninfo_to_dict(dsn).get("password")
-        if password:
-            secrets.append(str(password))
-    for secret in sorted(secrets, key=len, reverse=True):
+    for secret in dsn_secrets(dsn):
         text = text.replace(secret, "[REDACTED]")
     return text
 
 
+def _parses(dsn: str) -> bool:
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        conninfo_to_dict(dsn)
+    except Exception:
+        return False
+    return True
+
+
 def unavailable(dsn: str, exc: BaseException, doing: str = "reach") -> StoreUnavailable:
     detail = scrub(" ".join(str(exc).split()), dsn)
+    if not _parses(dsn):  # the driver quotes the token it rejects: maybe a piece of the password
+        detail = re.sub(r'"[^"]*"', '"..."', detail)
     return StoreUnavailable(
         f"cannot {doing} the PostgreSQL coordination database {describe(dsn)} ({detail}); "
         "check REACTOR_DATABASE_URL and that the server is up"
@@ -109,7 +153,7 @@ def connection(dsn: str) -> Iterator[Any]:
             yield conn
     except psycopg.errors.TransactionRollback:
         raise  # a serialization failure or deadlock: the statement's, not the connection's
-    except (psycopg.OperationalError, PoolTimeout) as exc:
+    except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
         raise unavailable(dsn, exc, "use") from None
 
 

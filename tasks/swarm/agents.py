@@ -9,7 +9,6 @@ no success rate until it has done something. No random numbers anywhere.
 
 from __future__ import annotations
 
-import contextlib
 from collections import defaultdict
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
@@ -69,10 +68,10 @@ def form_agents(specs: list[AgentSpec], earlier: Mapping[str, str] | None = None
 def heartbeating(agent_ids: list[str], timeout_s: float, where=None) -> AbstractContextManager:
     """Beat the agents' heartbeat every third of `timeout_s` while the block runs: a live run's
     agents never lapse, a killed run's do (and the next run's sweep marks them dead). A failed
-    beat (store briefly unavailable) is tried again at the next interval."""
+    beat (store briefly unavailable) is logged and tried again at the next interval
+    (`tasks.periodic.every`'s rule)."""
 
     def beat() -> None:
-        with contextlib.suppress(Exception):
-            heartbeat(agent_ids, where)
+        heartbeat(agent_ids, where)
 
     return every(timeout_s / 3, beat, "agent-heartbeat")

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from tasks.claims import FINISHED, HELD, Claim, Ledger
 from tasks.coordination_log import append_entries, idempotency_key
 from tasks.errors import CoordinationConflict
 from tasks.periodic import every
+from tasks.redaction import redact
 from tasks.settings import Settings
 from tasks.swarm.errors import SuccessRateTooLow
 from tasks.swarm.handlers import HandlerOutcome, resolve, run_with_retries
@@ -59,20 +60,33 @@ def submission_order(
     return order
 
 
+@dataclass
+class Lease:
+    """What the lease keeper found: `lost` is the ledger's refusal once the claim is gone."""
+
+    lost: CoordinationConflict | None = None
+
+
+@contextlib.contextmanager
 def lease_keeper(
     ledger: Ledger, work_item_id: str, claim_id: str, lease_s: float
-) -> AbstractContextManager:
+) -> Iterator[Lease]:
     """Heartbeat the claim every lease/3 while the block runs (a live agent keeps its lease;
-    a dead one's lease expires and the item becomes reclaimable); a lost claim stops it."""
+    a dead one's lease expires and the item becomes reclaimable). A beat that fails (store
+    unavailable, locked, timed out) is retried at the next one; only a lost claim stops the
+    keeper, and the lease it yields says so."""
+    lease = Lease()
 
     def beat() -> bool:
         try:
             ledger.heartbeat(work_item_id, claim_id, lease_s)
-        except CoordinationConflict:
+        except CoordinationConflict as exc:
+            lease.lost = exc
             return False
         return True
 
-    return every(lease_s / 3, beat, f"lease-{work_item_id}")
+    with every(lease_s / 3, beat, f"lease-{work_item_id}"):
+        yield lease
 
 
 def _span_attributes(task: SwarmTask, assignment: Assignment, run_id: str) -> dict[str, Any]:
@@ -113,7 +127,8 @@ def execute_item(
             started_at=started,
             finished_at=_now(),
             result=result if isinstance(result, dict) or result is None else {"value": result},
-            error=error,
+            # the record's error reaches the run's failure, its state messages and the CLI
+            error=None if error is None else redact(error),
         )
 
     current = ledger.get(wid)
@@ -145,7 +160,7 @@ def execute_item(
         try:
             ref = resolve(task.type, handlers)
             ledger.progress(wid, claim_id, 10, lease_s)
-            with lease_keeper(ledger, wid, claim_id, lease_s):
+            with lease_keeper(ledger, wid, claim_id, lease_s) as lease:
                 outcome = run_with_retries(
                     ref,
                     call,
@@ -155,6 +170,8 @@ def execute_item(
                     on_attempt=lambda n: span.set_attribute("swarm.attempts", n),
                     on_retry=on_retry,
                 )
+            if lease.lost is not None:  # another holder may be running it: never complete
+                outcome.error = lease.lost
             if outcome.error is None:  # completed and logged at once (one transaction on PG)
                 finished = record("completed", outcome.attempts, outcome.result)
                 entry = _log_entry(finished, task, run_id)
@@ -236,6 +253,6 @@ def shortfall(records: list[ExecutionRecord], minimum: float) -> SuccessRateTooL
     if rate >= minimum:
         return None
     failed = "; ".join(f"{r.task_id} ({r.error})" for r in records if r.status != "completed")
-    return SuccessRateTooLow(
+    return SuccessRateTooLow(  # redacted, as every ReactorError's message
         f"success rate {rate:.0%} is below min_success_rate {minimum:.0%}; not completed: {failed}"
     )

@@ -113,8 +113,9 @@ class SystemSpec(BaseModel):
     @classmethod
     def _url(cls, url: str) -> str:
         problem = url_problem(url)
-        if problem:
-            raise ValueError(f"url {url!r} is malformed: {problem}")
+        if problem:  # a URL with userinfo is not echoed: it may carry credentials
+            shown = "" if "@" in url else f" {url!r}"
+            raise ValueError(f"url{shown} is malformed: {problem}")
         return url.rstrip("/")
 
     @field_validator("path", "health_path")

@@ -61,21 +61,28 @@ def _echoing_system():
         server.server_close()
 
 
-def swarm_run() -> str:
+def swarm_request(min_success_rate: float) -> dict[str, Any]:
+    """Two tasks, one of whose handler fails quoting the key: below a `min_success_rate` over
+    0.5 the run fails and is rolled back, with the handler's error in its failure."""
+    return {
+        "tasks": [
+            {"id": "leaky", "type": "leak", "estimated_duration_ms": 50, "retries": 0},
+            {"id": "fine", "type": "validation", "estimated_duration_ms": 50},
+        ],
+        "handlers": {"leak": {"kind": "python", "target": f"{__name__}:raise_secret"}},
+        "min_success_rate": min_success_rate,
+    }
+
+
+def swarm_runs() -> list[str]:
+    """A run that tolerates the failure and one that fails on it (the shortfall path)."""
     from flows.swarm_coordination import swarm_coordination
     from tasks.swarm.models import SwarmRequest
 
-    request = SwarmRequest.model_validate(
-        {
-            "tasks": [
-                {"id": "leaky", "type": "leak", "estimated_duration_ms": 50, "retries": 0},
-                {"id": "fine", "type": "validation", "estimated_duration_ms": 50},
-            ],
-            "handlers": {"leak": {"kind": "python", "target": f"{__name__}:raise_secret"}},
-            "min_success_rate": 0.0,
-        }
-    )
-    return _run(swarm_coordination, request)
+    return [
+        _run(swarm_coordination, SwarmRequest.model_validate(swarm_request(minimum)))
+        for minimum in (0.0, 1.0)
+    ]
 
 
 def trace_runs() -> list[str]:
@@ -141,7 +148,7 @@ def main(root: Path) -> None:
     from tasks.telemetry import configure_telemetry
 
     provider = configure_telemetry()
-    runs = {"swarm": [swarm_run()], "trace": trace_runs()}
+    runs = {"swarm": swarm_runs(), "trace": trace_runs()}
     runs["worktree"] = worktree_runs(root)
     provider.force_flush()
     print(json.dumps(runs))

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
-from tasks.redaction import REDACTED, RedactingFilter, redact
+from tasks.redaction import REDACTED, RedactingFilter, dumps_redacted, known_secrets, redact
 
 
 def test_configured_secret_is_redacted_everywhere_it_appears(monkeypatch):
@@ -53,3 +55,39 @@ def test_exception_tracebacks_and_stacks_in_logs_are_redacted(monkeypatch):
     text = stream.getvalue()
     assert "sk-ant-trace-0123456789" not in text
     assert f"RuntimeError: rejected key {REDACTED}" in text and "Stack (most recent" in text
+
+
+def test_a_short_database_password_leaves_stored_json_and_logs_intact(monkeypatch):
+    """A password too short to redact ('ok') must not rewrite keys or words: the JSON a store
+    writes and a log line are what they were; the URL as a whole is still redacted."""
+    dsn = "postgresql://reactor:ok@127.0.0.1:5432/coordination"
+    monkeypatch.setenv("REACTOR_DATABASE_URL", dsn)
+    assert "ok" not in known_secrets() and dsn in known_secrets()
+    value = {"token_count": 3, "note": "looks ok", "url": dsn}
+    assert json.loads(dumps_redacted(value)) == {**value, "url": REDACTED}
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "tokens ok: %s", ("broken",), None)
+    RedactingFilter().filter(record)
+    assert record.getMessage() == "tokens ok: broken"
+
+
+def test_a_numeric_password_never_breaks_a_stored_number(monkeypatch):
+    """A password of digits (long enough to be a secret) redacts strings that contain it, but
+    a number equal to it is data: the JSON stays valid and the number is kept."""
+    monkeypatch.setenv("REACTOR_DATABASE_URL", "postgresql://reactor:20242024@127.0.0.1/db")
+    stored = dumps_redacted({"year": 20242024, "quoted": "pin 20242024"}, indent=2)
+    assert json.loads(stored) == {"year": 20242024, "quoted": f"pin {REDACTED}"}
+
+
+def test_dumps_redacted_redacts_values_not_keys_or_structure(monkeypatch):
+    """A secret that is part of a key name stays in the key (the key is structure, an id or a
+    field name); in string values, and in strings `default=` makes, it is redacted."""
+    monkeypatch.setenv("SERVICE_API_SECRET", "fencing_token")
+    stored = dumps_redacted(
+        {"fencing_token": 7, "error": "bad fencing_token", "when": Path("/x/fencing_token")},
+        default=str,
+    )
+    assert json.loads(stored) == {
+        "fencing_token": 7,
+        "error": f"bad {REDACTED}",
+        "when": f"/x/{REDACTED}",
+    }

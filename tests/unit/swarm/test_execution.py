@@ -118,3 +118,20 @@ def test_timed_out_item_fails_and_its_side_effect_never_happens(reactor_env, tmp
     time.sleep(max(0.0, t0 + 3.5 - time.monotonic()))  # past when attempt 1 would have ended
     assert not list(marks.glob("end-*")) and not list(marks.glob("overlap-*"))
     assert ledger.get("work_slow").status == "failed"
+
+
+def test_the_shortfall_a_run_fails_with_holds_no_secret(monkeypatch):
+    """The error a run below its minimum fails with becomes the flow run's state message and
+    the CLI's error line: a handler error quoting a key is named, the key redacted."""
+    from tasks.swarm.execution import shortfall
+    from tasks.swarm.models import ExecutionRecord
+
+    monkeypatch.setenv("SERVICE_API_SECRET", "sk-live-shortfall-0123456789")
+    failed = ExecutionRecord(
+        task_id="leaky", work_item_id="work_leaky", agent_id="agent_a", status="failed",
+        attempts=1, duration_ms=1.0, started_at="", finished_at="",
+        error="RuntimeError: upstream rejected key sk-live-shortfall-0123456789",
+    )  # fmt: skip
+    message = str(shortfall([failed], 0.5))
+    assert "leaky (RuntimeError: upstream rejected key [REDACTED])" in message
+    assert "sk-live-shortfall" not in message

@@ -30,12 +30,23 @@ def system(name, **fields):
         "http://127.0.0.1:99999",
         "http://exa mple.com",
         "http://bad_host",
-        "http://user:pw@host",
     ],
 )
 def test_malformed_url_is_named(url):
     with pytest.raises(ValidationError, match=f"url {re.escape(repr(url))} is malformed"):
         request(system("a", url=url))
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://admin:Sup3rS3cret@host", "http://admin:Sup3rS3cret@[::1", "http://Sup3rS3cret@h"],
+)
+def test_a_refused_url_with_credentials_names_the_field_not_the_secret(url):
+    with pytest.raises(ValidationError) as refused:
+        request(system("a", url=url))
+    (error,) = refused.value.errors()
+    assert error["loc"][-1] == "url" and "url is malformed" in error["msg"]
+    assert "Sup3rS3cret" not in error["msg"]
 
 
 @pytest.mark.parametrize(
