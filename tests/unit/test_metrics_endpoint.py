@@ -3,6 +3,12 @@ exposed under the names, labels and buckets the OpenTelemetry Prometheus exporte
 
 from __future__ import annotations
 
+import gzip
+import socket
+import threading
+from http.server import ThreadingHTTPServer
+
+import pytest
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
@@ -10,7 +16,7 @@ from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMet
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tasks.metrics_endpoint import _DELTA, MetricsAggregate
+from tasks.metrics_endpoint import _DELTA, MAX_PUSH_BYTES, MetricsAggregate
 
 
 class _Exposed:
@@ -93,3 +99,98 @@ def test_cumulative_points_are_not_added_twice():
     counter.add(5, {"outcome": "claimed"})
     assert aggregate.add_metrics_data(reader.get_metrics_data()) == 0
     assert "reactor_claims_total" not in _text(aggregate)
+
+
+# --- the push receiver over loopback HTTP: bad bodies get a 4xx answer, sizes are bounded ---
+
+
+@pytest.fixture
+def receiver(monkeypatch):
+    """The push receiver on a loopback port, over a fresh aggregate of at most 2 series."""
+    from tasks import metrics_endpoint
+
+    aggregate = MetricsAggregate(max_series=2)
+    monkeypatch.setattr(metrics_endpoint, "_aggregate", aggregate)
+    monkeypatch.setattr(metrics_endpoint._PushReceiver, "timeout", 1.0)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), metrics_endpoint._PushReceiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1], aggregate
+    server.shutdown()
+    server.server_close()
+
+
+def _raw(port: int, head: bytes, body: bytes = b"") -> bytes:
+    """Send a raw request; the whole answer (until the server closes), within 5 s."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(head + b"\r\n" + body)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _post(port: int, body: bytes, **headers: str) -> bytes:
+    lines = [b"POST /v1/metrics HTTP/1.1", b"Host: x"]
+    lines += [f"{k.replace('_', '-')}: {v}".encode() for k, v in headers.items()]
+    return _raw(port, b"\r\n".join(lines) + b"\r\n", body)
+
+
+def _status(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1])
+
+
+def _push_body(*outcomes: str) -> bytes:
+    reader, counter, _ = _process()
+    for outcome in outcomes:
+        counter.add(1, {"outcome": outcome})
+    return encode_metrics(reader.get_metrics_data()).SerializeToString()
+
+
+def test_a_body_that_is_not_gzip_is_a_400(receiver):
+    port, _ = receiver
+    body = b"not gzip at all"
+    answer = _post(port, body, content_length=str(len(body)), content_encoding="gzip")
+    assert _status(answer) == 400
+
+
+def test_a_negative_or_missing_content_length_is_answered_at_once(receiver):
+    port, _ = receiver
+    assert _status(_post(port, b"", content_length="-1")) == 400
+    assert _status(_post(port, b"", content_length="lots")) == 400
+    assert _status(_post(port, b"")) == 411
+
+
+def test_bodies_over_the_limit_are_413_compressed_or_not(receiver):
+    port, aggregate = receiver
+    over = MAX_PUSH_BYTES + 1
+    assert _status(_post(port, b"", content_length=str(over))) == 413  # nothing read
+    bomb = gzip.compress(b"\0" * over)  # a few KiB that inflate past the limit
+    answer = _post(port, bomb, content_length=str(len(bomb)), content_encoding="gzip")
+    assert _status(answer) == 413
+    good = gzip.compress(_push_body("claimed"))
+    answer = _post(port, good, content_length=str(len(good)), content_encoding="gzip")
+    assert _status(answer) == 200 and "claimed" in _text(aggregate)
+
+
+def test_a_sender_that_stops_mid_body_frees_its_thread(receiver):
+    port, _ = receiver
+    # 100 bytes announced, 10 sent: the server gives up after its read timeout and closes
+    assert _post(port, b"x" * 10, content_length="100") == b""
+
+
+def test_series_past_the_bound_are_rejected_as_a_partial_success(receiver):
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceResponse,
+    )
+
+    port, aggregate = receiver
+    body = _push_body("claimed", "completed", "failed")
+    answer = _post(port, body, content_length=str(len(body)))
+    assert _status(answer) == 200
+    response = ExportMetricsServiceResponse.FromString(answer.split(b"\r\n\r\n", 1)[1])
+    assert response.partial_success.rejected_data_points == 1
+    held = {s[1] for s in _samples(_text(aggregate)) if s[0] == "reactor_claims_total"}
+    assert len(held) == 2
+    again = _push_body("claimed")  # a known series still adds up
+    assert _status(_post(port, again, content_length=str(len(again)))) == 200
+    assert ("reactor_claims_total", (("outcome", "claimed"),), 2.0) in _samples(_text(aggregate))
