@@ -225,3 +225,48 @@ def test_artifact_keys_are_stable_across_runs_and_progress_completes(standins, r
     ]  # fmt: skip
     progress = [a for a in found if a.type == "progress"]
     assert len(progress) == 2 and all(float(a.data) == 100.0 for a in progress)
+
+
+def test_a_trace_check_drained_by_the_swarm_continues_the_drains_trace(standins, tmp_path):
+    """One trace from enqueue to the last call: the systems the subflow calls get the drain's
+    trace id, and the subflow's root span sits under the swarm task that ran the item."""
+    from flows.swarm_coordination import swarm_coordination
+    from tasks.swarm.models import SwarmRequest
+    from tasks.swarm.queue.enqueue import enqueue
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REACTOR_COORDINATION_DIR", str(tmp_path / "coordination"))
+        mp.setenv("REACTOR_EXPORTS_DIR", str(tmp_path / "exports"))
+        settings = get_settings()
+        standins.configure(FAST)
+        before = len(standins.received())
+        systems = rebase_urls(sample_request(), standins.base_url).model_dump(mode="json")
+        enqueue(
+            [{"work_item_id": "check", "work_type": "trace.check", "payload": systems}], settings
+        )
+        request = SwarmRequest.model_validate(
+            {
+                "queue": {"limit": 5, "timeout_s": 120},
+                "agents": [{"name": "agent-0", "concurrency": 1}],
+                "min_success_rate": 0.0,
+                "lease_s": 120,
+            }
+        )
+        result = asyncio.run(swarm_coordination(request))
+        spans = read_spans(spans_path(settings))
+    assert [e.status for e in result.executions] == ["completed"]
+    drain_trace = next(
+        s["trace_id"] for s in spans if s["span_attributes"].get("prefect.run.id") == result.run_id
+    )
+    assert result.telemetry.trace_id == drain_trace
+    received = standins.received()[before:]
+    assert len(received) >= 4
+    assert {r.traceparent.split("-")[1] for r in received} == {drain_trace}
+    assert result.executions[0].result["summary"]["trace_id"] == drain_trace
+    by_id = {s["span_id"]: s for s in spans}
+    root = next(s for s in spans if s["span_attributes"].get("reactor.trace.kind") == "root")
+    ancestors, node = [], root
+    while node["parent_span_id"] in by_id:
+        node = by_id[node["parent_span_id"]]
+        ancestors.append(node["operation_name"])
+    assert "execute-check" in ancestors
