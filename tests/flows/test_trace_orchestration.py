@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -270,3 +271,49 @@ def test_a_trace_check_drained_by_the_swarm_continues_the_drains_trace(standins,
         node = by_id[node["parent_span_id"]]
         ancestors.append(node["operation_name"])
     assert "execute-check" in ancestors
+
+
+def _trace_check_request():
+    """The scheduled `trace-check` deployment's request, from prefect.yaml."""
+    import yaml
+
+    from tasks.trace.models import TraceRequest
+
+    spec = yaml.safe_load((Path(__file__).resolve().parents[2] / "prefect.yaml").read_text())
+    deployment = next(d for d in spec["deployments"] if d["name"] == "trace-check")
+    return TraceRequest.model_validate(deployment["parameters"]["request"])
+
+
+def test_the_scheduled_check_with_every_system_down_ends_failed_naming_them(reactor_env):
+    request = _trace_check_request()
+    assert request.enable_fallback  # each down system becomes a labelled simulated result
+    down = f"http://127.0.0.1:{free_port()}"
+    systems = [s.model_copy(update={"url": down, "retries": 0}) for s in request.systems]
+    state = asyncio.run(
+        trace_orchestration(request.model_copy(update={"systems": systems}), return_state=True)
+    )
+    assert state.is_failed()
+    with pytest.raises(ServiceUnhealthy) as failed:
+        state.result()
+    names = sorted(s.name for s in request.systems)
+    assert f"{len(names)} of {len(names)} systems were simulated" in str(failed.value)
+    assert ", ".join(names) in str(failed.value)
+    assert ", ".join(names) in state.message
+
+
+def test_the_scheduled_check_fails_when_more_than_its_share_was_simulated(standins, reactor_env):
+    standins.configure(FAST)
+    request = rebase_urls(_trace_check_request(), standins.base_url)
+    share = request.max_simulated_share
+    assert share is not None and share < 1.0
+    down = f"http://127.0.0.1:{free_port()}"
+    count = int(share * len(request.systems)) + 1  # just over the share
+    names = sorted(s.name for s in request.systems)[:count]
+    systems = [
+        s.model_copy(update={"url": down, "retries": 0}) if s.name in names else s
+        for s in request.systems
+    ]
+    state = asyncio.run(
+        trace_orchestration(request.model_copy(update={"systems": systems}), return_state=True)
+    )
+    assert state.is_failed() and ", ".join(names) in state.message
