@@ -46,7 +46,9 @@ def _process(temporality=_DELTA):
     """A MeterProvider standing for one process, with the project's two kinds of instrument."""
     reader = InMemoryMetricReader(preferred_temporality=temporality)
     meter = MeterProvider(metric_readers=[reader]).get_meter("reactor-flows")
-    counter = meter.create_counter("reactor.claims", unit="1", description="Claim ops")
+    counter = meter.create_counter(
+        "reactor.trace.fallbacks", unit="1", description="Simulated results recorded"
+    )
     hist = meter.create_histogram(
         "reactor.trace.hop.duration",
         unit="s",
@@ -58,15 +60,15 @@ def _process(temporality=_DELTA):
 
 def test_deltas_from_several_processes_add_up():
     aggregate = MetricsAggregate()
-    for claimed in (2, 3):  # two flow-run processes
+    for simulated in (2, 3):  # two flow-run processes
         reader, counter, hist = _process()
-        counter.add(claimed, {"outcome": "claimed"})
+        counter.add(simulated, {"system": "n8n"})
         hist.record(0.5, {"system": "n8n"})
         aggregate.add_otlp(encode_metrics(reader.get_metrics_data()).SerializeToString())
-        counter.add(1, {"outcome": "claimed"})  # recorded after the first push
+        counter.add(1, {"system": "n8n"})  # recorded after the first push
         aggregate.add_metrics_data(reader.get_metrics_data())
     samples = _samples(_text(aggregate))
-    assert ("reactor_claims_total", (("outcome", "claimed"),), 7.0) in samples
+    assert ("reactor_trace_fallbacks_total", (("system", "n8n"),), 7.0) in samples
     n8n = (("system", "n8n"),)
     assert ("reactor_trace_hop_duration_seconds_count", n8n, 2.0) in samples
     assert ("reactor_trace_hop_duration_seconds_sum", n8n, 1.0) in samples
@@ -81,10 +83,12 @@ def test_exposed_like_the_opentelemetry_prometheus_exporter():
     )
     delta = InMemoryMetricReader(preferred_temporality=_DELTA)
     meter = MeterProvider(metric_readers=[prometheus, delta]).get_meter("reactor-flows")
-    counter = meter.create_counter("reactor.claims", unit="1", description="Claim ops")
+    counter = meter.create_counter(
+        "reactor.trace.fallbacks", unit="1", description="Simulated results recorded"
+    )
     hist = meter.create_histogram("reactor.trace.hop.duration", unit="s", description="Latency")
-    counter.add(2, {"outcome": "claimed"})
-    counter.add(1, {"outcome": "completed"})
+    counter.add(2, {"system": "n8n"})
+    counter.add(1, {"system": "xavos"})
     hist.record(0.3, {"system": "n8n"})
     hist.record(7.0, {"system": "n8n"})
     aggregate = MetricsAggregate()
@@ -96,9 +100,9 @@ def test_cumulative_points_are_not_added_twice():
     aggregate = MetricsAggregate()
     cumulative = dict.fromkeys(_DELTA, AggregationTemporality.CUMULATIVE)
     reader, counter, _ = _process(cumulative)
-    counter.add(5, {"outcome": "claimed"})
+    counter.add(5, {"system": "n8n"})
     assert aggregate.add_metrics_data(reader.get_metrics_data()) == 0
-    assert "reactor_claims_total" not in _text(aggregate)
+    assert "reactor_trace_fallbacks_total" not in _text(aggregate)
 
 
 # --- the push receiver over loopback HTTP: bad bodies get a 4xx answer, sizes are bounded ---
@@ -139,10 +143,10 @@ def _status(answer: bytes) -> int:
     return int(answer.split(b" ", 2)[1])
 
 
-def _push_body(*outcomes: str) -> bytes:
+def _push_body(*systems: str) -> bytes:
     reader, counter, _ = _process()
-    for outcome in outcomes:
-        counter.add(1, {"outcome": outcome})
+    for system in systems:
+        counter.add(1, {"system": system})
     return encode_metrics(reader.get_metrics_data()).SerializeToString()
 
 
@@ -167,9 +171,9 @@ def test_bodies_over_the_limit_are_413_compressed_or_not(receiver):
     bomb = gzip.compress(b"\0" * over)  # a few KiB that inflate past the limit
     answer = _post(port, bomb, content_length=str(len(bomb)), content_encoding="gzip")
     assert _status(answer) == 413
-    good = gzip.compress(_push_body("claimed"))
+    good = gzip.compress(_push_body("n8n"))
     answer = _post(port, good, content_length=str(len(good)), content_encoding="gzip")
-    assert _status(answer) == 200 and "claimed" in _text(aggregate)
+    assert _status(answer) == 200 and "n8n" in _text(aggregate)
 
 
 def test_a_sender_that_stops_mid_body_frees_its_thread(receiver):
@@ -184,13 +188,14 @@ def test_series_past_the_bound_are_rejected_as_a_partial_success(receiver):
     )
 
     port, aggregate = receiver
-    body = _push_body("claimed", "completed", "failed")
+    body = _push_body("n8n", "xavos", "audit")
     answer = _post(port, body, content_length=str(len(body)))
     assert _status(answer) == 200
     response = ExportMetricsServiceResponse.FromString(answer.split(b"\r\n\r\n", 1)[1])
     assert response.partial_success.rejected_data_points == 1
-    held = {s[1] for s in _samples(_text(aggregate)) if s[0] == "reactor_claims_total"}
+    held = {s[1] for s in _samples(_text(aggregate)) if s[0] == "reactor_trace_fallbacks_total"}
     assert len(held) == 2
-    again = _push_body("claimed")  # a known series still adds up
+    again = _push_body("n8n")  # a known series still adds up
     assert _status(_post(port, again, content_length=str(len(again)))) == 200
-    assert ("reactor_claims_total", (("outcome", "claimed"),), 2.0) in _samples(_text(aggregate))
+    total = ("reactor_trace_fallbacks_total", (("system", "n8n"),), 2.0)
+    assert total in _samples(_text(aggregate))
