@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import sys
 
+from pydantic import ValidationError
+
+from tasks.errors import ReactorError
 from tasks.metrics import serve_metrics
 
 POOL = "reactor-process"  # the work pool prefect.yaml names
@@ -25,8 +28,23 @@ def worker_argv(argv: list[str]) -> list[str]:
     return ["worker", "start", "--type", "process", *([] if named else ["--pool", POOL]), *argv]
 
 
+def settings_message(exc: ValidationError) -> str:
+    """One line naming the environment variable whose value is wrong (never the value: it may
+    be a secret)."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return f"REACTOR_{where.upper()}: {first['msg']}" if where else first["msg"]
+
+
 def main(argv: list[str]) -> int:
-    endpoint = serve_metrics()
+    try:
+        endpoint = serve_metrics()
+    except ValidationError as exc:  # e.g. REACTOR_METRICS_PORT=abc
+        print(f"error: {settings_message(exc)}", file=sys.stderr)
+        return 2
+    except ReactorError as exc:  # e.g. the metrics port is taken
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if endpoint is not None:
         print(f"metrics: {endpoint.scrape_url} (flow runs push to {endpoint.push_url})")
     from prefect.cli import app

@@ -23,7 +23,8 @@ from tasks.resume import resumable
 from tasks.runtime import current_run_id, task_runner
 from tasks.settings import get_settings
 from tasks.telemetry import configure_telemetry, spans_path
-from tasks.trace.context import open_trace
+from tasks.trace.analysis import simulated_failure
+from tasks.trace.context import enclosing_traceparent, open_trace
 from tasks.trace.models import SystemResult, TraceRequest, TraceRunResult
 from tasks.trace.prefect_tasks import (
     analyze_trace,
@@ -57,8 +58,10 @@ async def trace_orchestration(request: TraceRequest) -> TraceRunResult:
     )
 
     # 1. Trace initialisation: root span, correlation id, baggage, our tracestate entry.
-    # (a resumed run gets its first attempt's trace id and correlation id back)
-    with open_trace(request, trace_identity(request.workflow_id)) as trace:
+    # (a run inside an enclosing trace, e.g. a swarm drain's, continues it; a resumed run gets
+    # its first attempt's trace id and correlation id back)
+    identity = trace_identity(request.workflow_id, enclosing_traceparent())
+    with open_trace(request, identity) as trace:
         # 2. Every system in dependency order. All calls are submitted up front with their
         # upstream futures as arguments, so independent systems run concurrently and each one
         # starts as soon as its own dependencies finished (bench/trace_bench.py: 20 systems at
@@ -103,6 +106,12 @@ async def trace_orchestration(request: TraceRequest) -> TraceRunResult:
     rows = hop_rows(run_id, request.workflow_id, trace.correlation_id, analysis, results)
     exports = export_hops(rows, run_id, settings)
     logger.info("dataset trace_hops: %d rows to %s", len(rows), ", ".join(exports))
+    # a check whose systems answered with placeholders checked nothing: it ends Failed (so
+    # a failed-run automation fires), its dataset written
+    if failure := simulated_failure(simulated, len(results), request.max_simulated_share):
+        logger.error("trace %s failed: %s", request.workflow_id, failure)
+        emit("trace", "failed", request.workflow_id, {"error": failure}, settings)
+        raise ServiceUnhealthy(f"trace {request.workflow_id}: {failure}")
     result = TraceRunResult(
         workflow_id=request.workflow_id,
         run_id=run_id,

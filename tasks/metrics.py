@@ -1,7 +1,7 @@
 """The project's OpenTelemetry metrics: one place that names every instrument, and the one
 MeterProvider setup.
 
-Callers record through these module-level instruments (`metrics.claims.add(1, {...})`). They
+Callers record through these module-level instruments (`metrics.export_rows.add(1, {...})`). They
 are made from the global meter *proxy*, so recording works before and after
 `configure_metrics()` (called by `tasks.telemetry.configure_telemetry()`) installs the
 MeterProvider, and costs next to nothing while none is installed. Attribute values are short
@@ -18,8 +18,9 @@ Where the numbers go (docs/operations.md has the whole picture):
   `REACTOR_METRICS_PUSH_URL`; each child pushes its deltas there (every 10 s and at exit) with
   the real OTLP exporter, and the endpoint shows the totals over every run it executed.
 
-Prometheus names are the OpenTelemetry exporter's: `reactor.claims` → `reactor_claims_total`,
-`reactor.trace.hop.duration` (unit s) → `reactor_trace_hop_duration_seconds`.
+Prometheus names are the OpenTelemetry exporter's: `reactor.export.rows` →
+`reactor_export_rows_total`, `reactor.trace.hop.duration` (unit s) →
+`reactor_trace_hop_duration_seconds`.
 """
 
 from __future__ import annotations
@@ -39,8 +40,6 @@ _meter = metrics.get_meter("reactor-flows")
 _SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]
 _FRACTION = [0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
 
-# swarm / claim ledger; attributes: outcome = claimed|completed|failed|released|reclaimed|conflict
-claims = _meter.create_counter("reactor.claims", unit="1", description="Claim ledger operations")
 # attributes: scenario, task
 task_duration = _meter.create_histogram(
     "reactor.task.duration",
@@ -83,9 +82,9 @@ trace_fallbacks = _meter.create_counter(
 health_checks = _meter.create_counter(
     "reactor.health.checks", unit="1", description="Health probes of deployed services"
 )
-# attributes: service
+# attributes: service, outcome = restarted|restart_failed (a failed attempt counts too)
 restarts = _meter.create_counter(
-    "reactor.service.restarts", unit="1", description="Services restarted by auto-recovery"
+    "reactor.service.restarts", unit="1", description="Restart attempts by auto-recovery"
 )
 # attributes: service
 time_to_healthy = _meter.create_histogram(

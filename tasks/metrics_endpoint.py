@@ -11,12 +11,12 @@ from `tasks/metrics.py` so that recording through an instrument imports only the
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import os
 import threading
 import uuid
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +31,7 @@ from opentelemetry.exporter.prometheus._mapping import (
     sanitize_full_name,
 )
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsPartialSuccess,
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
 )
@@ -78,6 +79,11 @@ _DELTA = {
     )
 }
 _CUMULATIVE = 2  # OTLP's AGGREGATION_TEMPORALITY_CUMULATIVE
+# A push is a few KiB (deltas of a flow run's instruments); these bounds only stop a runaway or
+# hostile sender from filling this process's memory.
+MAX_PUSH_BYTES = 4 * 1024 * 1024  # a request body, and the same body decompressed
+MAX_SERIES = 10_000  # label sets over all families; points of new series past it are rejected
+PUSH_READ_TIMEOUT_S = 10.0  # a sender that stops mid-body frees its thread after this
 
 try:
     _VERSION = version("reactor-flows")
@@ -130,26 +136,51 @@ class MetricsAggregate:
     maintained Python library receives OTLP and re-exposes it for Prometheus (the OpenTelemetry
     Collector does, as a separate Go service)."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
+    def __init__(self, max_series: int = MAX_SERIES) -> None:
+        self._lock = threading.RLock()
         self._families: dict[str, _Family] = {}
         self._warned: set[str] = set()
+        self.max_series = max_series
+        self._series = 0  # label sets held, over all families
+        self.rejected = 0  # points of this request refused (new series past `max_series`)
 
     def add_otlp(self, body: bytes) -> int:
         """Add one serialized `ExportMetricsServiceRequest`; returns the points taken."""
         return self.add_request(ExportMetricsServiceRequest.FromString(body))
 
+    def push(self, body: bytes) -> int:
+        """Add one serialized request; returns the points refused (new series past the bound)."""
+        request = ExportMetricsServiceRequest.FromString(body)
+        with self._lock:  # re-entrant: the count read is this request's
+            self.add_request(request)
+            return self.rejected
+
     def add_metrics_data(self, data: MetricsData) -> int:
         return self.add_request(encode_metrics(data))
 
     def add_request(self, request: ExportMetricsServiceRequest) -> int:
+        """Add the request's points; `rejected` then says how many were refused (points of new
+        series once `max_series` label sets are held)."""
         taken = 0
         with self._lock:
+            self.rejected = 0
             for rm in request.resource_metrics:
                 for sm in rm.scope_metrics:
                     for metric in sm.metrics:
                         taken += self._add_metric(metric)
-        return taken
+            if self.rejected:
+                self._skip("new series", f"more than {self.max_series} series held")
+        return taken - self.rejected
+
+    def _admit(self, family: _Family, key: tuple[tuple[str, str], ...]) -> bool:
+        """Whether a point of series `key` may be added (a known series always may)."""
+        if key in family.series:
+            return True
+        if self._series >= self.max_series:
+            self.rejected += 1
+            return False
+        self._series += 1
+        return True
 
     def _family(self, metric: Any, kind: str) -> _Family:
         family = self._families.get(metric.name)
@@ -172,14 +203,19 @@ class MetricsAggregate:
             family = self._family(metric, "counter" if metric.sum.is_monotonic else "gauge")
             for p in metric.sum.data_points:
                 key = _labels(p.attributes)
+                if not self._admit(family, key):
+                    continue
                 value = p.as_double if p.WhichOneof("value") == "as_double" else p.as_int
                 family.series[key] = family.series.get(key, 0) + value
             return len(metric.sum.data_points)
         if which == "gauge":
             family = self._family(metric, "gauge")
             for p in metric.gauge.data_points:
+                key = _labels(p.attributes)
+                if not self._admit(family, key):
+                    continue
                 value = p.as_double if p.WhichOneof("value") == "as_double" else p.as_int
-                family.series[_labels(p.attributes)] = value
+                family.series[key] = value
             return len(metric.gauge.data_points)
         if which == "histogram":
             if metric.histogram.aggregation_temporality == _CUMULATIVE:
@@ -187,6 +223,8 @@ class MetricsAggregate:
             family = self._family(metric, "histogram")
             for p in metric.histogram.data_points:
                 key, bounds = _labels(p.attributes), tuple(p.explicit_bounds)
+                if not self._admit(family, key):
+                    continue
                 hist = family.series.setdefault(key, _Histogram(bounds, [0] * (len(bounds) + 1)))
                 if hist.bounds != bounds:
                     self._skip(metric.name, f"bucket bounds changed to {bounds}")
@@ -297,22 +335,79 @@ class _Collector:
         return _aggregate.collect()
 
 
+class PushRefused(Exception):
+    """A push the receiver answers with `status` (4xx) and this message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def body_length(header: str | None, limit: int = MAX_PUSH_BYTES) -> int:
+    """The body length a `content-length` header announces: 411 when absent, 400 when not a
+    non-negative integer, 413 above `limit`."""
+    if header is None:
+        raise PushRefused(411, "content-length is required")
+    try:
+        length = int(header)
+    except ValueError:
+        raise PushRefused(400, f"content-length {header[:40]!r} is not an integer") from None
+    if length < 0:
+        raise PushRefused(400, f"content-length {length} is negative")
+    if length > limit:
+        raise PushRefused(413, f"body of {length} bytes is over the {limit}-byte limit")
+    return length
+
+
+def gunzip_bounded(body: bytes, limit: int = MAX_PUSH_BYTES) -> bytes:
+    """`body` decompressed, never more than `limit` bytes of it: 413 past that, 400 when it is
+    not gzip."""
+    inflate = zlib.decompressobj(wbits=31)  # gzip header and trailer
+    try:
+        out = inflate.decompress(body, limit + 1)
+        if len(out) > limit or inflate.unconsumed_tail:
+            raise PushRefused(413, f"body decompresses to over {limit} bytes")
+        out += inflate.flush()
+    except zlib.error as exc:
+        raise PushRefused(400, f"content-encoding gzip but the body is not gzip: {exc}") from None
+    if not inflate.eof:
+        raise PushRefused(400, "content-encoding gzip but the body is truncated")
+    return out
+
+
 class _PushReceiver(BaseHTTPRequestHandler):
     """OTLP/HTTP (protobuf) metrics from this process's children."""
+
+    timeout = PUSH_READ_TIMEOUT_S  # the socket's: a stalled sender does not hold the thread
 
     def do_POST(self) -> None:
         if self.path != "/v1/metrics":
             self.send_error(404)
             return
-        body = self.rfile.read(int(self.headers.get("content-length", 0)))
-        if self.headers.get("content-encoding") == "gzip":
-            body = gzip.decompress(body)
         try:
-            _aggregate.add_otlp(body)
-        except Exception as exc:  # a malformed body is the sender's problem, not ours
-            self.send_error(400, f"not an OTLP metrics request: {exc}")
+            body = self.rfile.read(body_length(self.headers.get("content-length")))
+            if self.headers.get("content-encoding") == "gzip":
+                body = gunzip_bounded(body)
+            try:
+                rejected = _aggregate.push(body)
+            except Exception as exc:  # a malformed body is the sender's problem, not ours
+                raise PushRefused(400, f"not an OTLP metrics request: {exc}") from None
+        except PushRefused as refused:
+            self.close_connection = True  # an unread body must not be taken for a request
+            self.send_error(refused.status, str(refused))
             return
-        answer = ExportMetricsServiceResponse().SerializeToString()
+        except TimeoutError:
+            self.close_connection = True
+            return
+        response = ExportMetricsServiceResponse()
+        if rejected:
+            response.partial_success.CopyFrom(
+                ExportMetricsPartialSuccess(
+                    rejected_data_points=rejected,
+                    error_message=f"more than {_aggregate.max_series} series held",
+                )
+            )
+        answer = response.SerializeToString()
         self.send_response(200)
         self.send_header("content-type", "application/x-protobuf")
         self.send_header("content-length", str(len(answer)))

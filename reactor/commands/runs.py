@@ -81,6 +81,17 @@ async def last_sign_of_life(client, flow_run) -> datetime | None:
     return max(beats, default=flow_run.state.timestamp if flow_run.state else since)
 
 
+def api_url() -> str:
+    """The Prefect API this process talks to, without any credentials in the URL."""
+    import httpx
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    if not url:
+        return "(a temporary server)"
+    return str(httpx.URL(url).copy_with(username=None, password=None))
+
+
 def heartbeat_interval_s() -> int:
     from prefect.settings import get_current_settings
 
@@ -172,6 +183,7 @@ def resume(
 ) -> None:
     """Resume a crashed run under the same flow-run id: tasks that finished are loaded from
     their persisted results; a deployment run is handed back to its worker."""
+    import httpx
     from prefect.exceptions import ObjectNotFound
 
     try:
@@ -182,6 +194,11 @@ def resume(
         fail(f"no flow run {flow_run_id} on this Prefect server")
     except ValueError as exc:  # not a UUID
         fail(f"{flow_run_id!r} is not a flow run id: {exc}")
+    except httpx.TransportError as exc:  # connection refused, timed out, cut off
+        fail(
+            f"cannot reach the Prefect API at {api_url()} ({type(exc).__name__}: {exc}): start "
+            "it (make server) or point PREFECT_API_URL at a running server"
+        )
     if json_output:
         print_json(outcome)
     else:

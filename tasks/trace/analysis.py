@@ -27,6 +27,10 @@ def _kind(span: Mapping[str, Any]) -> str | None:
     return span["span_attributes"].get(KIND_ATTR)
 
 
+def _status(system_span: Mapping[str, Any]) -> str:
+    return system_span["span_attributes"].get(STATUS_ATTR, "error")
+
+
 def _percentile(values: Sequence[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 3) if values else None
 
@@ -60,7 +64,7 @@ def analyze_spans(
         latencies.append(
             SystemLatency(
                 name=name,
-                status=systems[name]["span_attributes"].get(STATUS_ATTR, "error"),
+                status=_status(systems[name]),
                 attempts=len(durations),
                 p50_ms=_percentile(durations, 50),
                 p95_ms=_percentile(durations, 95),
@@ -88,8 +92,11 @@ def analyze_spans(
 
     length, path = critical_path(graph, step)
     slowest = max(step, key=lambda n: step[n]) if step else None
-    threshold = BOTTLENECK_SHARE * step[slowest] if slowest else 0.0
-    bottlenecks = [n for n in path if step[n] >= threshold]
+    # a simulated system's time is its failed health check or calls, not work: never a
+    # bottleneck, nor the yardstick of one
+    real = {n: ms for n, ms in step.items() if _status(systems[n]) != "simulated"}
+    threshold = BOTTLENECK_SHARE * max(real.values()) if real else 0.0
+    bottlenecks = [n for n in path if n in real and real[n] >= threshold]
     analysis = TraceAnalysis(
         trace_id=trace_id,
         span_count=len(spans),
@@ -134,3 +141,24 @@ def trace_recommendations(analysis: TraceAnalysis) -> list[str]:
             "REACTOR_MAX_WORKERS if independent systems queue for threads"
         )
     return out or ["no action needed: no retries, fallbacks or dominant system"]
+
+
+def simulated_failure(
+    simulated: Sequence[str], total: int, max_share: float | None = None
+) -> str | None:
+    """Why a run whose systems in `simulated` (of `total`) answered with a fallback must end
+    Failed, or None: all of them simulated, or more than `max_share` of them."""
+    if not simulated or total <= 0:
+        return None
+    share = len(simulated) / total
+    if len(simulated) < total and (max_share is None or share <= max_share):
+        return None
+    rule = (
+        "at least one real answer"
+        if max_share is None or len(simulated) == total
+        else f"at most {max_share:.0%} simulated (max_simulated_share)"
+    )
+    return (
+        f"{len(simulated)} of {total} systems were simulated (fallback): "
+        f"{', '.join(sorted(simulated))}; a trace check needs {rule}"
+    )

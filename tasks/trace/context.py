@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import (
@@ -16,6 +17,7 @@ from opentelemetry.trace import (
     Status,
     StatusCode,
     TraceFlags,
+    get_current_span,
     set_span_in_context,
 )
 
@@ -30,6 +32,7 @@ from tasks.trace.models import (
 )
 from tasks.trace.spans import KIND_ATTR
 from tasks.tracing import (
+    extract_context,
     format_span_id,
     format_trace_id,
     inject_headers,
@@ -51,15 +54,39 @@ def workflow_baggage(request: TraceRequest, correlation_id: str) -> dict[str, st
     }
 
 
-def new_identity() -> TraceIdentity:
+def new_identity(parent: SpanContext | None = None) -> TraceIdentity:
     """A run's trace id and correlation id, made once per flow run: a resumed run reads them
-    back (a cached task result) so its calls carry the same ids as the dead attempt's."""
+    back (a cached task result) so its calls carry the same ids as the dead attempt's.
+
+    A run inside an enclosing trace (`parent` valid: the swarm task's span around a subflow,
+    Prefect's flow-run span) continues it, its root a child of `parent`; only a run with no
+    parent starts a fresh trace."""
+    if parent is not None and parent.is_valid:
+        return TraceIdentity(
+            trace_id=format_trace_id(parent.trace_id),
+            anchor_span_id=format_span_id(parent.span_id),
+            correlation_id=new_id("coord"),
+        )
     ids = RandomIdGenerator()
     return TraceIdentity(
         trace_id=format_trace_id(ids.generate_trace_id()),
         anchor_span_id=format_span_id(ids.generate_span_id()),
         correlation_id=new_id("coord"),
     )
+
+
+def enclosing_traceparent() -> str | None:
+    """The `traceparent` of the span current here (None outside any trace): what a run
+    started here continues."""
+    return inject_headers(context=otel_context.get_current()).get("traceparent")
+
+
+def parent_of(traceparent: str | None) -> SpanContext | None:
+    """The span context a `traceparent` names (None when absent or invalid)."""
+    if not traceparent:
+        return None
+    ctx = get_current_span(extract_context({"traceparent": traceparent})).get_span_context()
+    return ctx if ctx.is_valid else None
 
 
 def _anchor(identity: TraceIdentity) -> Context:

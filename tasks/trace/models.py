@@ -163,6 +163,13 @@ class TraceRequest(BaseModel):
     enable_fallback: bool = True
     timeout_multiplier: float = 1.0
     baggage: dict[str, str] = Field(default_factory=dict, description="extra W3C baggage")
+    max_simulated_share: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="the run fails when more than this share of its systems was simulated "
+        "(fallback); it always fails when all of them were",
+    )
 
     @field_validator("timeout_multiplier")
     @classmethod

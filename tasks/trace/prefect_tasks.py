@@ -17,12 +17,11 @@ from tasks.coordination_log import append_entries, idempotency_key
 from tasks.errors import ServiceUnhealthy
 from tasks.events import emit
 from tasks.export import export_dataset
-from tasks.resume import RESUMABLE
 from tasks.settings import Settings, get_settings
 from tasks.telemetry import configure_telemetry, read_spans
 from tasks.trace.analysis import analyze_spans
 from tasks.trace.calls import execute_system
-from tasks.trace.context import new_identity
+from tasks.trace.context import new_identity, parent_of
 from tasks.trace.models import (
     Attempt,
     CallContext,
@@ -45,10 +44,12 @@ from tasks.trace.report import (
 CALL_CACHE = RUN_ID + TASK_SOURCE + (INPUTS - "ctx")
 
 
-@task(task_run_name="trace-identity", cache_policy=RESUMABLE)
-def trace_identity(workflow_id: str) -> TraceIdentity:
-    """The run's trace id and correlation id, the same for every attempt of the run."""
-    return new_identity()
+@task(task_run_name="trace-identity", cache_policy=RUN_ID + TASK_SOURCE + (INPUTS - "parent"))
+def trace_identity(workflow_id: str, parent: str | None = None) -> TraceIdentity:
+    """The run's trace id and correlation id, the same for every attempt of the run: derived
+    from `parent` (the enclosing span's traceparent) when the run has one, else fresh. The
+    parent is left out of the cache key, so a resumed attempt keeps the first one's ids."""
+    return new_identity(parent_of(parent))
 
 
 @task(task_run_name="call-{spec.name}", cache_policy=CALL_CACHE)

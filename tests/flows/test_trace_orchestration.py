@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -225,3 +226,94 @@ def test_artifact_keys_are_stable_across_runs_and_progress_completes(standins, r
     ]  # fmt: skip
     progress = [a for a in found if a.type == "progress"]
     assert len(progress) == 2 and all(float(a.data) == 100.0 for a in progress)
+
+
+def test_a_trace_check_drained_by_the_swarm_continues_the_drains_trace(standins, tmp_path):
+    """One trace from enqueue to the last call: the systems the subflow calls get the drain's
+    trace id, and the subflow's root span sits under the swarm task that ran the item."""
+    from flows.swarm_coordination import swarm_coordination
+    from tasks.swarm.models import SwarmRequest
+    from tasks.swarm.queue.enqueue import enqueue
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REACTOR_COORDINATION_DIR", str(tmp_path / "coordination"))
+        mp.setenv("REACTOR_EXPORTS_DIR", str(tmp_path / "exports"))
+        settings = get_settings()
+        standins.configure(FAST)
+        before = len(standins.received())
+        systems = rebase_urls(sample_request(), standins.base_url).model_dump(mode="json")
+        enqueue(
+            [{"work_item_id": "check", "work_type": "trace.check", "payload": systems}], settings
+        )
+        request = SwarmRequest.model_validate(
+            {
+                "queue": {"limit": 5, "timeout_s": 120},
+                "agents": [{"name": "agent-0", "concurrency": 1}],
+                "min_success_rate": 0.0,
+                "lease_s": 120,
+            }
+        )
+        result = asyncio.run(swarm_coordination(request))
+        spans = read_spans(spans_path(settings))
+    assert [e.status for e in result.executions] == ["completed"]
+    drain_trace = next(
+        s["trace_id"] for s in spans if s["span_attributes"].get("prefect.run.id") == result.run_id
+    )
+    assert result.telemetry.trace_id == drain_trace
+    received = standins.received()[before:]
+    assert len(received) >= 4
+    assert {r.traceparent.split("-")[1] for r in received} == {drain_trace}
+    assert result.executions[0].result["summary"]["trace_id"] == drain_trace
+    by_id = {s["span_id"]: s for s in spans}
+    root = next(s for s in spans if s["span_attributes"].get("reactor.trace.kind") == "root")
+    ancestors, node = [], root
+    while node["parent_span_id"] in by_id:
+        node = by_id[node["parent_span_id"]]
+        ancestors.append(node["operation_name"])
+    assert "execute-check" in ancestors
+
+
+def _trace_check_request():
+    """The scheduled `trace-check` deployment's request, from prefect.yaml."""
+    import yaml
+
+    from tasks.trace.models import TraceRequest
+
+    spec = yaml.safe_load((Path(__file__).resolve().parents[2] / "prefect.yaml").read_text())
+    deployment = next(d for d in spec["deployments"] if d["name"] == "trace-check")
+    return TraceRequest.model_validate(deployment["parameters"]["request"])
+
+
+def test_the_scheduled_check_with_every_system_down_ends_failed_naming_them(reactor_env):
+    request = _trace_check_request()
+    assert request.enable_fallback  # each down system becomes a labelled simulated result
+    down = f"http://127.0.0.1:{free_port()}"
+    systems = [s.model_copy(update={"url": down, "retries": 0}) for s in request.systems]
+    state = asyncio.run(
+        trace_orchestration(request.model_copy(update={"systems": systems}), return_state=True)
+    )
+    assert state.is_failed()
+    with pytest.raises(ServiceUnhealthy) as failed:
+        state.result()
+    names = sorted(s.name for s in request.systems)
+    assert f"{len(names)} of {len(names)} systems were simulated" in str(failed.value)
+    assert ", ".join(names) in str(failed.value)
+    assert ", ".join(names) in state.message
+
+
+def test_the_scheduled_check_fails_when_more_than_its_share_was_simulated(standins, reactor_env):
+    standins.configure(FAST)
+    request = rebase_urls(_trace_check_request(), standins.base_url)
+    share = request.max_simulated_share
+    assert share is not None and share < 1.0
+    down = f"http://127.0.0.1:{free_port()}"
+    count = int(share * len(request.systems)) + 1  # just over the share
+    names = sorted(s.name for s in request.systems)[:count]
+    systems = [
+        s.model_copy(update={"url": down, "retries": 0}) if s.name in names else s
+        for s in request.systems
+    ]
+    state = asyncio.run(
+        trace_orchestration(request.model_copy(update={"systems": systems}), return_state=True)
+    )
+    assert state.is_failed() and ", ".join(names) in state.message

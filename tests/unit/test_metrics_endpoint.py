@@ -3,6 +3,12 @@ exposed under the names, labels and buckets the OpenTelemetry Prometheus exporte
 
 from __future__ import annotations
 
+import gzip
+import socket
+import threading
+from http.server import ThreadingHTTPServer
+
+import pytest
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
@@ -10,7 +16,7 @@ from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMet
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tasks.metrics_endpoint import _DELTA, MetricsAggregate
+from tasks.metrics_endpoint import _DELTA, MAX_PUSH_BYTES, MetricsAggregate
 
 
 class _Exposed:
@@ -40,7 +46,9 @@ def _process(temporality=_DELTA):
     """A MeterProvider standing for one process, with the project's two kinds of instrument."""
     reader = InMemoryMetricReader(preferred_temporality=temporality)
     meter = MeterProvider(metric_readers=[reader]).get_meter("reactor-flows")
-    counter = meter.create_counter("reactor.claims", unit="1", description="Claim ops")
+    counter = meter.create_counter(
+        "reactor.trace.fallbacks", unit="1", description="Simulated results recorded"
+    )
     hist = meter.create_histogram(
         "reactor.trace.hop.duration",
         unit="s",
@@ -52,15 +60,15 @@ def _process(temporality=_DELTA):
 
 def test_deltas_from_several_processes_add_up():
     aggregate = MetricsAggregate()
-    for claimed in (2, 3):  # two flow-run processes
+    for simulated in (2, 3):  # two flow-run processes
         reader, counter, hist = _process()
-        counter.add(claimed, {"outcome": "claimed"})
+        counter.add(simulated, {"system": "n8n"})
         hist.record(0.5, {"system": "n8n"})
         aggregate.add_otlp(encode_metrics(reader.get_metrics_data()).SerializeToString())
-        counter.add(1, {"outcome": "claimed"})  # recorded after the first push
+        counter.add(1, {"system": "n8n"})  # recorded after the first push
         aggregate.add_metrics_data(reader.get_metrics_data())
     samples = _samples(_text(aggregate))
-    assert ("reactor_claims_total", (("outcome", "claimed"),), 7.0) in samples
+    assert ("reactor_trace_fallbacks_total", (("system", "n8n"),), 7.0) in samples
     n8n = (("system", "n8n"),)
     assert ("reactor_trace_hop_duration_seconds_count", n8n, 2.0) in samples
     assert ("reactor_trace_hop_duration_seconds_sum", n8n, 1.0) in samples
@@ -75,10 +83,12 @@ def test_exposed_like_the_opentelemetry_prometheus_exporter():
     )
     delta = InMemoryMetricReader(preferred_temporality=_DELTA)
     meter = MeterProvider(metric_readers=[prometheus, delta]).get_meter("reactor-flows")
-    counter = meter.create_counter("reactor.claims", unit="1", description="Claim ops")
+    counter = meter.create_counter(
+        "reactor.trace.fallbacks", unit="1", description="Simulated results recorded"
+    )
     hist = meter.create_histogram("reactor.trace.hop.duration", unit="s", description="Latency")
-    counter.add(2, {"outcome": "claimed"})
-    counter.add(1, {"outcome": "completed"})
+    counter.add(2, {"system": "n8n"})
+    counter.add(1, {"system": "xavos"})
     hist.record(0.3, {"system": "n8n"})
     hist.record(7.0, {"system": "n8n"})
     aggregate = MetricsAggregate()
@@ -90,6 +100,102 @@ def test_cumulative_points_are_not_added_twice():
     aggregate = MetricsAggregate()
     cumulative = dict.fromkeys(_DELTA, AggregationTemporality.CUMULATIVE)
     reader, counter, _ = _process(cumulative)
-    counter.add(5, {"outcome": "claimed"})
+    counter.add(5, {"system": "n8n"})
     assert aggregate.add_metrics_data(reader.get_metrics_data()) == 0
-    assert "reactor_claims_total" not in _text(aggregate)
+    assert "reactor_trace_fallbacks_total" not in _text(aggregate)
+
+
+# --- the push receiver over loopback HTTP: bad bodies get a 4xx answer, sizes are bounded ---
+
+
+@pytest.fixture
+def receiver(monkeypatch):
+    """The push receiver on a loopback port, over a fresh aggregate of at most 2 series."""
+    from tasks import metrics_endpoint
+
+    aggregate = MetricsAggregate(max_series=2)
+    monkeypatch.setattr(metrics_endpoint, "_aggregate", aggregate)
+    monkeypatch.setattr(metrics_endpoint._PushReceiver, "timeout", 1.0)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), metrics_endpoint._PushReceiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1], aggregate
+    server.shutdown()
+    server.server_close()
+
+
+def _raw(port: int, head: bytes, body: bytes = b"") -> bytes:
+    """Send a raw request; the whole answer (until the server closes), within 5 s."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(head + b"\r\n" + body)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _post(port: int, body: bytes, **headers: str) -> bytes:
+    lines = [b"POST /v1/metrics HTTP/1.1", b"Host: x"]
+    lines += [f"{k.replace('_', '-')}: {v}".encode() for k, v in headers.items()]
+    return _raw(port, b"\r\n".join(lines) + b"\r\n", body)
+
+
+def _status(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1])
+
+
+def _push_body(*systems: str) -> bytes:
+    reader, counter, _ = _process()
+    for system in systems:
+        counter.add(1, {"system": system})
+    return encode_metrics(reader.get_metrics_data()).SerializeToString()
+
+
+def test_a_body_that_is_not_gzip_is_a_400(receiver):
+    port, _ = receiver
+    body = b"not gzip at all"
+    answer = _post(port, body, content_length=str(len(body)), content_encoding="gzip")
+    assert _status(answer) == 400
+
+
+def test_a_negative_or_missing_content_length_is_answered_at_once(receiver):
+    port, _ = receiver
+    assert _status(_post(port, b"", content_length="-1")) == 400
+    assert _status(_post(port, b"", content_length="lots")) == 400
+    assert _status(_post(port, b"")) == 411
+
+
+def test_bodies_over_the_limit_are_413_compressed_or_not(receiver):
+    port, aggregate = receiver
+    over = MAX_PUSH_BYTES + 1
+    assert _status(_post(port, b"", content_length=str(over))) == 413  # nothing read
+    bomb = gzip.compress(b"\0" * over)  # a few KiB that inflate past the limit
+    answer = _post(port, bomb, content_length=str(len(bomb)), content_encoding="gzip")
+    assert _status(answer) == 413
+    good = gzip.compress(_push_body("n8n"))
+    answer = _post(port, good, content_length=str(len(good)), content_encoding="gzip")
+    assert _status(answer) == 200 and "n8n" in _text(aggregate)
+
+
+def test_a_sender_that_stops_mid_body_frees_its_thread(receiver):
+    port, _ = receiver
+    # 100 bytes announced, 10 sent: the server gives up after its read timeout and closes
+    assert _post(port, b"x" * 10, content_length="100") == b""
+
+
+def test_series_past_the_bound_are_rejected_as_a_partial_success(receiver):
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceResponse,
+    )
+
+    port, aggregate = receiver
+    body = _push_body("n8n", "xavos", "audit")
+    answer = _post(port, body, content_length=str(len(body)))
+    assert _status(answer) == 200
+    response = ExportMetricsServiceResponse.FromString(answer.split(b"\r\n\r\n", 1)[1])
+    assert response.partial_success.rejected_data_points == 1
+    held = {s[1] for s in _samples(_text(aggregate)) if s[0] == "reactor_trace_fallbacks_total"}
+    assert len(held) == 2
+    again = _push_body("n8n")  # a known series still adds up
+    assert _status(_post(port, again, content_length=str(len(again)))) == 200
+    total = ("reactor_trace_fallbacks_total", (("system", "n8n"),), 2.0)
+    assert total in _samples(_text(aggregate))

@@ -20,7 +20,7 @@ from tasks.export import Column, export_dataset
 from tasks.telemetry import configure_telemetry
 
 configure_telemetry()
-metrics.claims.add(3, {"outcome": "claimed"})
+metrics.trace_fallbacks.add(3, {"system": "n8n"})
 export_dataset([{"n": 1}, {"n": 2}], "otlp_check", "run-1", {"n": Column.int},
                formats=["parquet"], root=sys.argv[1])
 # nothing else: the SDK exports what is left when the process exits
@@ -52,5 +52,5 @@ def test_metrics_reach_an_otlp_http_collector(tmp_path):
                     for p in m.sum.data_points:
                         labels = tuple(sorted((a.key, a.value.string_value) for a in p.attributes))
                         points[(m.name, labels)] = p.as_int
-    assert points[("reactor.claims", (("outcome", "claimed"),))] == 3
+    assert points[("reactor.trace.fallbacks", (("system", "n8n"),))] == 3
     assert points[("reactor.export.rows", (("dataset", "otlp_check"), ("format", "parquet")))] == 2

@@ -47,3 +47,31 @@ def test_agents_whose_heartbeat_lapsed_are_marked_dead(ledger_settings):
     assert agent_registry.mark_lapsed(0.2, ledger_settings) == []  # already dead
     status = {r["agent_id"]: r["status"] for r in agent_registry.agents(ledger_settings)}
     assert status == {alive.agent_id: "active", silent.agent_id: "dead"}
+
+
+def test_a_finished_runs_agents_leave_when_the_next_run_registers(ledger_settings):
+    """The registry holds live runs' agents (and the last finished run's), never the history:
+    after many runs it is as long as after one; a resumed run's own idle agents stay."""
+    sizes = []
+    for run in range(5):
+        agents = form_agents([AgentSpec(name=f"a{i}") for i in range(3)])
+        agent_registry.register(agents, ledger_settings, run_id=f"run-{run}")
+        agent_registry.record_outcome(agents[0].agent_id, 10.0, True, ledger_settings)
+        agent_registry.set_status([a.agent_id for a in agents], "idle", ledger_settings)
+        sizes.append(len(agent_registry.agents(ledger_settings)))
+    assert sizes == [3] * 5
+    assert {r["run_id"] for r in agent_registry.agents(ledger_settings)} == {"run-4"}
+    agent_registry.register(agents, ledger_settings, run_id="run-4")  # the same run, resumed
+    again = agent_registry.agents(ledger_settings)
+    assert {r["agent_id"] for r in again} == {a.agent_id for a in agents}
+    assert {r["status"] for r in again} == {"active"}
+    assert again[0]["performance_metrics"]["tasks_completed"] == 1  # its metrics kept
+
+
+def test_dead_agents_of_a_crashed_run_stay_for_its_resume(ledger_settings):
+    crashed = form_agents([AgentSpec(name="c")])
+    agent_registry.register(crashed, ledger_settings, run_id="crashed")
+    time.sleep(0.3)
+    assert agent_registry.mark_lapsed(0.2, ledger_settings) == [crashed[0].agent_id]
+    agent_registry.register(form_agents([AgentSpec(name="n")]), ledger_settings, run_id="next")
+    assert agent_registry.agents_of_run("crashed", ledger_settings) == {"c": crashed[0].agent_id}

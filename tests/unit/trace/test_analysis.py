@@ -99,3 +99,31 @@ def test_missing_system_span_is_an_error():
 
     with pytest.raises(ValueError, match=r"no system span for \['ghost'\]"):
         analyze_spans(TRACE, spans(), {**GRAPH, "ghost": []})
+
+
+def test_a_simulated_system_is_never_a_bottleneck_nor_the_yardstick():
+    # `a` spent 3 s failing its health check before its fallback: the real work is b's 400 ms
+    records = [
+        span("root", None, "root", ms=4000),
+        *step("a", 0, 3000, [], status="simulated"),
+        *step("b", 3000, 400, [400]),
+        *step("c", 3400, 300, [300]),
+    ]
+    a = analyze_spans(TRACE, records, {"a": [], "b": ["a"], "c": ["b"]})
+    assert a.critical_path == ["a", "b", "c"]
+    assert a.bottlenecks == ["b", "c"]  # 300 >= 0.7 * 400; `a` is not named
+    assert not any(r.startswith("a is a bottleneck") for r in a.recommendations)
+
+
+def test_a_check_fails_when_all_or_too_many_systems_were_simulated():
+    from tasks.trace.analysis import simulated_failure
+
+    assert simulated_failure([], 4) is None
+    assert simulated_failure(["n8n"], 4) is None  # no share configured: one real answer will do
+    everything = simulated_failure(["xavos", "audit", "n8n", "phoenix"], 4)
+    assert everything is not None and "4 of 4" in everything
+    assert "audit, n8n, phoenix, xavos" in everything
+    assert simulated_failure(["n8n", "audit"], 4, max_share=0.5) is None  # 50% is allowed
+    over = simulated_failure(["n8n", "audit", "xavos"], 4, max_share=0.5)
+    assert over is not None and "audit, n8n, xavos" in over and "50%" in over
+    assert simulated_failure(["n8n"], 4, max_share=0.0) is not None

@@ -99,3 +99,12 @@ def test_sample_workflow_forwards_baggage_and_correlation_id_explicitly():
         headers["X-Correlation-ID"] == "={{ $('Webhook').item.json.headers['x-correlation-id'] }}"
     )
     assert set(workflow["connections"]) == {n["name"] for n in workflow["nodes"][:-1]}
+
+
+def test_the_sample_workflow_has_the_id_n8n_import_needs():
+    """`n8n import:workflow` stores the file's top-level id (NOT NULL in workflow_entity): the
+    sample carries one, in n8n's shape (16 letters and digits)."""
+    workflow = json.loads(SAMPLE_WORKFLOW.read_text())
+    assert isinstance(workflow.get("id"), str)
+    assert len(workflow["id"]) == 16 and workflow["id"].isalnum()
+    assert workflow["nodes"] and workflow["connections"]
