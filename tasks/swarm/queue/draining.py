@@ -77,6 +77,7 @@ def take(
         depth_before=depth,
         oldest_pending_age_s=oldest,
         resumed=report,
+        unestimated=sum(c.estimated_duration == 0 for c in claims),
     )
 
 
@@ -140,4 +141,5 @@ def summarize(ledger: Ledger, batch: TakenWork, executions: list[ExecutionRecord
         oldest_pending_age_s=ledger.oldest_pending_age_s(),
         blocked=ledger.blocked(),
         last_errors=errors,
+        unestimated=batch.unestimated,
     )
