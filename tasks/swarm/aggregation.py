@@ -21,8 +21,9 @@ def _ts(value: str) -> float:
 
 
 # time outside a task's handler worth a recommendation: more than its handler's own time and
-# at least this much (a ledger write or a call's transfer costs milliseconds)
-OVERHEAD_FLOOR_MS = 100.0
+# at least this much (ledger writes and the transfer of a call cost milliseconds, more on a
+# loaded machine; a worker start-up costs seconds)
+OVERHEAD_FLOOR_MS = 500.0
 
 
 def summarise_run(

@@ -23,3 +23,9 @@ def pid_then_sleep(call: dict) -> dict:
     (marks / "pid.tmp").rename(marks / "pid")
     time.sleep(call["payload"]["sleep_s"])
     return {"slept": True}
+
+
+def naps(call: dict) -> dict:
+    """Works for `payload.sleep_s`."""
+    time.sleep(call["payload"]["sleep_s"])
+    return {"slept_s": call["payload"]["sleep_s"]}
