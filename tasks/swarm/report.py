@@ -293,7 +293,9 @@ def time_lines(result: SwarmResult, bullet: str = "") -> list[str]:
         f"{plan.ratio:.3f}; critical path {plan.critical_path_ms:.0f} ms at the fastest "
         f"agent's speed: {' -> '.join(plan.critical_path) or '-'}"
     )
-    if unestimated and unestimated == len(plan.assignments):
+    if not plan.assignments:
+        planned = f"{bullet}planned: nothing (no task to run)"
+    elif unestimated == len(plan.assignments):
         planned = (
             f"{bullet}planned ({plan.strategy}): none of the {unestimated} taken item(s) has an "
             "estimated_duration, so the plan only orders them (no planned times)"
