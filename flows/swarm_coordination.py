@@ -34,6 +34,7 @@ from tasks.swarm.prefect_tasks import (
     form_agents,
     publish_summary,
     require_success_rate,
+    start_handler_workers,
 )
 from tasks.swarm.queue.draining import dependency_items
 from tasks.swarm.queue.prefect_tasks import assign_work, summarize_drain, take_work
@@ -79,7 +80,9 @@ async def swarm_coordination(request: SwarmRequest) -> SwarmResult:
             if request.queue is not None:
                 batch = take_work(request, run_id, resuming)
             work = batch.request if batch else request
-            if not work.tasks:  # nothing ready in the queue: the summary says so
+            if work.tasks:  # the handler workers start while steps 1-4 run
+                workers = start_handler_workers.submit(work)
+            else:  # nothing ready in the queue: the summary says so
                 assert batch is not None
                 result = empty_run(run_id, request, summarize_drain(batch, [], run_id))
                 publish_summary(result)
@@ -100,6 +103,8 @@ async def swarm_coordination(request: SwarmRequest) -> SwarmResult:
                 emit("swarm", "planned", run_id, facts)
                 # 5. one task run per claimed item, after its dependencies and its slot's
                 # previous item (an item its dead attempt finished is not run again)
+                # the tasks start once the workers are ready: their times are their own
+                startup_ms = workers.result()
                 executions = await execute_plan(plan, work, batch, run_id)
             require_success_rate(executions, request.min_success_rate, run_id)
     except RolledBack as undone:
@@ -117,7 +122,7 @@ async def swarm_coordination(request: SwarmRequest) -> SwarmResult:
         plan=plan,
         executions=executions,
         success_rate=success_rate(executions),
-        telemetry=aggregate_telemetry(run_id, agents, plan),
+        telemetry=aggregate_telemetry(run_id, agents, plan, startup_ms),
         compensations=failure.compensations if failure else [],
         queue=summarize_drain(batch, executions, run_id) if batch else None,
     )

@@ -126,7 +126,8 @@ def drain(
 
 
 def _print_summary(result) -> None:
-    plan = result.plan
+    from tasks.swarm.report import time_lines
+
     done = sum(e.status == "completed" for e in result.executions)
     source = result.analysis.source + (
         f" ({result.analysis.fallback_reason})" if result.analysis.fallback_reason else ""
@@ -135,8 +136,7 @@ def _print_summary(result) -> None:
         f"run {result.run_id}: {done}/{len(result.executions)} completed "
         f"(success rate {result.success_rate:.0%})",
         f"priority analysis: {source}",
-        f"strategy {plan.strategy}: makespan {plan.makespan_ms:.0f} ms, lower bound "
-        f"{plan.lower_bound_ms:.0f} ms, ratio {plan.ratio:.3f}",
+        *time_lines(result),
     ]
     for e in result.executions:
         lines.append(

@@ -106,7 +106,6 @@ def teardown(
     """Stop services, remove worktrees (and branches deployments created), release ports.
     Refuses, touching nothing, when a worktree holds uncommitted files or commits no other
     branch has, unless --force."""
-    from flows.worktree_teardown import worktree_teardown
     from tasks.worktree import teardown as steps
     from tasks.worktree.errors import UnsavedWorkError
     from tasks.worktree.models import TeardownRequest
@@ -114,28 +113,98 @@ def teardown(
 
     with cli_errors():
         request = TeardownRequest(names=names or None, repo_path=repo, force=force)
+        registry = open_registry()
+        envs = registry.environments()
+        _check_selection(envs, request.names, request.repo_path)
         if not force:  # work at risk: one clear line before any flow run (the flow checks too)
-            registry = open_registry()
-            selected = steps.select(registry.environments(), request.names, request.repo_path)
+            selected = steps.select(envs, request.names, request.repo_path)
             found = [steps.unsaved_work(registry, name) for name in selected]
             unsaved = [u for u in found if u is not None and u.at_risk]
             if unsaved:
                 raise UnsavedWorkError(unsaved)
+        from flows.worktree_teardown import worktree_teardown
+
         result = asyncio.run(worktree_teardown(request))
     if json_out:
         print_json(result)
         return
     for i in result.items:
         typer.echo(f"{i.name:20} stopped={i.stopped_pid} port={i.port_released} {i.detail}")
+    if not result.items:
+        typer.echo("nothing registered to tear down")
+
+
+def _check_selection(envs: dict, names: list[str] | None, repo: Path | None) -> None:
+    """Refuse a teardown aimed at something that is not there: `--repo` that is not a git
+    repository (a typo), or names no environment is registered under."""
+    from tasks.errors import InvalidInput
+
+    if repo is not None and not (Path(repo) / ".git").exists():
+        what = "no such directory" if not Path(repo).exists() else "not a git repository"
+        known = sorted({str(e.repo_path) for e in envs.values() if e.repo_path})
+        raise InvalidInput(
+            f"--repo {repo}: {what}; repositories with registered environments: "
+            f"{', '.join(known) or 'none'}"
+        )
+    unknown = sorted(set(names or ()) - set(envs))
+    if unknown:
+        raise InvalidInput(
+            f"no environment registered as {', '.join(map(repr, unknown))}; registered: "
+            f"{', '.join(sorted(envs)) or 'none'}"
+        )
 
 
 @app.command("init-sample")
 def init_sample(
     path: Path = typer.Argument(Path("/tmp/reactor-worktree-demo/repo")),
 ) -> None:
-    """Create the sample git repository that samples/worktree/spec.yaml deploys."""
+    """Create the sample git repository that samples/worktree/spec.yaml deploys, in a new or
+    empty directory (an existing sample repository is left as it is)."""
     from tasks.worktree.sample_repo import SAMPLE_SERVICES, make_sample_repo
 
     with cli_errors():
+        if _is_sample_repo(path, SAMPLE_SERVICES):
+            typer.echo(f"sample repository already at {path}")
+            return
+        _check_empty(path)
         repo = make_sample_repo(path, SAMPLE_SERVICES)
     typer.echo(f"sample repository ready at {repo}")
+
+
+def _check_empty(path: Path) -> None:
+    """init-sample makes a repository of its own: never inside someone's repository (it would
+    add branches to it) nor over files (it would overwrite README.md)."""
+    from tasks.errors import InvalidInput
+
+    if path.exists() and not path.is_dir():
+        raise InvalidInput(f"{path} is a file; give a new or empty directory")
+    if (path / ".git").exists():
+        raise InvalidInput(
+            f"{path} is already a git repository; init-sample creates a new one: give a new "
+            "or empty directory"
+        )
+    if path.is_dir() and (entries := sorted(p.name for p in path.iterdir())):
+        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+        raise InvalidInput(
+            f"{path} is not empty ({shown}); init-sample writes service.py, README.md and "
+            ".gitignore there: give a new or empty directory"
+        )
+
+
+def _is_sample_repo(path: Path, services: tuple[str, ...]) -> bool:
+    """Is `path` a repository init-sample made: the sample service on `main` and a
+    `service/<name>` branch per sample service?"""
+    import git
+
+    from tasks.worktree.sample_repo import SERVICE_SOURCE
+
+    if not (path / ".git").exists():
+        return False
+    try:
+        with git.Repo(path) as repo:
+            heads = {h.name for h in repo.heads}
+            source = repo.git.show("main:service.py") if "main" in heads else None
+    except (git.GitError, ValueError):
+        return False
+    wanted = {"main", *(f"service/{name}" for name in services)}
+    return wanted <= heads and source == SERVICE_SOURCE.read_text().rstrip("\n")

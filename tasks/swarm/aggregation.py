@@ -1,5 +1,6 @@
 """Step 6, telemetry aggregation from the spans a run actually wrote: timeline, per-agent
-utilisation, bottlenecks (> 2x the mean duration) and recommendations (pure: no Prefect)."""
+utilisation, bottlenecks (a handler's own time > 2x the mean) and recommendations that keep a
+task's own time apart from time spent around it (pure: no Prefect)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from tasks.ids import id_timestamp_ns
 from tasks.settings import Settings
 from tasks.swarm import agents as registry
 from tasks.swarm.execution import SPAN_NAME, SUBFLOW_ATTRIBUTE
+from tasks.swarm.handlers import HANDLER_MS_ATTRIBUTE
 from tasks.swarm.models import Agent, AgentUtilisation, TelemetrySummary
 from tasks.telemetry import read_spans, spans_path
 
@@ -18,22 +20,37 @@ def _ts(value: str) -> float:
     return datetime.fromisoformat(value).timestamp()
 
 
+# time outside a task's handler worth a recommendation: more than its handler's own time and
+# at least this much (ledger writes and the transfer of a call cost milliseconds, more on a
+# loaded machine; a worker start-up costs seconds)
+OVERHEAD_FLOOR_MS = 500.0
+
+
 def summarise_run(
-    settings: Settings, run_id: str, agents: list[Agent], planned_ms: float
+    settings: Settings,
+    run_id: str,
+    agents: list[Agent],
+    planned_ms: float,
+    handler_startup_ms: float | None = None,
 ) -> TelemetrySummary:
     """The run's agents set idle, then its summary from the spans written since they were
     formed (their ids carry the time): the span log is read from its end, not whole."""
     registry.set_status([a.agent_id for a in agents], "idle", settings)
     formed = min(id_timestamp_ns(a.agent_id) for a in agents)
     spans = read_spans(spans_path(settings), since_ns=formed)
-    return aggregate(spans, run_id, agents, planned_ms)
+    return aggregate(spans, run_id, agents, planned_ms, handler_startup_ms)
 
 
 def aggregate(
-    spans: list[dict[str, Any]], run_id: str, agents: list[Agent], planned_ms: float
+    spans: list[dict[str, Any]],
+    run_id: str,
+    agents: list[Agent],
+    planned_ms: float,
+    handler_startup_ms: float | None = None,
 ) -> TelemetrySummary:
-    """Timeline, per-agent utilisation, bottlenecks (> 2x the mean duration) and
-    recommendations from this run's `swarm.execute` span records."""
+    """Timeline, per-agent utilisation, bottlenecks (a handler's own time > 2x the mean) and
+    recommendations from this run's `swarm.execute` span records. A row's `handler_ms` is the
+    handler's own time where it ran (the span's duration when it was not measured apart)."""
     ours = [
         s
         for s in spans
@@ -59,11 +76,13 @@ def aggregate(
             "duration_ms": float(s["duration_ms"]),
             "status": s["status"],
             "subflow_run_id": s["span_attributes"].get(SUBFLOW_ATTRIBUTE),
+            "handler_ms": float(s["span_attributes"].get(HANDLER_MS_ATTRIBUTE, s["duration_ms"])),
         }
         for s in ours
     ]
     mean = sum(r["duration_ms"] for r in timeline) / len(timeline) if timeline else 0.0
-    bottlenecks = [r["task_id"] for r in timeline if mean and r["duration_ms"] > 2 * mean]
+    own_mean = sum(r["handler_ms"] for r in timeline) / len(timeline) if timeline else 0.0
+    bottlenecks = [r["task_id"] for r in timeline if own_mean and r["handler_ms"] > 2 * own_mean]
     for r in timeline:
         r["bottleneck"] = r["task_id"] in bottlenecks
     window_ms = (
@@ -91,6 +110,8 @@ def aggregate(
         bottlenecks=bottlenecks,
         mean_duration_ms=round(mean, 3),
         recommendations=recommendations(timeline, utilisation, bottlenecks, window_ms, planned_ms),
+        measured_makespan_ms=round(window_ms, 3),
+        handler_startup_ms=None if handler_startup_ms is None else round(handler_startup_ms, 3),
     )
 
 
@@ -102,8 +123,21 @@ def recommendations(
     planned_ms: float,
 ) -> list[str]:
     out: list[str] = []
+    rows = {r["task_id"]: r for r in timeline}
+    own_mean = sum(r["handler_ms"] for r in timeline) / len(timeline) if timeline else 0.0
     for task_id in bottlenecks:
-        out.append(f"split or speed up {task_id}: it took more than twice the mean task time")
+        out.append(
+            f"split or speed up {task_id}: its handler's own time, "
+            f"{rows[task_id]['handler_ms']:.0f} ms, is more than twice the mean ({own_mean:.0f} ms)"
+        )
+    for r in timeline:
+        outside = r["duration_ms"] - r["handler_ms"]
+        if outside > max(r["handler_ms"], OVERHEAD_FLOOR_MS):
+            out.append(
+                f"{r['task_id']}: {outside:.0f} of its {r['duration_ms']:.0f} ms were spent "
+                "outside its handler (waiting for or starting a worker process, importing the "
+                "handler, failed attempts and their back-off), not on the task itself"
+            )
     failed = [r["task_id"] for r in timeline if r["status"] != "ok"]
     if failed:
         out.append(f"investigate failed/timed-out tasks: {', '.join(failed)}")

@@ -74,8 +74,8 @@ class Schedule:
     placements: list[Placement]
     makespan: float
     lower_bound: float
-    total_work: float
-    critical_path: float
+    total_work: float  # at speed 1
+    critical_path: float  # at the fastest agent's speed, like the makespan and the bound
     critical_path_nodes: list[str] = field(default_factory=list)
 
     @property
@@ -101,14 +101,15 @@ def value_first_set(tasks: Sequence[PlanTask]) -> tuple[list[str], set[str]]:
 def lower_bound(
     tasks: Sequence[PlanTask], agents: Sequence[PlanAgent]
 ) -> tuple[float, float, float]:
-    """(bound, total work, critical path length): the bound is
-    max(W / capacity, critical path / fastest speed, longest task / fastest speed)."""
+    """(bound, total work at speed 1, critical path at the fastest speed): the bound is
+    max(W / capacity, critical path / fastest speed, longest task / fastest speed), in the
+    makespan's time base (durations divided by speed), as is the critical path returned."""
     total = sum(t.duration for t in tasks)
     capacity = sum(a.speed * a.concurrency for a in agents)
     fastest = max(a.speed for a in agents)
     cp, _ = critical_path(_graph(tasks), {t.id: t.duration for t in tasks})
     longest = max(t.duration for t in tasks)
-    return max(total / capacity, cp / fastest, longest / fastest), total, cp
+    return max(total / capacity, cp / fastest, longest / fastest), total, cp / fastest
 
 
 def plan(

@@ -5,11 +5,15 @@ the task's dependencies), estimated_duration_ms, run_id, attempt} — and return
 result. Three kinds:
 
 - built-ins (`tasks/swarm/builtins.py`) and `python` handlers (`module:function`, called as
-  `fn(call)`) run in a worker process of a small pool (pebble's `ProcessPool`, spawned once per
-  process and reused). An attempt that outlives its timeout is killed with its process, so it
-  can neither finish its side effect later nor overlap with its retry. Reusing warm workers
-  costs ~0.6 ms per call, where spawning a process per attempt costs a fresh interpreter and
-  its imports (`bench/handler_bench.py` measures both) against the >= 100 ms a task carries.
+  `fn(call)`) run in a worker process of a small pool (pebble's `ProcessPool`, its workers
+  forked from a fork server that preloaded the worker module; started once per process, by the
+  flow before its first task, and reused). An attempt that outlives its timeout is killed with
+  its process, so it can neither finish its side effect later nor overlap with its retry.
+  Reusing warm workers costs ~0.6 ms per call, where a fresh process per attempt costs an
+  interpreter and its imports (`bench/handler_bench.py` measures both, and the first task's
+  overhead with and without workers started beforehand). A worker keeps none of its caller's
+  descriptors (its output goes to `handler-workers.log` in the coordination dir) and exits with
+  the process that owns the pool.
 - `http`: a POST of `call` as JSON with the W3C trace headers of the current span; the whole
   exchange runs under one deadline and is cancelled there (httpx's own timeouts apply per read,
   so a server that trickles bytes could outlast them). A 2xx JSON answer is the result.
@@ -29,34 +33,44 @@ it rejects) is not retried.
 from __future__ import annotations
 
 import gc
-import importlib
 import json
 import multiprocessing
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import anyio
 import httpx
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, get_current_span
 from pebble import ProcessExpired, ProcessPool
 from pebble.common.types import RemoteTraceback
 
 from tasks import metrics
 from tasks.errors import InvalidInput, ServiceUnhealthy
 from tasks.retry import with_backoff
+from tasks.settings import get_settings
 from tasks.swarm.builtins import BUILTINS
 from tasks.swarm.models import HandlerSpec
 from tasks.swarm.scenarios import SCENARIOS, run_scenario
-from tasks.swarm.worker import HandlerRef, call_handler, import_handler
+from tasks.swarm.worker import HandlerRef, import_handler, ready, start_worker, timed_call
 from tasks.telemetry import get_tracer
 from tasks.tracing import inject_headers
 
-__all__ = ["HandlerOutcome", "HandlerRef", "import_handler", "resolve", "run_with_retries"]
+__all__ = [
+    "HandlerOutcome",
+    "HandlerRef",
+    "import_handler",
+    "resolve",
+    "run_with_retries",
+    "start_workers",
+]
 
 Isolation = Literal["process", "thread"]
+# on the caller's current span (the task's `swarm.execute`): the completed attempt's own time
+HANDLER_MS_ATTRIBUTE = "swarm.handler_ms"
 
 
 @dataclass
@@ -67,6 +81,9 @@ class HandlerOutcome:
     result: Any = None
     error: BaseException | None = None
     errors: list[str] = field(default_factory=list)  # one line per failed attempt
+    # the completed attempt's own time, measured where the handler ran: without waiting for
+    # a worker, its start-up or the import of its module, and without the transfer of the call
+    handler_ms: float | None = None
 
 
 def resolve(task_type: str, handlers: dict[str, HandlerSpec]) -> HandlerRef:
@@ -88,11 +105,30 @@ def resolve(task_type: str, handlers: dict[str, HandlerSpec]) -> HandlerRef:
     return HandlerRef("http", spec.target)
 
 
+def pool_targets(types: Iterable[str], handlers: dict[str, HandlerSpec]) -> tuple[str, ...] | None:
+    """The `python` handler targets of `types` (imported in each worker as it warms up), or
+    None when none of the types runs in the worker pool (HTTP and scenario handlers do not)."""
+    refs = []
+    for task_type in set(types):
+        try:
+            refs.append(resolve(task_type, handlers))
+        except InvalidInput:  # reported by the task's own attempt
+            continue
+    pooled = [r for r in refs if r.kind in ("builtin", "python")]
+    if not pooled:
+        return None
+    return tuple(sorted(r.target for r in pooled if r.kind == "python"))
+
+
 # -- isolation --------------------------------------------------------------------------------
 
 _pools: dict[int, ProcessPool] = {}
 _pools_lock = threading.Lock()
 _started_tracker = False  # did our first pool start multiprocessing's resource tracker?
+_started_server = False  # ... and the fork server?
+WORKER_MODULE = "tasks.swarm.worker"
+WORKER_LOG = "handler-workers.log"  # in the coordination dir: what handlers print
+STARTUP_TIMEOUT_S = 300.0
 
 
 def _tracker() -> Any:
@@ -104,29 +140,67 @@ def _tracker() -> Any:
     return resource_tracker._resource_tracker
 
 
+def _server() -> Any:
+    # the same for the fork server (`_forkserver_pid`, `_stop()`, CPython 3.11)
+    from multiprocessing import forkserver
+
+    return forkserver._forkserver
+
+
+def _context() -> Any:
+    """Workers fork from a server process that imported the worker module (and so the
+    built-ins, numpy) once: a worker, a replaced one too, starts in milliseconds instead of a
+    fresh interpreter's seconds."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([WORKER_MODULE])
+    return context
+
+
 def worker_pool(workers: int) -> ProcessPool:
-    """This process's pool of `workers` spawned handler processes, created on first use. Each
-    worker imports `tasks.swarm.worker` (and so the built-ins, numpy) as it starts, before it
-    takes a call: an attempt's timeout runs from when a ready worker takes it."""
-    global _started_tracker
+    """This process's pool of `workers` handler processes, created on first use (its workers
+    start with the pool's first call, or with `start_workers`)."""
+    global _started_tracker, _started_server
     with _pools_lock:
         pool = _pools.get(workers)
         if pool is None or not pool.active:
             _started_tracker = _started_tracker or (not _pools and _tracker()._pid is None)
+            _started_server = _started_server or _server()._forkserver_pid is None
+            log = get_settings().coordination_dir.resolve()
+            log.mkdir(parents=True, exist_ok=True)
             pool = ProcessPool(
                 max_workers=workers,
-                context=multiprocessing.get_context("spawn"),
-                initializer=importlib.import_module,
-                initargs=("tasks.swarm.worker",),
+                context=_context(),
+                initializer=start_worker,
+                initargs=(os.getpid(), str(log / WORKER_LOG)),
             )
             _pools[workers] = pool
         return pool
 
 
+def start_workers(workers: int, targets: tuple[str, ...] = ()) -> float:
+    """Start this process's `workers` handler processes, if they are not running, and wait
+    until each has taken a warm-up call (importing the `python` handlers in `targets`): run
+    before the first task, so no task's measured time includes a worker's start-up. The
+    milliseconds it took (about 0 when the workers were already running)."""
+    t0 = time.perf_counter()
+    pool = worker_pool(workers)
+    calls = [pool.schedule(ready, args=(targets,)) for _ in range(workers)]
+    try:
+        for call in calls:
+            call.result(timeout=STARTUP_TIMEOUT_S)
+    except (TimeoutError, ProcessExpired) as exc:
+        raise ServiceUnhealthy(
+            f"the {workers} handler worker process(es) did not start within "
+            f"{STARTUP_TIMEOUT_S:g} s: {type(exc).__name__} {exc}"
+        ) from None
+    return (time.perf_counter() - t0) * 1000
+
+
 def shutdown_pools() -> None:
     """Stop this process's handler workers (a short-lived caller, e.g. the demo, that must
-    leave nothing running; a long-lived process keeps them warm until it exits)."""
-    global _started_tracker
+    leave nothing running; a long-lived process keeps them warm until it exits), and the fork
+    server and resource tracker when the pools were what started them."""
+    global _started_tracker, _started_server
     with _pools_lock:
         pools = list(_pools.values())
         _pools.clear()
@@ -136,7 +210,12 @@ def shutdown_pools() -> None:
             stopping.join()
             del stopping
         gc.collect()  # the pools' semaphores unregister from the tracker as they are freed
-        if _started_tracker and not multiprocessing.active_children():  # nobody else uses it
+        if multiprocessing.active_children():  # somebody else's processes may need them
+            return
+        if _started_server:  # first: the server holds the tracker's pipe
+            _server()._stop()
+            _started_server = False
+        if _started_tracker:
             _tracker()._stop()
             _started_tracker = False
 
@@ -149,8 +228,10 @@ def _timed_out(call: dict[str, Any], timeout_s: float, how: str) -> TimeoutError
     return TimeoutError(f"handler for {call['task_id']} timed out after {timeout_s:g} s ({how})")
 
 
-def in_worker_process(ref: HandlerRef, call: dict[str, Any], timeout_s: float, workers: int) -> Any:
-    future = worker_pool(workers).schedule(call_handler, args=(ref, call), timeout=timeout_s)
+def in_worker_process(
+    ref: HandlerRef, call: dict[str, Any], timeout_s: float, workers: int
+) -> tuple[Any, float]:
+    future = worker_pool(workers).schedule(timed_call, args=(ref, call), timeout=timeout_s)
     try:
         return future.result()
     except TimeoutError as exc:
@@ -169,14 +250,14 @@ class ThreadAttempts:
     def __init__(self) -> None:
         self.straggler: threading.Thread | None = None
 
-    def run(self, ref: HandlerRef, call: dict[str, Any], timeout_s: float) -> Any:
+    def run(self, ref: HandlerRef, call: dict[str, Any], timeout_s: float) -> tuple[Any, float]:
         if self.straggler is not None:
             self.straggler.join()
         box: dict[str, Any] = {}
 
         def target() -> None:
             try:
-                box["result"] = call_handler(ref, call)
+                box["result"] = timed_call(ref, call)
             except BaseException as exc:  # handed to the caller's thread
                 box["error"] = exc
 
@@ -262,13 +343,17 @@ def run_with_retries(
         try:
             if ref.kind == "http":
                 result = post_call(ref.target, this, timeout_s)
+                own_ms = (time.perf_counter() - t0) * 1000
             elif ref.kind == "scenario":
                 result = run_scenario(ref.target, this, timeout_s)
+                own_ms = (time.perf_counter() - t0) * 1000
             elif isolation == "process":
-                result = in_worker_process(ref, this, timeout_s, workers)
+                result, own_ms = in_worker_process(ref, this, timeout_s, workers)
             else:
-                result = threads.run(ref, this, timeout_s)
+                result, own_ms = threads.run(ref, this, timeout_s)
             json.dumps(result, default=str)  # results travel through the ledger and the log
+            outcome.handler_ms = round(own_ms, 3)
+            get_current_span().set_attribute(HANDLER_MS_ATTRIBUTE, outcome.handler_ms)
             return result
         except Exception as exc:
             error = exc

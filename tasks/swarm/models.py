@@ -188,7 +188,10 @@ class Assignment(BaseModel):
 
 
 class WorkPlan(BaseModel):
-    """Where and when each task is planned to run, and how far that is from optimal."""
+    """Where and when each task is planned to run, and how far that is from optimal. Every
+    time is planned wall time: a task's estimated duration divided by its agent's speed; the
+    critical path and the bound at the fastest agent's speed (so both are <= the makespan);
+    `total_work_ms` alone is at speed 1 (the work to share out)."""
 
     strategy: Strategy
     assignments: list[Assignment]
@@ -224,6 +227,10 @@ class AgentUtilisation(BaseModel):
 
 
 class TelemetrySummary(BaseModel):
+    """What the run's spans measured. `measured_makespan_ms`: first task start to last task
+    end; `handler_startup_ms`: starting the handler worker processes before the first task
+    (None: nothing ran in them, or they were already running in this process)."""
+
     trace_id: str | None
     spans: int
     timeline: list[dict[str, Any]]
@@ -231,6 +238,8 @@ class TelemetrySummary(BaseModel):
     bottlenecks: list[str]
     mean_duration_ms: float
     recommendations: list[str]
+    measured_makespan_ms: float = 0.0
+    handler_startup_ms: float | None = None
 
 
 class ResumeReport(BaseModel):
@@ -258,6 +267,7 @@ class TakenWork(BaseModel):
     oldest_pending_age_s: float | None = None
     # a resumed run's: what its dead attempt had taken (this batch again) and how it stands
     resumed: ResumeReport | None = None
+    unestimated: int = 0  # taken items without an estimated_duration (planned as 1 ms)
 
 
 class DrainSummary(BaseModel):
@@ -278,6 +288,7 @@ class DrainSummary(BaseModel):
     # items failed for good in the whole queue (dead letters: out of attempts, a lapsed lease
     # counting as one); `reactor claims blocked` lists them with their last error
     dead_letters: int = 0
+    unestimated: int = 0  # taken items without an estimated_duration: the plan is no guide
 
 
 class SwarmResult(BaseModel):

@@ -15,7 +15,7 @@ from tasks.compensation import compensated, remember
 from tasks.events import emit
 from tasks.settings import Settings, get_settings
 from tasks.swarm import agents as registry
-from tasks.swarm import aggregation, claiming, distribution, execution, priority, report
+from tasks.swarm import aggregation, claiming, distribution, execution, handlers, priority, report
 from tasks.swarm.models import (
     Agent,
     Assignment,
@@ -85,6 +85,21 @@ def distribute_work(request: SwarmRequest, analysis: PriorityAnalysis, agents: l
     return report.logged(get_run_logger(), plan, report.plan_line(plan))
 
 
+@task(task_run_name="start-handler-workers", **_TASK)
+def start_handler_workers(request: SwarmRequest) -> float | None:
+    """Before step 5 (submitted at the start, so it overlaps steps 1-4): the handler worker
+    processes started and warm, so no task's measured time includes their start-up. How long
+    it took; None when no task runs in them here (HTTP and scenario handlers, a Dask runner)."""
+    settings = get_settings()
+    targets = handlers.pool_targets((t.type for t in request.tasks), request.handlers)
+    in_pool = settings.task_runner == "threads" and handlers.default_isolation() == "process"
+    if targets is None or not in_pool:
+        return None
+    started_ms = handlers.start_workers(settings.max_workers, targets)
+    get_run_logger().info(report.workers_line(settings.max_workers, started_ms))
+    return started_ms
+
+
 @task(task_run_name="claim-assignments", **_TASK)
 def claim_assignments(request: SwarmRequest, plan: WorkPlan, run_id: str) -> WorkPlan:
     """Step 4: one work item per task, claimed for its planned agent; a resumed run takes back
@@ -130,9 +145,13 @@ def require_success_rate(records: list[ExecutionRecord], minimum: float, run_id:
 
 
 @task(task_run_name="aggregate-telemetry", **_TASK)
-def aggregate_telemetry(run_id: str, agents: list[Agent], plan: WorkPlan) -> TelemetrySummary:
+def aggregate_telemetry(
+    run_id: str, agents: list[Agent], plan: WorkPlan, handler_startup_ms: float | None = None
+) -> TelemetrySummary:
     """Step 6: from the span records this run wrote (its agents are idle from here on)."""
-    summary = aggregation.summarise_run(get_settings(), run_id, agents, plan.makespan_ms)
+    summary = aggregation.summarise_run(
+        get_settings(), run_id, agents, plan.makespan_ms, handler_startup_ms
+    )
     return report.logged(get_run_logger(), summary, report.telemetry_line(summary))
 
 

@@ -53,7 +53,7 @@ TIMELINE_SCHEMA: dict[str, Column] = {k: Column(v) for k, v in {
     "run_id": "str", "task_id": "str", "work_item_id": "str", "agent_id": "str",
     "work_type": "str", "trace_id": "str", "span_id": "str", "start_time": "timestamp",
     "end_time": "timestamp", "duration_ms": "float", "status": "str", "bottleneck": "bool",
-    "subflow_run_id": "str",
+    "subflow_run_id": "str", "handler_ms": "float",
 }.items()}  # fmt: skip
 
 Dataset = tuple[list[dict[str, Any]], dict[str, Column]]
@@ -192,7 +192,7 @@ def synthetic(execution: ExecutionRecord) -> bool:
 
 def markdown_report(result: SwarmResult, failure: str | None = None) -> str:
     """The run summary; `failure` is why the run was rolled back, if it was."""
-    plan, analysis, executions = result.plan, result.analysis, result.executions
+    analysis, executions = result.analysis, result.executions
     telemetry: TelemetrySummary = result.telemetry
     done = sum(e.status == "completed" for e in executions)
     generated = [e.task_id for e in executions if synthetic(e)]
@@ -202,9 +202,7 @@ def markdown_report(result: SwarmResult, failure: str | None = None) -> str:
         *([f"- **rolled back**: {failure}"] if failure else []),
         f"- priority analysis: **{analysis.source}**"
         + (f" (fallback: {analysis.fallback_reason})" if analysis.fallback_reason else ""),
-        f"- strategy **{plan.strategy}**: planned makespan {plan.makespan_ms:.0f} ms, lower "
-        f"bound {plan.lower_bound_ms:.0f} ms, ratio **{plan.ratio:.3f}**",
-        f"- critical path ({plan.critical_path_ms:.0f} ms): {' -> '.join(plan.critical_path)}",
+        *time_lines(result, "- "),
         f"- completed **{done}/{len(executions)}** tasks (success rate "
         f"{result.success_rate:.0%}); {len(telemetry.bottlenecks)} bottleneck(s)",
         *(
@@ -275,9 +273,52 @@ def agent_line(a: Agent) -> str:
 def plan_line(plan: WorkPlan) -> str:
     return (
         f"plan {plan.strategy}: makespan {plan.makespan_ms:.0f} ms vs lower bound "
-        f"{plan.lower_bound_ms:.0f} ms (ratio {plan.ratio:.3f}); critical path "
+        f"{plan.lower_bound_ms:.0f} ms (ratio {plan.ratio:.3f}, planned: estimates / agent "
+        f"speed); critical path {plan.critical_path_ms:.0f} ms at the fastest agent's speed: "
         f"{' -> '.join(plan.critical_path)}"
     )
+
+
+def time_lines(result: SwarmResult, bullet: str = "") -> list[str]:
+    """The run's times on one base, planned beside measured, each labelled: the plan's
+    (estimated durations divided by agent speed; the critical path at the fastest speed, so
+    critical path <= lower bound <= makespan), then what the spans measured, then the handler
+    workers' start-up, which no task's time includes. A drain whose items carry no estimates
+    says its plan is no guide instead of quoting it."""
+    plan, telemetry = result.plan, result.telemetry
+    unestimated = result.queue.unestimated if result.queue else 0
+    planned = (
+        f"{bullet}planned ({plan.strategy}; estimated durations / agent speed): makespan "
+        f"{plan.makespan_ms:.0f} ms, lower bound {plan.lower_bound_ms:.0f} ms, ratio "
+        f"{plan.ratio:.3f}; critical path {plan.critical_path_ms:.0f} ms at the fastest "
+        f"agent's speed: {' -> '.join(plan.critical_path) or '-'}"
+    )
+    if not plan.assignments:
+        planned = f"{bullet}planned: nothing (no task to run)"
+    elif unestimated == len(plan.assignments):
+        planned = (
+            f"{bullet}planned ({plan.strategy}): none of the {unestimated} taken item(s) has an "
+            "estimated_duration, so the plan only orders them (no planned times)"
+        )
+    elif unestimated:
+        planned += f" ({unestimated} item(s) without an estimated_duration planned as 1 ms)"
+    ran = [e for e in result.executions if e.attempts]
+    measured = (
+        f"{bullet}measured: makespan {telemetry.measured_makespan_ms:.0f} ms (first task start "
+        f"to last task end), task time {sum(e.duration_ms for e in ran):.0f} ms over "
+        f"{len(ran)} task(s) that ran"
+    )
+    lines = [planned, measured]
+    if (started := telemetry.handler_startup_ms) is not None:
+        lines.append(
+            f"{bullet}handler worker processes started in {started:.0f} ms before the first "
+            "task (in no task's time)"
+        )
+    return lines
+
+
+def workers_line(workers: int, started_ms: float) -> str:
+    return f"{workers} handler worker process(es) ready in {started_ms:.0f} ms, before any task"
 
 
 def claim_line(a: Assignment, lease_s: float) -> str:

@@ -21,12 +21,14 @@ from tasks.claims import open_ledger
 from tasks.export import read_export
 from tasks.swarm.models import SwarmRequest, SwarmResult
 from tasks.swarm.queue.enqueue import enqueue
+from tasks.swarm.report import time_lines
 from tasks.telemetry import read_spans, spans_path
 from tasks.trace.sample import rebase_urls, sample_trace_request
 from tasks.trace.standins import Behaviour, StandinConfig, run_standins
 from tests.loopback import free_port
 
 HANDLERS = "tests.unit.swarm.queue_handlers"
+NAPS = "tests.unit.swarm.process_handlers"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -292,3 +294,37 @@ def test_a_failed_subflow_fails_its_item_with_the_subflows_error(reactor_env):
     with open_ledger(reactor_env) as ledger:
         item = ledger.get("check-billing")
         assert item.status == "failed" and item.last_error == failed.error
+
+
+def test_a_drain_reports_the_measured_durations_of_items_without_estimates(reactor_env):
+    # two chained items of 0.6 s each, added without an estimated_duration (planned as 1 ms)
+    nap = {"work_type": "nap", "payload": {"sleep_s": 0.6}}
+    enqueue(
+        [
+            {**nap, "work_item_id": "nap-1"},
+            {**nap, "work_item_id": "nap-2", "dependencies": ["nap-1"]},
+        ],
+        reactor_env,
+    )
+    request = SwarmRequest.model_validate(
+        {
+            "queue": {"limit": 10, "timeout_s": 60},
+            "agents": [{"name": "agent-1"}, {"name": "agent-2"}],
+            "min_success_rate": 0.0,
+            "handlers": {"nap": {"kind": "python", "target": f"{NAPS}:naps"}},
+        }
+    )
+    result = asyncio.run(swarm_coordination(request))
+    assert [e.status for e in result.executions] == ["completed", "completed"]
+    assert result.queue is not None and result.queue.unestimated == 2
+    assert result.plan.makespan_ms <= 2  # the plan knew nothing of their durations
+    measured = result.telemetry.measured_makespan_ms
+    assert measured >= 1200  # both naps, one after the other
+    starts = [_ts(e.started_at) for e in result.executions]
+    ends = [_ts(e.finished_at) for e in result.executions]
+    assert measured <= (max(ends) - min(starts)) * 1000 + 1  # the spans lie within the records
+    assert all(r["handler_ms"] >= 600 for r in result.telemetry.timeline)
+    planned, ran, *_ = time_lines(result)
+    assert f"{result.plan.makespan_ms:.0f} ms" not in planned
+    assert f"{measured:.0f} ms" in ran
+    assert f"{sum(e.duration_ms for e in result.executions):.0f} ms" in ran

@@ -77,6 +77,7 @@ def take(
         depth_before=depth,
         oldest_pending_age_s=oldest,
         resumed=report,
+        unestimated=sum(c.estimated_duration == 0 for c in claims),
     )
 
 
@@ -141,4 +142,5 @@ def summarize(ledger: Ledger, batch: TakenWork, executions: list[ExecutionRecord
         blocked=ledger.blocked(),
         last_errors=errors,
         dead_letters=ledger.counts().get("failed", 0),
+        unestimated=batch.unestimated,
     )
