@@ -106,7 +106,9 @@ def test_a_captured_deploy_returns_while_its_services_run(repo, tmp_path):
     finally:
         if cli.poll() is None:
             cli.kill()
-        cli.communicate()
+            cli.wait()
+        cli.stdout.close()  # never wait for an end a leftover holder would keep away
+        cli.stderr.close()
     assert code == 0, err.decode(errors="replace")[-2000:]
     result = json.loads(out)
     assert result["healthy"] == 2
