@@ -14,9 +14,9 @@ before a write would take the log past `MAX_LOG_BYTES` it is rotated like the sp
 of one service rotate it once).
 
 The starter hands over the secrets (`SECRETS_VAR`, a JSON list: the ones the service holds),
-so the relay imports nothing but this module, `tasks.redaction` and filelock: building the
-settings here cost ~0.8 s of CPU per service start, which six services starting at once on two
-cores felt in their time to healthy (measured with bench/worktree_bench.py).
+so the relay imports nothing but this module and `tasks.redaction` (filelock once it rotates):
+building the settings here cost ~0.8 s of CPU per service start, which six services starting at
+once on two cores felt in their time to healthy (measured with bench/worktree_bench.py).
 
     python -m tasks.worktree.log_relay <log file> [max log bytes] [backups] [max line bytes]
 """
@@ -28,8 +28,6 @@ import os
 import sys
 from pathlib import Path
 from typing import BinaryIO
-
-from filelock import FileLock
 
 from tasks.redaction import REDACTED
 
@@ -66,6 +64,8 @@ class RotatingLog:
         self._file.flush()  # a reader (the failure reason, `reactor worktree logs`) sees it now
 
     def _rotate(self, incoming: int) -> None:
+        from filelock import FileLock  # here: importing it costs every relay start ~50 ms
+
         with FileLock(f"{self.path}.lock"):
             size = _size(self.path)
             if size and size + incoming > self.max_bytes:  # else another relay rotated it
