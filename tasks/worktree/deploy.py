@@ -13,12 +13,13 @@ from tasks.redaction import known_secrets, redact_text, register_secret
 from tasks.telemetry import get_tracer
 from tasks.worktree import gitops, health, process
 from tasks.worktree.environment import (
+    declared_environment,
     process_env,
     restart_environment,
-    service_environment,
     write_env_file,
 )
 from tasks.worktree.identity import identify
+from tasks.worktree.identity import owner as service_mark
 from tasks.worktree.models import (
     DeploymentRequest,
     EnvironmentEntry,
@@ -68,8 +69,7 @@ def make_worktree(
         except Exception as exc:  # gitops cleaned up after itself
             return WorktreeAttempt(name=spec.name, error=str(exc))
     try:
-        ours = service_environment(spec, port, info.path)
-        write_env_file(info.path, {**ours, **spec.environment_variables})
+        write_env_file(info.path, declared_environment(spec, port, info.path))
         registry.update_environment(
             spec.name,
             worktree_path=info.path,
@@ -161,8 +161,8 @@ def launch_service(
     for value in secret_values(spec.environment_variables):
         register_secret(value)  # logs, spans, artifacts and events redact it from now on
     commands = process.commands_for(spec)
-    ours = service_environment(spec, port, worktree.path)
-    env = process_env(ours, spec.environment_variables)
+    declared = declared_environment(spec, port, worktree.path)
+    env = process_env(declared, {})
     log = process.log_path_for(worktree.path, spec.name)
     outcome = _outcome(spec, worktree, port)
     url = health.health_url(port, spec.health_path)
@@ -174,7 +174,7 @@ def launch_service(
         "type": spec.type,
         "dependencies": list(spec.dependencies),
         "start_command": commands.start,
-        "service_env": {**ours, **spec.environment_variables},
+        "service_env": declared,  # what it got beyond the base environment
         "log_path": log,
         "health_url": url,
     }
@@ -274,10 +274,12 @@ def _settled(identity: ProcessIdentity) -> ProcessIdentity:
 
 
 def restart_service(
-    entry: EnvironmentEntry, timeout_s: float, interval_s: float
+    name: str, entry: EnvironmentEntry, timeout_s: float, interval_s: float
 ) -> tuple[ProcessIdentity | None, HealthCheck, datetime]:
-    """Stop what is left of a registered service and start it again from its recorded command;
-    returns (identity or None, health check, started_at)."""
+    """Stop what is left of the registered service `name` and start it again from its recorded
+    command, marked like a deployed one (`identity.owner`: a restarter that dies before it
+    records the new process leaves it findable by teardown); returns (identity or None, health
+    check, started_at)."""
     process.stop_process(entry.process)
     started = now()
     assert entry.worktree_path is not None
@@ -287,8 +289,9 @@ def restart_service(
         return None, HealthCheck(healthy=False, latency_ms=0.0, detail=detail), started
     assert entry.worktree_path is not None and entry.log_path is not None
     try:
+        mark = service_mark(entry.run_id or "restart", name)
         identity = process.start_process(
-            entry.start_command, entry.worktree_path, env, entry.log_path
+            entry.start_command, entry.worktree_path, env, entry.log_path, mark
         )
     except process.StartFailed as exc:
         return None, HealthCheck(healthy=False, latency_ms=0.0, detail=str(exc)), started

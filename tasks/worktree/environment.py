@@ -6,6 +6,11 @@ service's configuration in the user's checkout, `set -a; . ./.env` runs it by ha
 a comment without its value. A secret is a variable whose name says so (`secret_names`) or whose
 value is a known secret (`tasks.redaction`). A restart takes each secret from the environment
 of the process that restarts the service (`restart_environment`; docs/worktree.md).
+
+Nothing else of the deploying process reaches a service: it gets a small base environment
+(`BASE_VARS`: PATH, HOME, locale, the toolchains' home directories), the variables we set, the
+ones its spec passes through by name (`passthrough_env`) and its own `environment_variables`.
+The coordination layer's database URL, API keys and webhook never do unless named.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dotenv import dotenv_values
 from tasks.redaction import REDACTED, known_secrets
 from tasks.store import atomic_write_bytes
 from tasks.worktree.models import ELIXIR_TYPES, DatabaseNames, WorktreeSpec
-from tasks.worktree.secret_names import is_secret_name
+from tasks.worktree.secret_names import is_secret_name, secret_values
 
 ENV_FILE = ".env"
 SECRET_NOTE = "a secret, not stored; export it in the environment that runs or restarts this"
@@ -30,8 +35,32 @@ def database_names(name: str) -> DatabaseNames:
     return DatabaseNames(dev=f"{base}_dev", test=f"{base}_test")
 
 
+# What a toolchain needs to find itself and the user's caches; none of it is a secret. A
+# proxy variable may carry credentials (http://user:pass@proxy): pass it through by name.
+BASE_VARS = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
+    "SSL_CERT_FILE", "SSL_CERT_DIR",
+    "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_RUNTIME_DIR",
+    "MIX_HOME", "HEX_HOME", "MIX_ARCHIVES", "ERL_AFLAGS", "ERL_LIBS", "ELIXIR_ERL_OPTIONS",
+    "ASDF_DIR", "ASDF_DATA_DIR", "MISE_DATA_DIR", "NVM_DIR", "VIRTUAL_ENV",
+    "CARGO_HOME", "RUSTUP_HOME", "GOPATH", "GOROOT", "JAVA_HOME",
+})  # fmt: skip
+BASE_PREFIXES = ("LC_",)
+
+
+def base_environment() -> dict[str, str]:
+    """The part of this process's environment every service gets (`BASE_VARS`, `LC_*`)."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if (k in BASE_VARS or k.startswith(BASE_PREFIXES)) and not is_secret_name(k)
+    }
+
+
 def service_environment(spec: WorktreeSpec, port: int, worktree_path: Path) -> dict[str, str]:
-    """What we set for a service: PORT, names, databases, MIX_ENV=dev for Elixir types."""
+    """What we set for a service: PORT, names, databases, MIX_ENV for Elixir types (the
+    deploying process's MIX_ENV when it has one, else dev: recorded as the service got it, so a
+    restart brings it back in the same environment)."""
     databases = database_names(spec.name)
     ours = {
         "PORT": str(port),
@@ -44,21 +73,33 @@ def service_environment(spec: WorktreeSpec, port: int, worktree_path: Path) -> d
         "DATABASE_TEST": databases.test,
     }
     if spec.type in ELIXIR_TYPES:
-        ours["MIX_ENV"] = "dev"
+        ours["MIX_ENV"] = os.environ.get("MIX_ENV") or "dev"
     return ours
 
 
+def declared_environment(spec: WorktreeSpec, port: int, worktree_path: Path) -> dict[str, str]:
+    """Everything a service gets beyond the base environment, as the registry records it and
+    the `.env` names it: ours, then the variables passed through from this process (those it
+    has), then the user's `environment_variables`, which always win."""
+    passed = {k: os.environ[k] for k in spec.passthrough_env if k in os.environ}
+    ours = service_environment(spec, port, worktree_path)
+    return {**ours, **passed, **spec.environment_variables}
+
+
 def process_env(ours: dict[str, str], user: dict[str, str]) -> dict[str, str]:
-    """The child's environment: the parent's, then ours (except a MIX_ENV the parent already
-    has: never overwrite it), then the user's `environment_variables`, which always win."""
-    env = dict(os.environ)
-    for key, value in ours.items():
-        if key == "MIX_ENV" and key in env:
-            continue
-        env[key] = value
-    env.update(user)
+    """The child's environment: the base environment, then ours, then the user's variables,
+    which always win. Nothing else of this process's environment."""
+    env = {**base_environment(), **ours, **user}
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def secrets_held(env: dict[str, str]) -> list[str]:
+    """The secret values a process with environment `env` holds: its secret-named variables'
+    and every known secret one of its values contains (a URL with a password in it)."""
+    found = set(secret_values(env))
+    found.update(s for s in known_secrets() if any(s in v for v in env.values()))
+    return sorted(found, key=len, reverse=True)
 
 
 def withheld(values: dict[str, str]) -> list[str]:

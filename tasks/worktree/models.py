@@ -92,6 +92,9 @@ class WorktreeSpec(BaseModel):
     port: int | None = Field(default=None, ge=MIN_PORT, le=MAX_PORT)
     dependencies: list[str] = Field(default_factory=list)
     environment_variables: dict[str, str] = Field(default_factory=dict)
+    # names of variables the service takes from the deploying process's environment; nothing
+    # else of it reaches the service beyond a base (PATH, HOME, locale: environment.BASE_VARS)
+    passthrough_env: list[str] = Field(default_factory=list)
     install_command: list[str] | None = None
     start_command: list[str] | None = None
     health_path: str = "/health"
@@ -118,12 +121,14 @@ class WorktreeSpec(BaseModel):
             raise ValueError(f"health_path {v!r} must be an absolute URL path like '/health'")
         return v
 
-    @field_validator("environment_variables")
+    @field_validator("environment_variables", "passthrough_env")
     @classmethod
-    def _env(cls, v: dict[str, str]) -> dict[str, str]:
+    def _env(cls, v: dict[str, str] | list[str]) -> dict[str, str] | list[str]:
         for key in v:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-                raise ValueError(f"environment variable name {key!r} is invalid")
+                raise ValueError(
+                    f"environment variable name {key!r} is invalid: use [A-Za-z_][A-Za-z0-9_]*"
+                )
         return v
 
     @model_validator(mode="after")

@@ -237,7 +237,7 @@ def check_service(
 
 def _restart(entry, req, decision, check, fields, alert) -> None:
     identity, after, started = restart_service(
-        entry, req.restart_health_timeout_s, req.health_poll_interval_s
+        check.name, entry, req.restart_health_timeout_s, req.health_poll_interval_s
     )
     fields.update(restarts=[*decision.recent_restarts, started], process=identity)
     fields["started_at"] = started

@@ -22,11 +22,11 @@ from typing import Any
 
 import psutil
 
-from tasks.redaction import known_secrets, register_secret
+from tasks.redaction import register_secret
+from tasks.worktree.environment import base_environment, secrets_held
 from tasks.worktree.identity import OWNER_VAR, identify_spawned, marked_under, matches
 from tasks.worktree.log_relay import SECRETS_VAR
 from tasks.worktree.models import ProcessIdentity, WorktreeSpec, WorktreeType
-from tasks.worktree.secret_names import is_secret_name
 
 # The usual Elixir commands, kept as defaults only: a user's command always wins.
 DEFAULT_COMMANDS: dict[WorktreeType, tuple[list[str], list[str]]] = {
@@ -36,6 +36,8 @@ DEFAULT_COMMANDS: dict[WorktreeType, tuple[list[str], list[str]]] = {
     WorktreeType.engineering_elixir_apps: (["mix", "deps.get"], ["mix", "phx.server"]),
 }
 
+# where `python -m tasks.worktree.log_relay` finds this package whatever the caller's cwd
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOG_DIR = ".reactor-logs"  # inside the worktree: removing the worktree removes the logs
 
 # Popen objects of services this process started, so a stopped or killed one is reaped (a
@@ -84,20 +86,25 @@ def log_path_for(worktree: Path, name: str) -> Path:
 
 def _log_relay(log_path: Path, env: dict[str, str]) -> tuple[int, subprocess.Popen]:
     """A relay appending to `log_path` what is written to the returned pipe end, secrets
-    redacted. It gets this process's environment (so it imports this package whatever the
-    service's own PYTHONPATH says) and the secrets to redact: every one this process knows,
-    the service's secret-named variables among them."""
+    redacted: the ones the service holds (`environment.secrets_held`), no other service's.
+    Like the service, it keeps no descriptor of ours: its stdin is the pipe, its stderr (a
+    crash of its own) the log file, and it gets the base environment only (`tasks` is found
+    from its working directory, this project's root), so a caller reading our output
+    (`reactor worktree deploy 2>&1 | tee`) sees its end when we exit, not at teardown."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    for name, value in env.items():
-        if is_secret_name(name):
-            register_secret(value)
-    relay_env = {**os.environ, SECRETS_VAR: json.dumps(known_secrets())}
+    secrets = secrets_held(env)
+    for value in secrets:
+        register_secret(value)
+    relay_env = {**base_environment(), SECRETS_VAR: json.dumps(secrets)}
     read_end, write_end = os.pipe()
+    errors = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         relay = subprocess.Popen(
             [sys.executable, "-m", "tasks.worktree.log_relay", str(log_path)],
             stdin=read_end,
             stdout=subprocess.DEVNULL,
+            stderr=errors,
+            cwd=_PROJECT_ROOT,
             env=relay_env,
             start_new_session=True,
             close_fds=True,
@@ -107,6 +114,7 @@ def _log_relay(log_path: Path, env: dict[str, str]) -> tuple[int, subprocess.Pop
         raise
     finally:
         os.close(read_end)
+        os.close(errors)
     return write_end, relay
 
 

@@ -129,6 +129,8 @@ def worktree_runs(root: Path) -> list[str]:
                     "branch": "service/leaky",
                     "type": "python",
                     "start_command": [sys.executable, "-c", leak],
+                    # a service gets none of the deployer's secrets unless its spec names them
+                    "passthrough_env": [SECRET_ENV],
                 },
             ],
         }

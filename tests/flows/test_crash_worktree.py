@@ -1,15 +1,26 @@
 """A worktree deployment SIGKILLed at three points of its own progress, resumed under the same
 flow-run id: it adopts the worktrees, ports and running services the dead attempt made, starts
-only the rest, and leaves nothing behind; a retry that fails rolls back both attempts' work."""
+only the rest, and leaves nothing behind; a retry that fails rolls back both attempts' work. A
+health monitor SIGKILLed in the middle of a restart leaves nothing teardown cannot find."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 
+import psutil
 import pytest
 
+from flows.worktree_deployment import worktree_deployment
 from flows.worktree_teardown import worktree_teardown
-from tasks.worktree.models import DeploymentRequest, EnvironmentStatus, TeardownRequest
+from tasks.worktree.models import (
+    DeploymentRequest,
+    EnvironmentStatus,
+    MonitorRequest,
+    TeardownRequest,
+)
 from tasks.worktree.process import log_path_for
 from tasks.worktree.registry import open_registry
 from tasks.worktree.sample_repo import make_sample_repo
@@ -28,6 +39,7 @@ from tests.unit.worktree.helpers import (
 pytestmark = pytest.mark.timeout(600)
 
 ENTRY = "flows.worktree_deployment:worktree_deployment"
+MONITOR = "flows.health_monitor:health_monitor"
 NAMES = ["db", "api", "web"]
 FAST = {"health_poll_interval_s": 0.1, "health_check_timeout_s": 20}
 
@@ -146,3 +158,43 @@ def test_a_service_started_but_never_recorded_is_adopted_not_orphaned(repo):
     assert entries["api"].process.pid == orphan.pid
     running = sorted(p.pid for p in processes_under(repo))
     assert running == sorted(e.process.pid for e in entries.values()), "an orphaned process"
+
+
+def test_a_service_restarted_by_a_monitor_killed_mid_restart_is_stopped_by_teardown(repo):
+    """The monitor restarts a dead service and is killed while it waits for the new process to
+    become healthy: the registry never hears of that process, and teardown still finds and
+    stops it by the mark it carries (it kept running on its port)."""
+    req = DeploymentRequest(
+        repo_path=repo, worktrees=[service("db")], port_range=port_range(), **FAST
+    )
+    old = asyncio.run(worktree_deployment(req)).service("db")
+    worktree = old.worktree_path
+    # the restarted copy answers 503 for ten minutes: the monitor is still waiting when killed
+    with open(worktree / ".env", "a") as env_file:
+        env_file.write("READY_DELAY_S=600\n")
+    os.kill(old.pid, signal.SIGKILL)
+    psutil.wait_procs([psutil.Process(old.pid)], timeout=10)
+    monitor = MonitorRequest(
+        once=True,
+        failure_threshold=1,
+        restart_backoff_s=0,
+        health_timeout_s=0.5,
+        restart_health_timeout_s=600,
+        health_poll_interval_s=0.2,
+    )
+
+    def restarted() -> bool:
+        return any(p.pid != old.pid for p in processes_under(worktree))
+
+    run_and_kill(MONITOR, {"request": monitor.model_dump(mode="json")}, restarted)
+    strays = processes_under(worktree)
+    try:
+        assert open_registry().entry("db").pid == old.pid  # the new process is unrecorded
+        asyncio.run(worktree_teardown(TeardownRequest(repo_path=repo, force=True)))
+        assert processes_under(repo) == [], "the restarted service outlived its teardown"
+        assert ports_free([old.port])
+    finally:
+        for proc in strays:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        psutil.wait_procs(strays, timeout=10)

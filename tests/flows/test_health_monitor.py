@@ -16,6 +16,8 @@ import yaml
 from flows.health_monitor import health_monitor
 from flows.worktree_deployment import worktree_deployment
 from flows.worktree_teardown import worktree_teardown
+from tasks.worktree.environment import read_env_file
+from tasks.worktree.identity import OWNER_VAR, owner
 from tasks.worktree.models import DeploymentRequest, MonitorRequest, TeardownRequest
 from tasks.worktree.monitor import ALERTS_FILE, read_alerts
 from tasks.worktree.registry import open_registry
@@ -148,6 +150,32 @@ def test_a_restart_takes_the_secret_from_the_restarting_process_environment(
         assert check.action == "restarted"
         new = open_registry().entry("api")
         assert psutil.Process(new.pid).environ()["GITHUB_TOKEN"] == secret
+    finally:
+        asyncio.run(worktree_teardown(TeardownRequest(repo_path=repo, force=True)))
+
+
+def test_a_restart_keeps_the_mix_env_the_service_was_deployed_with(
+    tmp_path, reactor_env, monkeypatch
+):
+    """Deployed with the caller's MIX_ENV=test, recorded as such (registry and `.env`), and
+    restarted in test by a monitor whose own environment has no MIX_ENV (it came back in dev),
+    carrying the deployment's mark like the process it replaces."""
+    repo = make_sample_repo(tmp_path / "repo", ["api"])
+    monkeypatch.setenv("MIX_ENV", "test")
+    deploy(repo, [service("api", type="phoenix", install_command=["python", "-c", "pass"])])
+    try:
+        old = open_registry().entry("api")
+        assert psutil.Process(old.pid).environ()["MIX_ENV"] == "test"
+        assert old.service_env["MIX_ENV"] == "test"
+        assert read_env_file(old.worktree_path)["MIX_ENV"] == "test"
+        monkeypatch.delenv("MIX_ENV")  # the monitor runs elsewhere, without it
+        kill(old.pid)
+        check = monitor(failure_threshold=1).checks[0]
+        assert check.action == "restarted"
+        new = open_registry().entry("api")
+        restarted = psutil.Process(new.pid).environ()
+        assert restarted["MIX_ENV"] == "test"
+        assert restarted[OWNER_VAR] == owner(old.run_id, "api")
     finally:
         asyncio.run(worktree_teardown(TeardownRequest(repo_path=repo, force=True)))
 

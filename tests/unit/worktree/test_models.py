@@ -89,10 +89,14 @@ def test_user_environment_wins_and_mix_env_is_never_overwritten(tmp_path, monkey
     s = WorktreeSpec(
         name="p", branch="main", type="phoenix", environment_variables={"ASH_ENV": "dev"}
     )
+    monkeypatch.delenv("MIX_ENV", raising=False)
     ours = service_environment(s, 4000, tmp_path)
     assert ours["MIX_ENV"] == "dev" and ours["PORT"] == "4000"
     assert ours["DATABASE_DEV"] == "p_dev" and ours["DATABASE_TEST"] == "p_test"
+    # the deploying process's MIX_ENV wins over our default, and is what gets recorded
     monkeypatch.setenv("MIX_ENV", "prod")
+    ours = service_environment(s, 4000, tmp_path)
+    assert ours["MIX_ENV"] == "prod"
     env = process_env(ours, {"ASH_ENV": "dev", "OTEL_SERVICE_NAME": "custom"})
     assert env["MIX_ENV"] == "prod"
     assert env["OTEL_SERVICE_NAME"] == "custom" and env["ASH_ENV"] == "dev"

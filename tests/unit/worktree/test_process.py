@@ -49,7 +49,7 @@ def test_a_reused_pid_is_never_signalled_nor_reported_alive(tmp_path, unrelated,
 
 def test_a_process_recorded_elsewhere_is_stopped_when_its_identity_matches(unrelated):
     proc = unrelated(SLEEPER)
-    recorded = identity.identify(proc.pid)  # as another flow run recorded it
+    recorded = identity.identify_spawned(proc.pid)  # as another flow run recorded it
     assert recorded.cmdline == SLEEPER and recorded.create_time and recorded.boot_ticks
     assert process.is_alive(recorded)
     assert process.stop_process(recorded)
@@ -67,7 +67,7 @@ def test_a_bare_pid_without_identity_is_never_signalled(unrelated):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="psutil's Linux boot time")
 def test_a_service_stays_itself_when_the_wall_clock_is_adjusted(unrelated, monkeypatch):
     proc = unrelated(SLEEPER)
-    recorded = identity.identify(proc.pid)  # as another flow run recorded it
+    recorded = identity.identify_spawned(proc.pid)  # as another flow run recorded it
     # the clock is stepped by a second (NTP, a VM's clock sync): Linux recomputes its boot
     # time from the wall clock, and psutil's create_time of every process moves with it
     from psutil import _pslinux
