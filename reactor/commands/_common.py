@@ -2,14 +2,21 @@
 
 - `--json` prints the flow's result model as JSON on stdout; logs go to stderr (Prefect's
   console handler already writes there).
-- Bad input exits non-zero with one specific line on stderr: `error: <message>`.
+- Bad input exits non-zero with one specific line on stderr: `error: <message>`; so does a
+  failure of what the command depends on (the Prefect API, a database, the object store, a
+  temporary server that does not come up) and a flow's own failure, naming the cause. The
+  traceback is printed only with `reactor --verbose …` (the run's logs on the server keep it).
+- A command that runs flows says on stderr which Prefect server it uses (`use_server`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import os
 import sys
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -24,6 +31,12 @@ M = TypeVar("M", bound=BaseModel)
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
+VERBOSE_ENV = "REACTOR_VERBOSE"  # set by `reactor --verbose`: tracebacks on the console
+_EPHEMERAL_TIMEOUT = "Timed out while attempting to connect to ephemeral Prefect API server"
+
+
+def verbose() -> bool:
+    return os.environ.get(VERBOSE_ENV, "") not in ("", "0", "false")
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
@@ -40,15 +53,142 @@ def validation_message(exc: ValidationError) -> str:
     return f"{where}: {message}{more}" if where else f"{message}{more}"
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _url_of(exc: Exception) -> str | None:
+    with contextlib.suppress(RuntimeError, AttributeError):  # httpx: no request attached
+        url = exc.request.url  # type: ignore[attr-defined]
+        return f"{url.scheme}://{url.host}:{url.port or ''}".rstrip(":")
+    return None
+
+
+def _is(exc: BaseException, module: str, *names: str) -> bool:
+    """`exc` is one of `module`'s exception classes (only when that module is loaded: the
+    error path imports nothing heavy)."""
+    loaded = sys.modules.get(module)
+    classes = tuple(c for n in names if isinstance(c := getattr(loaded, n, None), type))
+    return bool(classes) and isinstance(exc, classes)
+
+
+def error_message(exc: BaseException) -> tuple[str, int]:
+    """The one line (without `error: `) and the exit code for an exception that ends a
+    command: what the user got wrong, or which dependency failed and what to do."""
+    if isinstance(exc, ValidationError):
+        return validation_message(exc), EXIT_BAD_INPUT
+    if isinstance(exc, ValueError):
+        return str(exc), EXIT_BAD_INPUT
+    if isinstance(exc, ReactorError | FileNotFoundError | IsADirectoryError):
+        return str(exc), EXIT_FAILED
+    if type(exc).__name__ == "ServerUnavailable":  # deployments.server's
+        return str(exc), EXIT_FAILED
+    if isinstance(exc, RuntimeError) and _EPHEMERAL_TIMEOUT in str(exc):
+        return (
+            "the temporary Prefect server for this command did not come up in time: start"
+            " one with `make server` (commands in this checkout then use it) or set"
+            " PREFECT_API_URL to a running server",
+            EXIT_FAILED,
+        )
+    if _is(exc, "httpx", "TransportError"):
+        where = _url_of(exc) or os.environ.get("PREFECT_API_URL") or "the Prefect API"
+        return (
+            f"cannot reach {where} ({type(exc).__name__}: {_first_line(exc)}); is the Prefect"
+            " server up? (`make server`, or check PREFECT_API_URL)",
+            EXIT_FAILED,
+        )
+    if _is(exc, "prefect.exceptions", "PrefectHTTPStatusError"):
+        return f"the Prefect API refused a request: {_first_line(exc)}", EXIT_FAILED
+    if _is(exc, "psycopg", "Error") or _is(exc, "sqlite3", "Error"):
+        return f"database: {type(exc).__name__}: {_first_line(exc)}", EXIT_FAILED
+    if _is(exc, "botocore.exceptions", "BotoCoreError", "ClientError"):
+        return f"object store: {type(exc).__name__}: {_first_line(exc)}", EXIT_FAILED
+    return f"{type(exc).__name__}: {_first_line(exc)}", EXIT_FAILED
+
+
+def _redacted(message: str) -> str:
+    """`message` without a secret this process knows (configured keys, database passwords)."""
+    try:
+        from tasks.redaction import known_secrets, redact_text
+
+        return redact_text(message, known_secrets())
+    except Exception:  # settings that do not load: the message as it is, never a crash here
+        return message
+
+
+def report_error(exc: BaseException) -> NoReturn:
+    """End the command on `exc` with one `error:` line (the traceback first with --verbose)."""
+    if verbose():
+        traceback.print_exception(exc)
+    message, code = error_message(exc)
+    complete = isinstance(exc, ReactorError | OSError) or type(exc).__name__ == "ServerUnavailable"
+    if not verbose() and code == EXIT_FAILED and not complete:
+        message += " (`reactor --verbose …` shows the traceback)"
+    fail(_redacted(message), code)
+
+
 @contextlib.contextmanager
 def cli_errors() -> Iterator[None]:
-    """Turn the errors users cause into one-line messages and non-zero exits."""
+    """Turn what ends a command (bad input, an unreachable dependency, a failed flow) into
+    one-line messages and non-zero exits."""
     try:
         yield
-    except ValidationError as exc:
-        fail(validation_message(exc))
-    except (ReactorError, ValueError, FileNotFoundError, IsADirectoryError) as exc:
-        fail(str(exc), EXIT_BAD_INPUT if isinstance(exc, ValueError) else EXIT_FAILED)
+    except (typer.Exit, typer.Abort, typer.TyperException):  # already said, or click's own
+        raise
+    except Exception as exc:
+        report_error(exc)
+
+
+class _NoTraceback(logging.Formatter):
+    """A console formatter that leaves tracebacks out (the run's logs on the server keep
+    them): a failed run ends in one `error:` line, not three tracebacks."""
+
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self._inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        # a copy: the record goes on to the API handler, traceback and all
+        bare = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None,
+                                      "stack_info": None})  # fmt: skip
+        return self._inner.format(bare)
+
+
+def quiet_tracebacks() -> None:
+    """Prefect's console log without tracebacks, unless `--verbose`."""
+    if verbose():
+        return
+    import prefect.main  # noqa: F401 - configures Prefect's logging (its console handler)
+
+    for logger in (logging.getLogger(), logging.getLogger("prefect")):
+        for handler in logger.handlers:
+            if type(handler).__name__ == "PrefectConsoleHandler" and not isinstance(
+                handler.formatter, _NoTraceback
+            ):
+                handler.setFormatter(_NoTraceback(handler.formatter))
+
+
+def use_server() -> None:
+    """Before a command that runs flows: choose the Prefect server (PREFECT_API_URL's, else
+    this checkout's `make server`, else a temporary one) and say which on stderr."""
+    from deployments.server import (
+        EPHEMERAL_TIMEOUT_ENV,
+        EPHEMERAL_TIMEOUT_S,
+        describe,
+        select_server,
+    )
+
+    try:
+        server = select_server()
+    except Exception as exc:
+        report_error(exc)
+    if server is None:
+        os.environ.setdefault(EPHEMERAL_TIMEOUT_ENV, str(EPHEMERAL_TIMEOUT_S))
+    else:
+        os.environ["PREFECT_API_URL"] = server.api_url
+    typer.echo(describe(server), err=True)
+    quiet_tracebacks()
 
 
 def load_document(path: Path) -> Any:

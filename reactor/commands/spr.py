@@ -33,17 +33,21 @@ def _split(values: list[str]) -> list[str]:
 
 
 def _compress_file(path: Path, fmt: str, ratio: float | None, compressor: str):
-    from tasks.spr.analyze import analyze
     from tasks.spr.files import read_document_file
-    from tasks.spr.llm import compress_with
     from tasks.spr.models import FORMATS
-    from tasks.spr.pipeline import decode
 
+    # the input is checked before the compressor's imports (the Claude SDK among them)
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {sorted(FORMATS)}")
     if compressor not in ("extractive", "claude", "auto"):
         raise ValueError(f"unknown compressor {compressor!r}; expected extractive|claude|auto")
-    text = decode(read_document_file(path))
+    document = read_document_file(path)
+
+    from tasks.spr.analyze import analyze
+    from tasks.spr.llm import compress_with
+    from tasks.spr.pipeline import decode
+
+    text = decode(document)
     analysis = analyze(text)
     target = FORMATS[fmt].default_ratio if ratio is None else ratio
     result = compress_with(text, fmt, target, compressor, strategy=analysis.strategy)
