@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import sys
 import traceback
@@ -140,35 +139,6 @@ def cli_errors() -> Iterator[None]:
         report_error(exc)
 
 
-class _NoTraceback(logging.Formatter):
-    """A console formatter that leaves tracebacks out (the run's logs on the server keep
-    them): a failed run ends in one `error:` line, not three tracebacks."""
-
-    def __init__(self, inner: logging.Formatter | None) -> None:
-        super().__init__()
-        self._inner = inner or logging.Formatter()
-
-    def format(self, record: logging.LogRecord) -> str:
-        # a copy: the record goes on to the API handler, traceback and all
-        bare = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None,
-                                      "stack_info": None})  # fmt: skip
-        return self._inner.format(bare)
-
-
-def quiet_tracebacks() -> None:
-    """Prefect's console log without tracebacks, unless `--verbose`."""
-    if verbose():
-        return
-    import prefect.main  # noqa: F401 - configures Prefect's logging (its console handler)
-
-    for logger in (logging.getLogger(), logging.getLogger("prefect")):
-        for handler in logger.handlers:
-            if type(handler).__name__ == "PrefectConsoleHandler" and not isinstance(
-                handler.formatter, _NoTraceback
-            ):
-                handler.setFormatter(_NoTraceback(handler.formatter))
-
-
 def use_server() -> None:
     """Before a command that runs flows: choose the Prefect server (PREFECT_API_URL's, else
     this checkout's `make server`, else a temporary one) and say which on stderr."""
@@ -188,7 +158,9 @@ def use_server() -> None:
     else:
         os.environ["PREFECT_API_URL"] = server.api_url
     typer.echo(describe(server), err=True)
-    quiet_tracebacks()
+    # tasks.runtime.CONSOLE_TRACEBACKS_ENV, read when the flows are imported (importing
+    # tasks.runtime here would load Prefect before an input error is reported)
+    os.environ["REACTOR_CONSOLE_TRACEBACKS"] = "1" if verbose() else "0"
 
 
 def load_document(path: Path) -> Any:
