@@ -27,7 +27,7 @@ The server `make server` starts belongs to this checkout, and only this checkout
 The server's settings live in `prefect.toml` at the project root, which Prefect reads from the
 working directory, so the server is started from there.
 
-    python -m deployments.server start|stop|status|url
+    python -m deployments.server start [--timeout SECONDS]|stop|status|url
 """
 
 from __future__ import annotations
@@ -51,7 +51,9 @@ from tasks.worktree.models import ProcessIdentity
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 DEFAULT_PORT = 4200
-STATE_DIR = PROJECT_DIR / ".prefect-server"
+# REACTOR_SERVER_DIR: another place for the record, home and log (tests, a second server)
+STATE_DIR = Path(os.environ.get("REACTOR_SERVER_DIR") or PROJECT_DIR / ".prefect-server")
+START_TIMEOUT_S = 120
 DATABASE_ENV = "PREFECT_SERVER_DATABASE_CONNECTION_URL"
 HOST_ENV = "PREFECT_SERVER_API_HOST"
 ANY_ADDRESS = ("0.0.0.0", "::")
@@ -274,14 +276,15 @@ def _wait_healthy(record: ServerRecord, timeout_s: float, log: Path) -> None:
         if time.monotonic() > deadline:
             raise ServerUnavailable(
                 f"the Prefect server did not answer within {timeout_s:g} s (log: {log}); "
-                "run `make server` again on a less loaded machine"
+                "run `make server` again (or `python -m deployments.server start --timeout 300`"
+                " on a loaded machine)"
             )
         time.sleep(0.2)
 
 
 def start_server(
     state_dir: Path = STATE_DIR,
-    timeout_s: float = 120,
+    timeout_s: float = START_TIMEOUT_S,
     port: int | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Server:
@@ -348,7 +351,7 @@ def forget_stale(state_dir: Path = STATE_DIR) -> str | None:
     return f"removed a stale record: pid {record.process.pid} is no longer this checkout's server"
 
 
-def ensure_server(state_dir: Path = STATE_DIR, timeout_s: float = 120) -> Server:
+def ensure_server(state_dir: Path = STATE_DIR, timeout_s: float = START_TIMEOUT_S) -> Server:
     """A healthy server: PREFECT_API_URL's, one this checkout already started (waited for
     while it starts), or a new one."""
     if os.environ.get("PREFECT_API_URL"):
@@ -387,8 +390,9 @@ def main(argv: list[str]) -> int:
         if not os.environ.get("PREFECT_API_URL") and (note := forget_stale()):
             print(note, file=sys.stderr)
         already = running_server()
+        timeout_s = float(argv[2]) if argv[1:2] == ["--timeout"] and len(argv) > 2 else None
         try:
-            server = already or ensure_server()
+            server = already or ensure_server(timeout_s=timeout_s or START_TIMEOUT_S)
         except ServerUnavailable as exc:
             return _error(str(exc))
         if server.source == "PREFECT_API_URL":
