@@ -81,14 +81,27 @@ def _with_server(callback: Any) -> Any:
     return run
 
 
+def _named_values(command: Any) -> None:
+    """Options that take a value show its name (`--limit LIMIT`), not its Python type
+    (`--limit <int range>`, `--type <list[str]>`); flags show nothing."""
+    units = {"_dir": "DIR", "_s": "SECONDS", "_ms": "MS"}
+    for param in command.params:
+        if param.metavar is None and not getattr(param, "is_flag", False):
+            name = param.name or "value"
+            unit = next((u for suffix, u in units.items() if name.endswith(suffix)), None)
+            param.metavar = unit or name.upper()
+
+
 def command() -> TyperGroup:
     """The click command tree, with the server choice in front of `NEEDS_SERVER`."""
     root = typer.main.get_command(app)
     assert isinstance(root, TyperGroup)
     for group_name, group in root.commands.items():
+        _named_values(group)
         if not isinstance(group, TyperGroup):
             continue
         for name, leaf in group.commands.items():
+            _named_values(leaf)
             if (group_name, name) in NEEDS_SERVER and leaf.callback is not None:
                 leaf.callback = _with_server(leaf.callback)
     return root
