@@ -84,6 +84,7 @@ def _with_server(callback: Any) -> Any:
 def _named_values(command: Any) -> None:
     """Options that take a value show its name (`--limit LIMIT`), not its Python type
     (`--limit <int range>`, `--type <list[str]>`); flags show nothing."""
+    command.rich_markup_mode = None  # click's plain help, even where typer was loaded first
     units = {"_dir": "DIR", "_s": "SECONDS", "_ms": "MS"}
     for param in command.params:
         if param.metavar is None and not getattr(param, "is_flag", False):
@@ -96,6 +97,7 @@ def command() -> TyperGroup:
     """The click command tree, with the server choice in front of `NEEDS_SERVER`."""
     root = typer.main.get_command(app)
     assert isinstance(root, TyperGroup)
+    _named_values(root)
     for group_name, group in root.commands.items():
         _named_values(group)
         if not isinstance(group, TyperGroup):
