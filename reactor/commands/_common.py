@@ -14,11 +14,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
+from urllib.parse import unquote
 
 import typer
 import yaml
@@ -39,6 +41,8 @@ def verbose() -> bool:
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    for password in sorted(_url_passwords(), key=len, reverse=True):
+        message = message.replace(password, "***")
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
@@ -106,8 +110,22 @@ def error_message(exc: BaseException) -> tuple[str, int]:
     return f"{type(exc).__name__}: {_first_line(exc)}", EXIT_FAILED
 
 
+_URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@:]*:([^@/]+)@")
+
+
+def _url_passwords() -> set[str]:
+    """The passwords in the environment's URLs (`scheme://user:password@…`), as written and
+    decoded: found even where the URL is malformed and no parser would name them."""
+    found = set()
+    for value in os.environ.values():
+        if match := _URL_PASSWORD.match(value):
+            found |= {match.group(1), unquote(match.group(1))}
+    return {p for p in found if len(p) >= 4}
+
+
 def _redacted(message: str) -> str:
-    """`message` without a secret this process knows (configured keys, database passwords)."""
+    """`message` without a secret this process knows (configured keys; `fail` removes the
+    URL passwords)."""
     try:
         from tasks.redaction import known_secrets, redact_text
 

@@ -137,6 +137,20 @@ def test_a_bad_server_database_url_is_one_line_without_the_password(url, tmp_pat
     assert SECRET not in done.stdout + done.stderr
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql://ledger:{SECRET}@127.0.0.1:{free_port()}/ledger",
+        f"postgresql://ledger:{SECRET}%zz@127.0.0.1:{free_port()}/ledger",
+    ],
+)
+def test_an_unreachable_ledger_database_is_one_line_without_the_password(url, tmp_path):
+    done = _run([str(REACTOR), "claims", "list"], _env(tmp_path, REACTOR_DATABASE_URL=url))
+    line = _one_error_line(done)
+    assert "REACTOR_DATABASE_URL" in line
+    assert SECRET not in done.stdout + done.stderr
+
+
 def test_stop_never_signals_a_process_that_took_the_recorded_pid(tmp_path):
     """After a crash the recorded pid may belong to another program: `make stop` removes the
     stale record and leaves that process alone."""
