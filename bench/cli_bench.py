@@ -1,5 +1,7 @@
 """How fast the CLI answers: wall time of `reactor --help`, `reactor spr validate FILE` (a header
-check) and one input error (`reactor spr compress` of a missing file), median of 10 runs each.
+check) and one input error (`reactor spr compress` of a missing file), median of 10 runs each,
+with the CPU time (user + system) of the same runs beside it: on a shared, loaded machine the
+wall time mostly measures the queue for a core, the CPU time what the command costs.
 
     .venv/bin/python bench/cli_bench.py [--baseline /path/to/other/checkout] [--runs 10]
 
@@ -11,6 +13,8 @@ ours / baseline is printed.
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -40,10 +44,14 @@ def commands(work: Path) -> dict[str, list[str]]:
     }
 
 
-def wall(reactor: Path, args: list[str], cwd: Path) -> float:
+def measure(reactor: Path, args: list[str], cwd: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run([str(reactor), *args], cwd=cwd, capture_output=True, check=False)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> int:
@@ -57,23 +65,26 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "doc.spr").write_text(SPR)
-        times: dict[tuple[str, str], list[float]] = {}
+        times: dict[tuple[str, str], list[tuple[float, float]]] = {}
         for name, argv in commands(work).items():
             for _ in range(args.runs):
                 for tree, root in trees.items():
-                    t = wall(root / ".venv" / "bin" / "reactor", argv, root)
+                    t = measure(root / ".venv" / "bin" / "reactor", argv, root)
                     times.setdefault((name, tree), []).append(t)
-    print(f"median wall seconds of {args.runs} runs (python {sys.version.split()[0]})")
-    header = f"{'command':<30} {'ours':>8}"
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"median of {args.runs} runs, seconds (python {sys.version.split()[0]}, load {load})")
+    header = f"{'command':<28} {'wall':>7} {'cpu':>6}"
     if args.baseline:
-        header += f" {'baseline':>9} {'ours/baseline':>14}"
+        header += f" {'base wall':>9} {'base cpu':>8} {'wall ratio':>10} {'cpu ratio':>9}"
     print(header)
     for name in commands(Path(".")):
-        ours = statistics.median(times[(name, "ours")])
-        line = f"{name:<30} {ours:>8.3f}"
+        wall, cpu = (statistics.median(x) for x in zip(*times[(name, "ours")], strict=True))
+        line = f"{name:<28} {wall:>7.3f} {cpu:>6.3f}"
         if args.baseline:
-            base = statistics.median(times[(name, "baseline")])
-            line += f" {base:>9.3f} {ours / base:>14.2f}"
+            bwall, bcpu = (
+                statistics.median(x) for x in zip(*times[(name, "baseline")], strict=True)
+            )
+            line += f" {bwall:>9.3f} {bcpu:>8.3f} {wall / bwall:>10.2f} {cpu / bcpu:>9.2f}"
         print(line)
     return 0
 
