@@ -6,9 +6,10 @@ BIN := $(VENV)/bin
 # Prefect's server settings live in prefect.toml (Prefect reads it from the working directory).
 
 .PHONY: setup postgres-bin demo test lint format server stop postgres postgres-stop deploy worker serve bench lock clean
-# Runs its command with PREFECT_API_URL set to the running server (PREFECT_API_URL's own, or the
-# one `make server` started); fails clearly when there is none.
-WITH_API = api=$$($(PY) -m deployments.server url) || { echo "no Prefect server: run 'make server' or set PREFECT_API_URL" >&2; exit 1; }; PREFECT_API_URL=$$api
+# Runs its command with PREFECT_API_URL set to the server to use (PREFECT_API_URL's own, else the
+# one `make server` started for this checkout) and says which on stderr; when that server does
+# not answer, one `error:` line says which and what to do.
+WITH_API = api=$$($(PY) -m deployments.server url) || exit 1; PREFECT_API_URL=$$api
 POOL ?= reactor-process  # the work pool prefect.yaml names
 UV_VERSION := 0.13.8
 
@@ -51,14 +52,16 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# The Prefect server; with PREFECT_SERVER_DATABASE_CONNECTION_URL set (postgresql://… or
-# postgresql+asyncpg://…) it runs on that database, checked first, and with
+# This checkout's Prefect server (on 4200, or a free port when 4200 is taken; its home, log and
+# record in .prefect-server/); `make stop` stops it and nothing else. Every reactor command and
+# make target of this checkout uses it while it runs. With PREFECT_SERVER_DATABASE_CONNECTION_URL
+# set (postgresql://… or postgresql+asyncpg://…) it runs on that database, checked first, and with
 # PREFECT_SERVER_API_HOST=0.0.0.0 it listens for the workers of other hosts (README, "Several hosts").
 server: setup
-	$(PY) -m deployments.server start
+	@$(PY) -m deployments.server start
 
 stop: setup
-	$(PY) -m deployments.server stop
+	@$(PY) -m deployments.server stop
 
 # A local PostgreSQL for the multi-host mode on one machine: prints REACTOR_DATABASE_URL.
 postgres: setup

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,7 +21,14 @@ from uuid import UUID
 from rich.console import Console
 from rich.table import Table
 
-from deployments.server import Server, ensure_server, stop_server
+from deployments.server import (
+    Server,
+    describe,
+    forget_stale,
+    select_server,
+    start_server,
+    stop_server,
+)
 from tasks.settings import get_settings
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -154,18 +162,23 @@ def demo(keep_server: bool = False, verbose: bool = False, console: Console | No
     from deployments import demo_steps
 
     console = console or Console()
-    with console.status("starting the Prefect server…"):
-        server = ensure_server()
-    console.print(
-        f"Prefect API {server.api_url} ({'started' if server.started_here else 'reused'})"
-    )
+    # PREFECT_API_URL's server (it must answer), else this checkout's `make server`, else one
+    # started for the demo and stopped after it (ServerUnavailable: one `error:` line)
+    server = select_server()
+    started = server is None
+    if server is None:
+        forget_stale()
+        with console.status("starting a Prefect server for the demo…"):
+            server = start_server()
+        server.source = "one started for the demo"
+    print(describe(server), file=sys.stderr)
     try:
         with prefect_api(server):
             if not verbose:
                 quiet_console_logs()
             reports = run_steps(demo_steps.STEPS, console)
     finally:
-        if server.started_here and not keep_server:
+        if started and not keep_server:
             stop_server()
     console.print(summary_table(reports))
     print_summaries(reports, console)
@@ -173,11 +186,13 @@ def demo(keep_server: bool = False, verbose: bool = False, console: Console | No
     console.print(
         f"Datasets: {settings.exports_dir}/   coordination files: {settings.coordination_dir}/"
     )
-    if server.started_here and not keep_server:
+    if started and not keep_server:
         console.print(
             "The server was stopped. Keep it for the UI with [bold]reactor demo --keep-server[/]"
             " (runs, artifacts and events stay in its database)."
         )
     else:
         console.print(f"See the runs, artifacts and events in the Prefect UI: {server.ui_url}")
+        if started:
+            console.print("`make stop` stops this checkout's server.")
     return 0 if all(r.ok for r in reports) else 1

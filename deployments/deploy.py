@@ -89,9 +89,25 @@ def deploy_all() -> None:
 
 
 def main() -> int:
+    from deployments.server import ServerUnavailable, select_server
+
     if not os.environ.get("PREFECT_API_URL"):
         print("error: set PREFECT_API_URL (or use `make deploy`)", file=sys.stderr)
         return 2
+    try:
+        select_server()  # PREFECT_API_URL must answer
+        return _deploy()
+    except ServerUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    except subprocess.CalledProcessError as exc:
+        print(
+            f"error: `prefect deploy --all` failed (exit {exc.returncode}); see above",
+            file=sys.stderr,
+        )
+    return 1
+
+
+def _deploy() -> int:
     for pool in sorted(work_pool_names()):
         created = asyncio.run(ensure_work_pool(pool))
         print(f"work pool {pool!r} {'created' if created else 'exists'}")

@@ -2,6 +2,12 @@
 process, for users without a work pool or worker. The schedules, parameters and tags are read
 from prefect.yaml, so the two ways of running stay the same. With `REACTOR_METRICS_PORT` set,
 this process serves the Prometheus endpoint for every run it executes (docs/operations.md).
+
+Served deployments have their own names, `<name>-served` (e.g. `spr-pipeline/spr-nightly-served`),
+so `make serve` and `make deploy` live side by side in either order: serving under the deployed
+names would turn the worker's deployments into this process's (their runs then crash looking
+for flow code "at None" once it is gone), and stopping serve pauses the schedules of the
+deployments it served, which are then only its own.
 """
 
 from __future__ import annotations
@@ -14,6 +20,12 @@ from typing import Any
 import yaml
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+SERVED_SUFFIX = "-served"
+
+
+def served_name(name: str) -> str:
+    """The name `make serve` gives the prefect.yaml deployment `name`."""
+    return f"{name}{SERVED_SUFFIX}"
 
 
 def load_deployments(path: Path = PROJECT_DIR / "prefect.yaml") -> list[dict[str, Any]]:
@@ -44,7 +56,7 @@ def to_runner_deployment(entry: dict[str, Any]):
             schedules.append(Interval(s["interval"]))
     flow = load_flow(entry["entrypoint"])
     return flow.to_deployment(
-        name=entry["name"],
+        name=served_name(entry["name"]),
         description=entry.get("description"),
         tags=entry.get("tags", []),
         parameters=entry.get("parameters", {}),

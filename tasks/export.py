@@ -40,10 +40,10 @@ from pydantic import BaseModel
 
 from tasks import metrics
 from tasks.errors import InvalidInput
+from tasks.export_models import ExportedFile, ExportResult, Format
 from tasks.redaction import known_secrets, redact_values
 from tasks.store import atomic_write_bytes, open_temp_file
 
-Format = Literal["json", "jsonl", "csv", "parquet"]
 ALL_FORMATS: tuple[Format, ...] = ("json", "jsonl", "csv", "parquet")
 PARTITION = "date"  # the hive partition key; no dataset may have a column of that name
 MANIFESTS = "_manifests"
@@ -132,26 +132,6 @@ def _as_schema(schema: Schema | type[BaseModel]) -> Schema:
 def arrow_schema(schema: Schema) -> pa.Schema:
     """The explicit Arrow schema every Parquet file of a dataset is written with."""
     return pa.schema([(name, _ARROW[kind]) for name, kind in schema.items()])
-
-
-class ExportedFile(BaseModel):
-    format: Format
-    path: Path
-    rows: int
-    bytes: int
-    sha256: str
-
-
-class ExportResult(BaseModel):
-    dataset: str
-    run_id: str
-    day: date
-    directory: Path  # the exports root
-    # the folder to read per format: all runs of the dataset, e.g. <root>/parquet/<dataset>
-    datasets: dict[Format, Path]
-    rows: int
-    files: list[ExportedFile]
-    manifest: Path
 
 
 def dataset_folder(root: Path | str, dataset: str, fmt: Format) -> Path:

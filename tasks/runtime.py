@@ -1,11 +1,13 @@
 """How the flows run: the task runner chosen from settings (a bounded thread pool sharing one
-API client, by default; Dask when asked) and the result options every `@flow` states
-explicitly. Imports Prefect (edge
+API client, by default; Dask when asked), the result options every `@flow` states explicitly,
+and the console log without tracebacks when the CLI asks for it. Imports Prefect (edge
 module)."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +16,42 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from tasks.resume import result_storage
 from tasks.settings import Settings, get_settings
+
+# "0": Prefect's console log leaves tracebacks out (the run's logs on the server keep them), so
+# a failed run ends in the CLI's one `error:` line; the CLI sets it (`reactor --verbose`: "1")
+CONSOLE_TRACEBACKS_ENV = "REACTOR_CONSOLE_TRACEBACKS"
+
+
+class _NoTraceback(logging.Formatter):
+    """Wraps the console handler's formatter: the same line, without the traceback."""
+
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        # a copy: the same record goes on to the API handler, traceback and all
+        bare = logging.makeLogRecord(
+            {**record.__dict__, "exc_info": None, "exc_text": None, "stack_info": None}
+        )
+        return self.inner.format(bare)
+
+
+def console_without_tracebacks() -> None:
+    """Prefect's console handler(s) print log lines without their tracebacks."""
+    import prefect.main  # noqa: F401 - configures Prefect's logging (its console handler)
+
+    for logger in (logging.getLogger(), logging.getLogger("prefect")):
+        for handler in logger.handlers:
+            formatter = handler.formatter
+            if type(handler).__name__ == "PrefectConsoleHandler" and not isinstance(
+                formatter, _NoTraceback
+            ):
+                handler.setFormatter(_NoTraceback(formatter))
+
+
+if os.environ.get(CONSOLE_TRACEBACKS_ENV) == "0":
+    console_without_tracebacks()
 
 
 class SharedClientTaskRunner(ThreadPoolTaskRunner):

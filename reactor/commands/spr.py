@@ -20,12 +20,23 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-FormatOpt = Annotated[str, typer.Option("--format", "-f", help="minimal | standard | extended")]
-RatioOpt = Annotated[
-    float | None, typer.Option("--ratio", "-r", help="target word ratio in (0, 1]")
+# One name per concept across the commands: a single file takes one `--format`, a batch several
+# `--formats`; both take `--target-ratio` (`-r`) and `--compressor`.
+FormatOpt = Annotated[
+    str, typer.Option("--format", "-f", metavar="FORMAT", help="minimal | standard | extended")
 ]
-CompressorOpt = Annotated[str, typer.Option(help="extractive | claude | auto")]
+RatioOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--target-ratio",
+        "-r",
+        metavar="RATIO",
+        help="target word ratio in (0, 1] (default: the format's own)",
+    ),
+]
+CompressorOpt = Annotated[str, typer.Option(metavar="NAME", help="extractive | claude | auto")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON")]
+FileArg = Annotated[Path, typer.Argument(metavar="FILE", show_default=False)]
 
 
 def _split(values: list[str]) -> list[str]:
@@ -33,17 +44,23 @@ def _split(values: list[str]) -> list[str]:
 
 
 def _compress_file(path: Path, fmt: str, ratio: float | None, compressor: str):
-    from tasks.spr.analyze import analyze
     from tasks.spr.files import read_document_file
-    from tasks.spr.llm import compress_with
     from tasks.spr.models import FORMATS
-    from tasks.spr.pipeline import decode
 
+    # the input is checked before the compressor's imports (the Claude SDK among them)
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {sorted(FORMATS)}")
     if compressor not in ("extractive", "claude", "auto"):
         raise ValueError(f"unknown compressor {compressor!r}; expected extractive|claude|auto")
-    text = decode(read_document_file(path))
+    if ratio is not None and not 0 < ratio <= 1:
+        raise ValueError(f"--target-ratio must be in (0, 1], got {ratio}")
+    document = read_document_file(path)
+
+    from tasks.spr.analyze import analyze
+    from tasks.spr.llm import compress_with
+    from tasks.spr.pipeline import decode
+
+    text = decode(document)
     analysis = analyze(text)
     target = FORMATS[fmt].default_ratio if ratio is None else ratio
     result = compress_with(text, fmt, target, compressor, strategy=analysis.strategy)
@@ -67,12 +84,13 @@ def _trace_id(name: str) -> str:
 
 @app.command()
 def compress(
-    file: Path,
+    file: FileArg,
     fmt: FormatOpt = "standard",
     ratio: RatioOpt = None,
     compressor: CompressorOpt = "extractive",
     out: Annotated[
-        Path | None, typer.Option(help="the .spr file (default FILE.FORMAT.spr)")
+        Path | None,
+        typer.Option(metavar="PATH", help="the .spr file to write (default FILE.FORMAT.spr)"),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -108,7 +126,7 @@ def compress(
 
 
 @app.command()
-def decompress(file: Path, as_json: JsonOpt = False) -> None:
+def decompress(file: FileArg, as_json: JsonOpt = False) -> None:
     """Reassemble prose from FILE.spr."""
     from tasks.spr.decompress import decompress as to_prose
     from tasks.spr.sprfile import parse_spr
@@ -124,7 +142,7 @@ def decompress(file: Path, as_json: JsonOpt = False) -> None:
 
 @app.command()
 def roundtrip(
-    file: Path,
+    file: FileArg,
     fmt: FormatOpt = "standard",
     ratio: RatioOpt = None,
     compressor: CompressorOpt = "extractive",
@@ -164,18 +182,38 @@ def roundtrip(
 
 @app.command()
 def batch(
-    directory: Path,
+    directory: Annotated[Path, typer.Argument(metavar="DIRECTORY", show_default=False)],
     target_ratio: Annotated[
-        float, typer.Option(help="standard format's word ratio, (0, 1]")
+        float,
+        typer.Option(
+            "--target-ratio", "-r", metavar="RATIO", help="the standard format's word ratio, (0, 1]"
+        ),
     ] = 0.15,
-    formats: Annotated[list[str], typer.Option(help="e.g. minimal,standard,extended")] = [  # noqa: B006
-        "minimal,standard,extended"
-    ],
-    export_formats: Annotated[list[str], typer.Option(help="e.g. json,jsonl,csv,parquet")] = [  # noqa: B006
-        "json,jsonl,csv,parquet"
-    ],
-    out: Annotated[Path, typer.Option(help="exports root")] = Path("exports"),
-    quality_threshold: Annotated[float, typer.Option()] = 0.65,
+    formats: Annotated[
+        list[str],
+        typer.Option(
+            "--formats",
+            "-f",
+            metavar="LIST",
+            help="SPR formats, comma-separated (minimal, standard, extended)",
+        ),
+    ] = ["minimal,standard,extended"],  # noqa: B006
+    export_formats: Annotated[
+        list[str],
+        typer.Option(
+            metavar="LIST", help="dataset formats, comma-separated (json, jsonl, csv, parquet)"
+        ),
+    ] = ["json,jsonl,csv,parquet"],  # noqa: B006
+    out: Annotated[
+        Path,
+        typer.Option(
+            metavar="DIR",
+            help="dataset root: each dataset goes to DIR/<format>/<dataset>/date=<day>/",
+        ),
+    ] = Path("exports"),
+    quality_threshold: Annotated[
+        float, typer.Option(metavar="SCORE", help="a format below this quality is flagged, [0, 1]")
+    ] = 0.65,
     compressor: CompressorOpt = "extractive",
     as_json: JsonOpt = False,
 ) -> None:
@@ -215,7 +253,7 @@ def batch(
 
 
 @app.command()
-def validate(file: Path, as_json: JsonOpt = False) -> None:
+def validate(file: FileArg, as_json: JsonOpt = False) -> None:
     """Check FILE.spr: header fields, word counts, ratio, format, trace id."""
     from tasks.spr.sprfile import parse_spr, validate_spr
 
@@ -233,8 +271,10 @@ def validate(file: Path, as_json: JsonOpt = False) -> None:
 
 @app.command()
 def metrics(
-    file: Path,
-    original: Annotated[Path | None, typer.Option(help="the original, to score quality")] = None,
+    file: FileArg,
+    original: Annotated[
+        Path | None, typer.Option(metavar="PATH", help="the original, to score quality")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Statement statistics of FILE.spr (and its quality against --original)."""

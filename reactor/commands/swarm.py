@@ -82,15 +82,24 @@ def drain(
     ),
     strategy: str = typer.Option("8020", "--strategy", help="8020 | balanced | speed"),
     types: list[str] = typer.Option(
-        [], "--type", help="Only items of this type (repeatable; default: every handled type)."
+        [],
+        "--type",
+        metavar="TYPE",
+        help="Only items of this type (repeatable; default: every handled type).",
     ),
     priority_at_least: str | None = typer.Option(
-        None, "--priority-at-least", help="Only items at least this urgent (critical|high|...)."
+        None,
+        "--priority-at-least",
+        metavar="LEVEL",
+        help="Only items at least this urgent (critical|high|...).",
     ),
     timeout_s: float = typer.Option(300.0, "--timeout-s", help="Per-item attempt timeout."),
     lease_s: float = typer.Option(300.0, "--lease-s", help="Lease of each taken item."),
     min_success_rate: float = typer.Option(
-        0.0, "--min-success-rate", help="Fail (and roll back) below this share completed."
+        0.0,
+        "--min-success-rate",
+        metavar="SHARE",
+        help="Fail (and roll back) below this share completed.",
     ),
     coordination_dir: Path | None = typer.Option(
         None, "--coordination-dir", help="Where ledger, agent status and logs live."

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tasks.export import ExportResult, Format
+from tasks.export_models import ExportResult, Format
 
 SPRFormat = Literal["minimal", "standard", "extended"]
 Compressor = Literal["extractive", "claude", "auto"]  # what a request asks for

@@ -8,9 +8,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
-
-from nltk.stem.porter import PorterStemmer
+from functools import cache, lru_cache
 
 
 def wordset(text: str) -> frozenset[str]:
@@ -56,12 +54,19 @@ IDENT = re.compile(
 _PHRASE_TOKEN = re.compile(r"[a-z0-9_]+(?:['.][a-z0-9_]+)*|[,;:!?()\[\]{}\"“”<>=|/\n]+|\.(?=\s|$)")
 _TRAILING = ".,;:!?\"')]}*"
 
-_stemmer = PorterStemmer()
+
+@cache
+def _stemmer():
+    """NLTK's Porter stemmer, made at the first stem: importing nltk loads scipy.stats and
+    scikit-learn (seconds), which tokenising, `.spr` checks and the CLI's help never need."""
+    from nltk.stem.porter import PorterStemmer
+
+    return PorterStemmer()
 
 
 @lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
-    return _stemmer.stem(word, to_lowercase=False)
+    return _stemmer().stem(word, to_lowercase=False)
 
 
 def words(text: str) -> list[str]:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-import sklearn
-from scipy.sparse import csr_matrix
-from sklearn.feature_extraction.text import TfidfTransformer
+# imported where used: numpy, scipy and scikit-learn take seconds to load, and every importer of
+# tasks.spr (the CLI's `.spr` checks and help among them) would pay for them
+if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
+    from sklearn.feature_extraction.text import TfidfTransformer
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class SentenceTfidf:
     def transform(self, documents: Sequence[Sequence[str]]) -> csr_matrix:
         """The l2-normalised TF-IDF vectors of `documents` (lists of terms); terms outside the
         vocabulary are ignored, as scikit-learn's vectorizer does."""
+        import sklearn
+
         counts = _term_matrix(documents, self.vocabulary)
         with sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
             return self.transformer.transform(counts)
@@ -42,6 +46,9 @@ class SentenceTfidf:
 
 def _term_matrix(documents: Sequence[Sequence[str]], vocabulary: dict[str, int]) -> csr_matrix:
     """Term counts, one row per document, over `vocabulary` (other terms are left out)."""
+    import numpy as np
+    from scipy.sparse import csr_matrix
+
     indices: list[int] = []
     values: list[float] = []
     indptr = [0]
@@ -65,6 +72,9 @@ def fit_sentence_tfidf(sentence_terms: Sequence[Sequence[str]]) -> SentenceTfidf
     terms = dict.fromkeys(term for sentence in sentence_terms for term in sentence)
     if not terms:
         return None
+    import sklearn
+    from sklearn.feature_extraction.text import TfidfTransformer
+
     vocabulary = {term: index for index, term in enumerate(terms)}
     counts = _term_matrix(sentence_terms, vocabulary)
     with sklearn.config_context(skip_parameter_validation=True, assume_finite=True):

@@ -13,7 +13,7 @@ from deployments.demo import demo
 
 
 def test_demo_runs_all_four_scenarios_and_verifies_them_through_the_api(
-    reactor_env, monkeypatch, tmp_path
+    reactor_env, monkeypatch, tmp_path, capsys
 ):
     monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())  # reuse, do not start one
     monkeypatch.chdir(tmp_path)
@@ -24,6 +24,9 @@ def test_demo_runs_all_four_scenarios_and_verifies_them_through_the_api(
 
     text = out.getvalue()
     assert code == 0, text
+    # it said which server it used, in one line on stderr
+    said = [line for line in capsys.readouterr().err.splitlines() if "Prefect server:" in line]
+    assert said == [f"Prefect server: PREFECT_API_URL, {PREFECT_API_URL.value()}"]
     for scenario in ("SPR pipeline", "swarm coordination", "trace orchestration", "worktree"):
         assert scenario in text
     assert text.count("Completed") >= 6 and "Failed" not in text

@@ -1,13 +1,16 @@
 """prefect.yaml against a real server: every deployment registers with its schedule, the alert
-automations are applied with it, and a run of the SPR deployment is picked up by a process
-worker, completes and writes its datasets."""
+automations are applied with it, a run of the SPR deployment is picked up by a process
+worker, completes and writes its datasets, and `make serve` after `make deploy` (the README's
+order) runs its own deployments without touching the deployed ones."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -96,3 +99,89 @@ def test_spr_deployment_run_is_picked_up_by_a_worker_and_exports(deployed, tmp_p
     folder = tmp_path / "exports" / "parquet" / "spr_results"
     parquet = list(folder.glob(f"date=*/{run.id}.parquet"))
     assert parquet, f"no parquet export for run {run.id} under {tmp_path / 'exports'}"
+
+
+def _deployment(name: str):
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    async def read():
+        async with get_client() as client:
+            try:
+                return await client.read_deployment_by_name(name)
+            except ObjectNotFound:
+                return None
+
+    return asyncio.run(read())
+
+
+def _flow_run_state(run_id):
+    from prefect.client.orchestration import get_client
+
+    async def read():
+        async with get_client() as client:
+            return (await client.read_flow_run(run_id)).state
+
+    return asyncio.run(read())
+
+
+def _wait_for(check, timeout_s: float, what: str, process: subprocess.Popen, log: Path):
+    deadline = time.monotonic() + timeout_s
+    while (found := check()) is None or found is False:
+        assert process.poll() is None, f"serve exited: {log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, (
+            f"{what} within {timeout_s} s: {log.read_text()[-3000:]}"
+        )
+        time.sleep(0.5)
+    return found
+
+
+@pytest.mark.timeout(1200)
+def test_serve_after_deploy_runs_its_own_deployments_and_leaves_the_deployed_ones(
+    deployed, tmp_path
+):
+    """`make deploy` then `make serve`: serve registers `<name>-served`, runs them, and on
+    shutdown pauses only those; the worker's deployments keep their pool, pull step and
+    schedules (serving under their names made every scheduled run crash with `Downloading
+    flow code from storage at None` and paused them all on shutdown)."""
+    from prefect.deployments import run_deployment
+
+    from deployments.serve import served_name
+
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "REACTOR_EXPORTS_DIR": str(tmp_path / "exports"),
+        "REACTOR_COORDINATION_DIR": str(tmp_path / "coordination"),
+    }
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "deployments.serve"], cwd=PROJECT_DIR, env=env,
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        enqueue = f"swarm-enqueue/{served_name('swarm-enqueue')}"
+        _wait_for(lambda: _deployment(enqueue), 600, "serve registers", serve, log)
+        run = run_deployment(enqueue, timeout=0)
+        state = _wait_for(
+            lambda: (s := _flow_run_state(run.id)).is_final() and s,
+            600, "the served run ends", serve, log,
+        )  # fmt: skip
+        assert state.is_completed(), f"{state.name}: {state.message}"
+    finally:
+        serve.send_signal(signal.SIGINT)  # Ctrl-C, as a user stops `make serve`
+        try:
+            serve.wait(timeout=180)
+        except subprocess.TimeoutExpired:
+            os.killpg(serve.pid, signal.SIGKILL)
+            serve.wait()
+    for entry in DEFINITIONS:
+        flow_name = next(d.name for d in deployed if d.name.endswith(f"/{entry['name']}"))
+        kept = _deployment(flow_name)
+        assert kept.work_pool_name == "reactor-process", entry["name"]
+        assert kept.pull_steps, entry["name"]  # still the worker's: runs in this checkout
+        assert not kept.paused, f"{entry['name']} was paused by serve's shutdown"
+        served = _deployment(f"{flow_name.split('/')[0]}/{served_name(entry['name'])}")
+        assert served is not None and served.work_pool_name is None, entry["name"]

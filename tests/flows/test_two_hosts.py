@@ -109,10 +109,7 @@ def prefect_on_pg(pg_url, tmp_path_factory) -> Iterator[PrefectOnPostgres]:
         server = local.start_server(state, timeout_s=300, port=free_port(), env=env)
         yield PrefectOnPostgres(server.api_url, database, root / "home")
     finally:
-        # killed, not `prefect server stop`ped (which waits ~20 s here for a graceful end)
-        pidfile = root / "home" / "server.pid"
-        if pidfile.exists() and pidfile.read_text().strip().isdigit():
-            _kill_tree(int(pidfile.read_text().strip()))
+        local.stop_server(state)  # the process its record names (and what it spawned)
         drop_database(database, pg_url)
 
 

@@ -58,7 +58,7 @@ def test_tampered_spr_file_fails_validation_with_the_reason(doc):
 
 @pytest.mark.parametrize("ratio", ["0", "1.5"])
 def test_target_ratio_outside_0_1_exits_2_with_a_clear_message(doc, ratio):
-    result = runner.invoke(app, ["spr", "compress", str(doc), "--ratio", ratio])
+    result = runner.invoke(app, ["spr", "compress", str(doc), "--target-ratio", ratio])
     assert result.exit_code == 2
     assert "must be in (0, 1]" in result.stderr
 
