@@ -281,7 +281,7 @@ class FormatResult(BaseModel):
     compression_ms: float
     spr_text: str
     decompressed: str
-    spr_file: Path | None = None
+    spr_file: Path | str | None = None  # a local path or an object-store URI
 
     @property
     def fallback_reasons(self) -> list[str]:
@@ -311,7 +311,7 @@ class SPRRunResult(BaseModel):
     median_quality: float | None
     learned_adjustments: RatioAdjustments
     export: ExportResult | None
-    spr_files: list[Path]
+    spr_files: list[Path | str]
     coordination_log_size: int | None = None
     compressed_chunks: int = 0  # (chunk, format) compression tasks
     cached_chunks: int = 0  # of which served from the cross-run cache
