@@ -174,7 +174,9 @@ def batch(
     export_formats: Annotated[list[str], typer.Option(help="e.g. json,jsonl,csv,parquet")] = [  # noqa: B006
         "json,jsonl,csv,parquet"
     ],
-    out: Annotated[Path, typer.Option(help="exports root")] = Path("exports"),
+    out: Annotated[
+        str, typer.Option(help="exports root: a path, file://…, or s3://bucket/prefix")
+    ] = "exports",
     quality_threshold: Annotated[float, typer.Option()] = 0.65,
     compressor: CompressorOpt = "extractive",
     as_json: JsonOpt = False,
@@ -182,9 +184,11 @@ def batch(
     """Run the spr-pipeline flow on every file in DIRECTORY."""
     from tasks.spr.files import document_files
     from tasks.spr.models import SPRRequest
+    from tasks.storage import check_root
 
     with cli_errors():
         document_files(directory)  # a clear error now, before a flow run starts
+        check_root(out)  # likewise for a bad scheme, a missing bucket, no endpoint, bad keys
         request = SPRRequest(
             paths=[directory.resolve()],
             target_ratio=target_ratio,
