@@ -165,6 +165,16 @@ class Storage:
         with self.errors(location):
             self.fs.pipe_file(_key(location), data)
 
+    def put_many(self, files: dict[Location, bytes]) -> None:
+        """`put` for many files; on an object store the PUTs run concurrently (s3fs batches
+        them), each still one atomic object."""
+        if self.local or len(files) < 2:
+            for location, data in files.items():
+                self.put(location, data)
+            return
+        with self.errors(next(iter(files))):
+            self.fs.pipe({_key(location): data for location, data in files.items()})
+
     def create(self, location: Location, data: bytes) -> bool:
         """Write `data` at `location` only if nothing is there; False when something was."""
         if self.local:

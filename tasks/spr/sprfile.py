@@ -193,6 +193,7 @@ def write_spr_files(
     generated = generated or datetime.now(UTC)
     storage = storage_for(folder)
     written: WrittenFiles = {}
+    files: dict[Path | str, bytes] = {}
     for doc in results:
         for fr in doc.formats:
             text = render_spr(
@@ -206,8 +207,9 @@ def write_spr_files(
                 generated=generated,
             )
             path = spr_file_path(folder, doc.document_id, fr.format)
-            storage.put(path, text.encode())
+            files[path] = text.encode()
             written.setdefault(doc.document_id, {})[fr.format] = path
+    storage.put_many(files)
     return written
 
 
