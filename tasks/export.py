@@ -44,7 +44,15 @@ from pydantic import BaseModel
 from tasks import metrics
 from tasks.errors import InvalidInput
 from tasks.redaction import known_secrets, redact_values
-from tasks.storage import Location, Storage, as_root, join, open_storage, storage_for
+from tasks.storage import (
+    Location,
+    Storage,
+    StoredAt,
+    as_root,
+    join,
+    open_storage,
+    storage_for,
+)
 
 Format = Literal["json", "jsonl", "csv", "parquet", "delta"]
 ALL_FORMATS: tuple[Format, ...] = ("json", "jsonl", "csv", "parquet")  # the default set
@@ -139,7 +147,7 @@ def arrow_schema(schema: Schema) -> pa.Schema:
 
 class ExportedFile(BaseModel):
     format: Format
-    path: Path | str  # a local path, or the file's URI on an object store
+    path: StoredAt  # a local path, or the file's URI on an object store
     rows: int
     bytes: int  # 0 for a Delta table
     sha256: str | None = None  # None for a Delta table
@@ -150,12 +158,12 @@ class ExportResult(BaseModel):
     dataset: str
     run_id: str
     day: date
-    directory: Path | str  # the exports root
+    directory: StoredAt  # the exports root
     # the folder to read per format: all runs of the dataset, e.g. <root>/parquet/<dataset>
-    datasets: dict[Format, Path | str]
+    datasets: dict[Format, StoredAt]
     rows: int
     files: list[ExportedFile]
-    manifest: Path | str
+    manifest: StoredAt
 
 
 def dataset_folder(root: Location, dataset: str, fmt: Format) -> Location:

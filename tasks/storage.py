@@ -27,8 +27,10 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, Field
 
 from tasks.errors import InvalidInput, StoreUnavailable
 from tasks.redaction import redact_values
@@ -84,6 +86,14 @@ def join(root: Location, *parts: str) -> Location:
     """`parts` under `root`: a `Path` for a local root, a URI for an object store."""
     root = as_root(root)
     return root.joinpath(*parts) if isinstance(root, Path) else "/".join((root, *parts))
+
+
+def _as_location(value: object) -> object:
+    return as_root(value) if isinstance(value, str | Path) else value
+
+
+# a location in a pydantic model: a local path stays a Path through a JSON round trip, a URI a str
+StoredAt = Annotated[str | Path, Field(union_mode="left_to_right"), AfterValidator(_as_location)]
 
 
 def endpoint() -> str:
