@@ -31,7 +31,7 @@ from tests.crash import run_and_kill, state_of
 from tests.flows.test_spr_pipeline import _docs
 
 # spawned Prefect processes take ~30 s each to start on loaded shared cores
-pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
+pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
 
 ENTRY = "flows.spr_pipeline:spr_pipeline"
 DOCS = 4
@@ -46,9 +46,8 @@ def _compressions(coordination_dir) -> Counter:
     )
 
 
-def _resume(flow_run_id: str, api_url: str) -> None:
+def _resume(flow_run_id: str) -> None:
     """Host B: `reactor runs resume --force` in a process of its own."""
-    os.environ["PREFECT_API_URL"] = api_url  # the shared server, as a worker would have it
     from reactor.commands.runs import resume_run
 
     asyncio.run(resume_run(UUID(flow_run_id), force=True))
@@ -101,8 +100,10 @@ def test_a_run_killed_on_host_a_resumes_on_host_b_from_the_bucket(
     assert not (host_a / "results").exists(), "host A kept its results on its own disk"
 
     monkeypatch.setenv("REACTOR_COORDINATION_DIR", str(host_b))
+    # the shared server, in host B's environment from its start (as a worker has it)
+    monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())
     proc = multiprocessing.get_context("spawn").Process(
-        target=_resume, args=(str(killed.flow_run_id), PREFECT_API_URL.value())
+        target=_resume, args=(str(killed.flow_run_id),)
     )
     proc.start()
     proc.join(300)
