@@ -383,15 +383,18 @@ def _publish(
     """Each data file to its final key in one write (a PUT; locally a rename), so a reader sees
     a whole file or none; on a failure the files already placed are removed (best effort on an
     object store that stopped answering: without a manifest the run is not committed)."""
-    placed: list[ExportedFile] = []
-    try:
-        for fmt, data in rendered.items():
-            location = data_path(storage.root, dataset, fmt, day, run_id)
-            storage.put(location, data)
-            digest = hashlib.sha256(data).hexdigest()
-            placed.append(
-                ExportedFile(format=fmt, path=location, rows=rows, bytes=len(data), sha256=digest)
-            )
+    placed = [
+        ExportedFile(
+            format=fmt,
+            path=data_path(storage.root, dataset, fmt, day, run_id),
+            rows=rows,
+            bytes=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+        )
+        for fmt, data in rendered.items()
+    ]
+    try:  # concurrent PUTs on an object store, each still one whole object
+        storage.put_many({f.path: rendered[f.format] for f in placed})
     except BaseException:
         _remove(storage, placed)
         raise

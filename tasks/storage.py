@@ -205,10 +205,18 @@ class Storage:
             return self.fs.cat_file(_key(location))
 
     def exists(self, location: Location) -> bool:
+        """Whether the object (file) `location` exists: one HEAD on S3."""
         if self.local:
             return Path(location).exists()
         with self.errors(location):
-            return bool(self.fs.exists(_key(location)))
+            if not hasattr(self.fs, "call_s3"):
+                return bool(self.fs.exists(_key(location)))
+            bucket, key, _ = self.fs.split_path(_key(location))
+            try:  # fsspec's exists() also lists the prefix after a 404, to find a "folder"
+                self.fs.call_s3("head_object", Bucket=bucket, Key=key)
+            except FileNotFoundError:
+                return False
+            return True
 
     def delete(self, location: Location) -> None:
         if self.local:

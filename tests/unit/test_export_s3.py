@@ -137,18 +137,18 @@ def test_a_resumed_run_rewrites_the_same_keys_and_appends_its_delta_rows_once(s3
 
 def test_a_run_whose_data_did_not_land_leaves_no_manifest(s3_env, monkeypatch):
     root = f"s3://{s3_env}/x"
-    real_put, puts = Storage.put, []
+    placed = []
 
-    def put(self, location, data):
-        if puts:
-            raise StoreUnavailable("cannot reach the object store")
-        puts.append(location)
-        real_put(self, location, data)
+    def put_many(self, files):  # the first PUT lands, then the store stops answering
+        location, data = next(iter(files.items()))
+        self.put(location, data)
+        placed.append(location)
+        raise StoreUnavailable("cannot reach the object store")
 
-    monkeypatch.setattr(Storage, "put", put)
+    monkeypatch.setattr(Storage, "put_many", put_many)
     with pytest.raises(StoreUnavailable):
         export_dataset(_records(2), "d", "r", SCHEMA, root=root, day=DAY)
-    assert puts, "the first data file landed before the failure"
+    assert placed, "the first data file landed before the failure"
     assert _objects(f"{s3_env}/x") == []  # no manifest, and the placed file removed
 
 
