@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 # Prefect's server settings live in prefect.toml (Prefect reads it from the working directory).
 
-.PHONY: setup postgres-bin demo test lint format server stop postgres postgres-stop deploy worker serve bench lock clean
+.PHONY: setup postgres-bin demo test lint format server stop postgres postgres-stop deploy worker serve objectstore objectstore-stop bench lock clean
 # Runs its command with PREFECT_API_URL set to the server to use (PREFECT_API_URL's own, else the
 # one `make server` started for this checkout) and says which on stderr; when that server does
 # not answer, one `error:` line says which and what to do.
@@ -69,6 +69,14 @@ postgres: setup
 
 postgres-stop: setup
 	@$(PY) -m deployments.postgres stop
+
+# A local S3 server (SeaweedFS) for datasets and task results shared by several hosts on one
+# machine: prints the AWS_* and REACTOR_EXPORTS_DIR variables to export (docs/storage.md).
+objectstore: setup
+	@$(PY) -m deployments.objectstore start
+
+objectstore-stop: setup
+	@$(PY) -m deployments.objectstore stop
 
 deploy: setup
 	@$(WITH_API) $(PY) -m deployments.deploy

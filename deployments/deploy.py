@@ -21,6 +21,7 @@ from prefect.exceptions import ObjectNotFound
 from pydantic import BaseModel
 
 from deployments.automations import apply_automations
+from deployments.storage import ensure_from_settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -114,6 +115,8 @@ def _deploy() -> int:
     deploy_all()
     for a in asyncio.run(apply_automations()):
         print(f"automation {a.name!r} {'created' if a.created else 'updated'} ({a.action})")
+    if storage := ensure_from_settings():  # REACTOR_RESULT_STORAGE's block (deployments/storage.py)
+        print(storage)
     for d in asyncio.run(list_deployments()):
         print(f"{d.name:<55} pool={d.work_pool} schedules={', '.join(d.schedules) or '-'}")
     return 0

@@ -112,7 +112,8 @@ async def spr_pipeline(request: SPRRequest) -> SPRRunResult:
         results = with_spr_files(results, write_spr_files(quote(results), run_id, trace_id))
     spr_files = [fr.spr_file for d in results for fr in d.formats if fr.spr_file]
     if spr_files:
-        logger.info(f"wrote {len(spr_files)} .spr files under {spr_files[0].parent}")
+        folder = str(spr_files[0]).rpartition("/")[0]  # a local path or an object-store URI
+        logger.info(f"wrote {len(spr_files)} .spr files under {folder}")
     export = export_results(quote(results), run_id, request.export_formats)
     if export is not None:
         logger.info(

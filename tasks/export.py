@@ -1,19 +1,23 @@
-"""The one dataset exporter: records -> pandas -> JSON, JSONL, CSV, Parquet.
+"""The one dataset exporter: records -> pandas -> JSON, JSONL, CSV, Parquet (and Delta Lake).
 
 Each dataset in each format is one folder of data files, partitioned by day the way pyarrow,
-pandas and DuckDB read hive-style partitions:
+pandas and DuckDB read hive-style partitions, under one storage root, a local folder or an
+object-store URI such as `s3://bucket/prefix` (tasks/storage.py):
 
     <root>/<format>/<dataset>/date=YYYY-MM-DD/<run_id>.<format>     data files only
+    <root>/delta/<dataset>/                                          one Delta table (on request)
     <root>/_manifests/<dataset>/date=YYYY-MM-DD/<run_id>.json        one manifest per run
-    <root>/_staging/                                                 in-flight writes
 
 so `pandas.read_parquet("<root>/parquet/<dataset>")` reads every run as one table. Every run of
 a dataset has the same columns and types (the dataset's schema, applied explicitly), and the
-partition column `date` is reserved. A run's files are rendered and written to `_staging` first,
-then renamed into their folders, and its manifest (schema, rows, sha256 per file) is written last:
-if any format fails, nothing of the run is left in a data folder. Every format reads back
-(`read_export`) to the same DataFrame, dtypes included. No known secret value reaches a file
-(`without_secrets`), and files get the mode the umask gives, so other users can read them.
+partition column `date` is reserved. An object store has no rename: each data file goes to its
+final key in one write (a PUT, atomic per object; locally a temp file renamed into place), the
+Delta rows in one commit carrying the run id, and the manifest (schema, rows, sha256 per file)
+last, created only if absent (`If-None-Match: *`): it is the run's commit marker. A run whose
+data did not land has no manifest; a resumed run rewrites the same keys and never appends its
+Delta rows twice. Every format reads back (`read_export`) to the same DataFrame, dtypes
+included. No known secret value reaches a file (`without_secrets`), and local files get the
+mode the umask gives, so other users can read them.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ import hashlib
 import io
 import json
 import math
-import os
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -42,12 +45,19 @@ from tasks import metrics
 from tasks.errors import InvalidInput
 from tasks.export_models import ExportedFile, ExportResult, Format
 from tasks.redaction import known_secrets, redact_values
-from tasks.store import atomic_write_bytes, open_temp_file
+from tasks.storage import (
+    Location,
+    Storage,
+    as_root,
+    join,
+    open_storage,
+    storage_for,
+)
 
-ALL_FORMATS: tuple[Format, ...] = ("json", "jsonl", "csv", "parquet")
+ALL_FORMATS: tuple[Format, ...] = ("json", "jsonl", "csv", "parquet")  # the default set
+FORMATS: tuple[Format, ...] = (*ALL_FORMATS, "delta")  # every format, Delta Lake on request
 PARTITION = "date"  # the hive partition key; no dataset may have a column of that name
 MANIFESTS = "_manifests"
-STAGING = "_staging"
 
 
 class Column(StrEnum):
@@ -134,17 +144,21 @@ def arrow_schema(schema: Schema) -> pa.Schema:
     return pa.schema([(name, _ARROW[kind]) for name, kind in schema.items()])
 
 
-def dataset_folder(root: Path | str, dataset: str, fmt: Format) -> Path:
+def dataset_folder(root: Location, dataset: str, fmt: Format) -> Location:
     """The folder holding every run of `dataset` in format `fmt` (read it as one table)."""
-    return Path(root) / fmt / dataset
+    return join(root, fmt, dataset)
 
 
-def partition_folder(root: Path | str, dataset: str, fmt: Format, day: date) -> Path:
-    return dataset_folder(root, dataset, fmt) / f"{PARTITION}={day.isoformat()}"
+def partition_folder(root: Location, dataset: str, fmt: Format, day: date) -> Location:
+    return join(root, fmt, dataset, f"{PARTITION}={day.isoformat()}")
 
 
-def manifest_path(root: Path | str, dataset: str, day: date, run_id: str) -> Path:
-    return Path(root) / MANIFESTS / dataset / f"{PARTITION}={day.isoformat()}" / f"{run_id}.json"
+def data_path(root: Location, dataset: str, fmt: Format, day: date, run_id: str) -> Location:
+    return join(root, fmt, dataset, f"{PARTITION}={day.isoformat()}", f"{run_id}.{fmt}")
+
+
+def manifest_path(root: Location, dataset: str, day: date, run_id: str) -> Location:
+    return join(root, MANIFESTS, dataset, f"{PARTITION}={day.isoformat()}", f"{run_id}.json")
 
 
 def _json_default(value: Any) -> Any:
@@ -284,34 +298,43 @@ def export_dataset(
     run_id: str,
     schema: Schema | type[BaseModel],
     formats: Sequence[Format] = ALL_FORMATS,
-    root: Path | str = Path("exports"),
+    root: Location = Path("exports"),
     day: date | None = None,
 ) -> ExportResult:
     """Write `records` as `dataset` for `run_id` in every format of `formats`, into the day's
-    partition of each format's dataset folder; the run's manifest is written last."""
-    unknown = [f for f in formats if f not in ALL_FORMATS]
+    partition of each format's dataset folder under `root` (a path or an object-store URI);
+    the run's manifest is created last, only if it does not exist yet: it is the commit marker.
+    A run whose manifest exists is not written again (a resumed run); one whose manifest is
+    missing rewrites the same keys."""
+    unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
-        raise InvalidInput(f"export formats {unknown or '[]'} invalid; choose from {ALL_FORMATS}")
+        raise InvalidInput(f"export formats {unknown or '[]'} invalid; choose from {FORMATS}")
     for part, label in ((dataset, "dataset"), (run_id, "run_id")):
         if not part or "/" in part or part.startswith((".", "_")) or "\\" in part:
             raise InvalidInput(f"{label} {part!r} must be a plain file name")
     schema = _as_schema(schema)
+    storage = open_storage(root)
+    day = day or datetime.now(UTC).date()
+    manifest = manifest_path(storage.root, dataset, day, run_id)
+    if storage.exists(manifest):  # committed by an earlier attempt of this run
+        return _committed(storage, manifest)
     frame = (
         normalize(records, schema)
         if isinstance(records, pd.DataFrame)
         else to_frame(records, schema)
     )
     frame = without_secrets(frame, schema)
-    root = Path(root)
-    day = day or datetime.now(UTC).date()
-    rendered = {fmt: render(frame, schema, fmt) for fmt in dict.fromkeys(formats)}
-    files = _publish(root, dataset, run_id, day, rendered, len(frame))
-    manifest = manifest_path(root, dataset, day, run_id)
+    wanted = list(dict.fromkeys(formats))
+    rendered = {fmt: render(frame, schema, fmt) for fmt in wanted if fmt != "delta"}
+    files = _publish(storage, dataset, run_id, day, rendered, len(frame))
     try:
-        atomic_write_bytes(manifest, _manifest(dataset, run_id, day, schema, files, root))
+        if "delta" in wanted:
+            files.append(_append_delta(storage, frame, schema, dataset, run_id, day))
+        body = _manifest(dataset, run_id, day, schema, files, storage)
+        if not storage.create(manifest, body):  # another attempt of this run committed first
+            return _committed(storage, manifest)
     except BaseException:
-        for f in files:
-            f.path.unlink(missing_ok=True)
+        _remove(storage, [f for f in files if f.format != "delta"])
         raise
     for f in files:
         metrics.export_rows.add(f.rows, {"dataset": dataset, "format": f.format})
@@ -319,8 +342,8 @@ def export_dataset(
         dataset=dataset,
         run_id=run_id,
         day=day,
-        directory=root,
-        datasets={f.format: dataset_folder(root, dataset, f.format) for f in files},
+        directory=storage.root,
+        datasets={f.format: dataset_folder(storage.root, dataset, f.format) for f in files},
         rows=len(frame),
         files=files,
         manifest=manifest,
@@ -328,48 +351,86 @@ def export_dataset(
 
 
 def _publish(
-    root: Path, dataset: str, run_id: str, day: date, rendered: dict[Format, bytes], rows: int
+    storage: Storage,
+    dataset: str,
+    run_id: str,
+    day: date,
+    rendered: dict[Format, bytes],
+    rows: int,
 ) -> list[ExportedFile]:
-    """Stage every file outside the data folders (fsynced), then rename each into place; on any
-    failure remove what was staged or placed, so readers never see part of a run."""
-    staging = root / STAGING
-    staging.mkdir(parents=True, exist_ok=True)
-    staged: dict[Format, str] = {}
-    placed: list[ExportedFile] = []
-    try:
-        for fmt, data in rendered.items():
-            fd, tmp = open_temp_file(staging / f"{dataset}.{run_id}.{fmt}")  # umask's mode
-            staged[fmt] = tmp
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-        for fmt, data in rendered.items():
-            path = partition_folder(root, dataset, fmt, day) / f"{run_id}.{fmt}"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged[fmt], path)
-            del staged[fmt]
-            _fsync_dir(path.parent)
-            digest = hashlib.sha256(data).hexdigest()
-            placed.append(
-                ExportedFile(format=fmt, path=path, rows=rows, bytes=len(data), sha256=digest)
-            )
+    """Each data file to its final key in one write (a PUT; locally a rename), so a reader sees
+    a whole file or none; on a failure the files already placed are removed (best effort on an
+    object store that stopped answering: without a manifest the run is not committed)."""
+    placed = [
+        ExportedFile(
+            format=fmt,
+            path=data_path(storage.root, dataset, fmt, day, run_id),
+            rows=rows,
+            bytes=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+        )
+        for fmt, data in rendered.items()
+    ]
+    try:  # concurrent PUTs on an object store, each still one whole object
+        storage.put_many({f.path: rendered[f.format] for f in placed})
     except BaseException:
-        for tmp in staged.values():
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        for f in placed:
-            f.path.unlink(missing_ok=True)
+        _remove(storage, placed)
         raise
     return placed
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _remove(storage: Storage, files: list[ExportedFile]) -> None:
+    for f in files:
+        with contextlib.suppress(Exception):
+            storage.delete(f.path)
+
+
+def delta_app_id(dataset: str, run_id: str) -> str:
+    """The Delta app transaction id that marks `run_id`'s rows as appended to `dataset`."""
+    return f"reactor-export/{dataset}/{run_id}"
+
+
+def _append_delta(
+    storage: Storage, frame: pd.DataFrame, schema: Schema, dataset: str, run_id: str, day: date
+) -> ExportedFile:
+    """Append the run's rows to `<root>/delta/<dataset>` in one commit carrying an app
+    transaction for the run; a run whose transaction is in the log already is not appended
+    again (a resumed run). delta-rs commits with conditional writes, so several hosts append
+    to one table at once without a lock service."""
+    from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+    from deltalake.exceptions import TableNotFoundError
+
+    table_uri = str(dataset_folder(storage.root, dataset, "delta"))
+    options = storage.storage_options()
+    app_id = delta_app_id(dataset, run_id)
+    with storage.errors(table_uri):
+        try:
+            table = DeltaTable(table_uri, storage_options=options)
+            done = table.transaction_version(app_id)
+        except TableNotFoundError:
+            done = None
+        if done is None:
+            arrow = pa.Table.from_pandas(
+                _flat_frame(frame, schema), schema=arrow_schema(schema), preserve_index=False
+            )
+            arrow = arrow.append_column(
+                PARTITION, pa.array([day.isoformat()] * len(arrow), pa.string())
+            )
+            write_deltalake(
+                table_uri,
+                arrow,
+                mode="append",
+                partition_by=[PARTITION],
+                storage_options=options,
+                commit_properties=CommitProperties(
+                    app_transactions=[Transaction(app_id=app_id, version=1)],
+                    custom_metadata={"reactor.run_id": run_id, "reactor.dataset": dataset},
+                ),
+            )
+        version = DeltaTable(table_uri, storage_options=options).version()
+    return ExportedFile(
+        format="delta", path=table_uri, rows=len(frame), bytes=0, sha256=None, version=version
+    )
 
 
 def _manifest(
@@ -378,8 +439,16 @@ def _manifest(
     day: date,
     schema: Schema,
     files: list[ExportedFile],
-    root: Path,
+    storage: Storage,
 ) -> bytes:
+    entries: dict[str, dict[str, Any]] = {}
+    for f in files:
+        entry: dict[str, Any] = {"file": storage.relative(f.path)}
+        if f.format == "delta":
+            entry.update(version=f.version, app_id=delta_app_id(dataset, run_id))
+        else:
+            entry.update(bytes=f.bytes, sha256=f.sha256)
+        entries[f.format] = entry
     manifest = {
         "dataset": dataset,
         "run_id": run_id,
@@ -387,41 +456,70 @@ def _manifest(
         "created_at": datetime.now(UTC).isoformat(),
         "schema": {name: str(kind) for name, kind in schema.items()},
         "rows": files[0].rows if files else 0,
-        "files": {
-            f.format: {
-                "file": f.path.relative_to(root).as_posix(),
-                "bytes": f.bytes,
-                "sha256": f.sha256,
-            }
-            for f in files
-        },
+        "files": entries,
     }
     return json.dumps(manifest, indent=2).encode()
 
 
-def _locate(path: Path) -> tuple[Path, str, date, str]:
+def _committed(storage: Storage, manifest: Location) -> ExportResult:
+    """The result of a run whose manifest exists, read back from it."""
+    body = json.loads(storage.read(manifest))
+    files = [
+        ExportedFile(
+            format=fmt,
+            path=storage.join(*entry["file"].split("/")),
+            rows=body["rows"],
+            bytes=entry.get("bytes", 0),
+            sha256=entry.get("sha256"),
+            version=entry.get("version"),
+        )
+        for fmt, entry in body["files"].items()
+    ]
+    dataset = body["dataset"]
+    return ExportResult(
+        dataset=dataset,
+        run_id=body["run_id"],
+        day=date.fromisoformat(body[PARTITION]),
+        directory=storage.root,
+        datasets={f.format: dataset_folder(storage.root, dataset, f.format) for f in files},
+        rows=body["rows"],
+        files=files,
+        manifest=manifest,
+    )
+
+
+def _locate(path: Location) -> tuple[Location, str, date, str]:
     """(root, dataset, day, run_id) of a data file laid out by `export_dataset`."""
-    partition, dataset_dir = path.parent, path.parent.parent
-    key, _, value = partition.name.partition("=")
-    if key != PARTITION or dataset_dir.parent.name != path.suffix.lstrip("."):
+    text = path.as_posix() if isinstance(path, Path) else str(path)
+    parts = text.rsplit("/", 4)
+    if len(parts) < 5:
+        raise InvalidInput(f"{path} is not an exported data file")
+    root_text, fmt_dir, dataset, partition, name = parts
+    stem, _, ext = name.rpartition(".")
+    key, _, value = partition.partition("=")
+    if key != PARTITION or fmt_dir != ext:
         raise InvalidInput(
             f"{path} is not an exported data file (<root>/<format>/<dataset>/date=…/<run>.<format>)"
         )
-    return dataset_dir.parent.parent, dataset_dir.name, date.fromisoformat(value), path.stem
+    root: Location = Path(root_text) if isinstance(path, Path) else root_text
+    return root, dataset, date.fromisoformat(value), stem
 
 
-def read_manifest(path: Path | str) -> dict[str, Any]:
+def read_manifest(path: Location) -> dict[str, Any]:
     """The manifest of the run that wrote the data file `path`."""
-    root, dataset, day, run_id = _locate(Path(path))
+    path = as_root(path)
+    root, dataset, day, run_id = _locate(path)
     manifest = manifest_path(root, dataset, day, run_id)
+    storage = storage_for(path)
     try:
-        return json.loads(manifest.read_text())
+        return json.loads(storage.read(manifest))
     except FileNotFoundError:
         raise InvalidInput(f"{path} has no manifest at {manifest}") from None
 
 
-def read_export(path: Path | str) -> pd.DataFrame:
+def read_export(path: Location) -> pd.DataFrame:
     """Read one exported file back, typed by the schema in its run's manifest."""
-    path = Path(path)
+    path = as_root(path)
     schema = {name: Column(kind) for name, kind in read_manifest(path)["schema"].items()}
-    return parse(path.read_bytes(), schema, path.suffix.lstrip("."))  # type: ignore[arg-type]
+    fmt = str(path).rpartition(".")[2]
+    return parse(storage_for(path).read(path), schema, fmt)  # type: ignore[arg-type]

@@ -5,29 +5,31 @@ SPR results) is imported without them."""
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
 
-Format = Literal["json", "jsonl", "csv", "parquet"]
+from tasks.storage import StoredAt
+
+Format = Literal["json", "jsonl", "csv", "parquet", "delta"]
 
 
 class ExportedFile(BaseModel):
     format: Format
-    path: Path
+    path: StoredAt  # a local path, or the file's URI on an object store
     rows: int
-    bytes: int
-    sha256: str
+    bytes: int  # 0 for a Delta table
+    sha256: str | None = None  # None for a Delta table
+    version: int | None = None  # the Delta table version that holds the run's rows
 
 
 class ExportResult(BaseModel):
     dataset: str
     run_id: str
     day: date
-    directory: Path  # the exports root
+    directory: StoredAt  # the exports root
     # the folder to read per format: all runs of the dataset, e.g. <root>/parquet/<dataset>
-    datasets: dict[Format, Path]
+    datasets: dict[Format, StoredAt]
     rows: int
     files: list[ExportedFile]
-    manifest: Path
+    manifest: StoredAt

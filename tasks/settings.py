@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,7 +15,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REACTOR_", extra="ignore")
 
     coordination_dir: Path = Path("coordination")
-    exports_dir: Path = Path("exports")
+    # the datasets' storage root: a path, file://…, or s3://bucket/prefix (tasks/storage.py);
+    # a local root is a Path, an object store's a URI string
+    exports_dir: Path | str = Path("exports")
     service_name: str = "reactor-flows"
 
     anthropic_api_key: SecretStr | None = Field(
@@ -50,6 +52,13 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     # Where the Prefect automations send their notifications (a webhook block is made from it).
     alert_webhook_url: SecretStr | None = None
+
+    @field_validator("exports_dir", mode="before")
+    @classmethod
+    def _storage_root(cls, value: object) -> object:
+        from tasks.storage import as_root
+
+        return as_root(value) if isinstance(value, str | Path) else value
 
     @property
     def claude_configured(self) -> bool:

@@ -98,3 +98,28 @@ def ledger(ledger_settings):
 
     with open_ledger(ledger_settings) as opened:
         yield opened
+
+
+# -- S3 (the shared object store for datasets and task results) ----------------------------------
+@pytest.fixture(scope="session")
+def s3_server():
+    """One SeaweedFS S3 server on loopback for the session (tests/objectstore.py), stopped and
+    removed at the end even when tests fail."""
+    from tests.objectstore import S3Server
+
+    server = S3Server()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch):
+    """The session's S3 server in this test's environment, with an empty bucket of the test's
+    own; returns the bucket name."""
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return s3_server.fresh_bucket()

@@ -201,16 +201,18 @@ def batch(
     export_formats: Annotated[
         list[str],
         typer.Option(
-            metavar="LIST", help="dataset formats, comma-separated (json, jsonl, csv, parquet)"
+            metavar="LIST",
+            help="dataset formats, comma-separated (json, jsonl, csv, parquet, delta)",
         ),
     ] = ["json,jsonl,csv,parquet"],  # noqa: B006
     out: Annotated[
-        Path,
+        str,
         typer.Option(
-            metavar="DIR",
-            help="dataset root: each dataset goes to DIR/<format>/<dataset>/date=<day>/",
+            metavar="ROOT",
+            help="dataset root, a path or s3://bucket/prefix: each dataset goes to "
+            "ROOT/<format>/<dataset>/date=<day>/",
         ),
-    ] = Path("exports"),
+    ] = "exports",
     quality_threshold: Annotated[
         float, typer.Option(metavar="SCORE", help="a format below this quality is flagged, [0, 1]")
     ] = 0.65,
@@ -220,9 +222,11 @@ def batch(
     """Run the spr-pipeline flow on every file in DIRECTORY."""
     from tasks.spr.files import document_files
     from tasks.spr.models import SPRRequest
+    from tasks.storage import check_root
 
     with cli_errors():
         document_files(directory)  # a clear error now, before a flow run starts
+        check_root(out)  # likewise for a bad scheme, a missing bucket, no endpoint, bad keys
         request = SPRRequest(
             paths=[directory.resolve()],
             target_ratio=target_ratio,

@@ -30,6 +30,10 @@ def _strategy(strategy: str) -> str:
 def _run_flow(request, coordination_dir: Path | None):
     if coordination_dir is not None:
         os.environ["REACTOR_COORDINATION_DIR"] = str(coordination_dir)
+    from tasks.settings import get_settings
+    from tasks.storage import check_root
+
+    check_root(get_settings().exports_dir)  # a bad exports root fails before the run starts
     from flows.swarm_coordination import swarm_coordination
     from tasks.errors import RolledBack
 

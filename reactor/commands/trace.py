@@ -33,6 +33,10 @@ def run(
         from tasks.trace.models import TraceRequest
 
         request = load_model(systems, TraceRequest)  # bad input fails here, before any call
+        from tasks.settings import get_settings
+        from tasks.storage import check_root
+
+        check_root(get_settings().exports_dir)  # and a bad exports root
         from flows.trace_orchestration import trace_orchestration
 
         if standins:

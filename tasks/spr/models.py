@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tasks.export_models import ExportResult, Format
+from tasks.storage import StoredAt
 
 SPRFormat = Literal["minimal", "standard", "extended"]
 Compressor = Literal["extractive", "claude", "auto"]  # what a request asks for
@@ -281,7 +282,7 @@ class FormatResult(BaseModel):
     compression_ms: float
     spr_text: str
     decompressed: str
-    spr_file: Path | None = None
+    spr_file: StoredAt | None = None  # a local path or an object-store URI
 
     @property
     def fallback_reasons(self) -> list[str]:
@@ -311,7 +312,7 @@ class SPRRunResult(BaseModel):
     median_quality: float | None
     learned_adjustments: RatioAdjustments
     export: ExportResult | None
-    spr_files: list[Path]
+    spr_files: list[StoredAt]
     coordination_log_size: int | None = None
     compressed_chunks: int = 0  # (chunk, format) compression tasks
     cached_chunks: int = 0  # of which served from the cross-run cache

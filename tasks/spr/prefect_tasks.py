@@ -32,6 +32,7 @@ from tasks.spr.models import (
     SPRDocument,
 )
 from tasks.spr.pipeline import analyze_document, compress_documents, unpack
+from tasks.storage import join
 from tasks.telemetry import get_tracer
 
 
@@ -112,7 +113,7 @@ def write_spr_files(
 ) -> sprfile.WrittenFiles:
     """`<exports>/spr/<day>/<run_id>/<document id>.<format>.spr`."""
     now = datetime.now(UTC)
-    folder = get_settings().exports_dir / "spr" / now.date().isoformat() / run_id
+    folder = join(get_settings().exports_dir, "spr", now.date().isoformat(), run_id)
     return sprfile.write_spr_files(results, folder, trace_id, now)
 
 

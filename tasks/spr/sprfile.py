@@ -20,6 +20,7 @@ Pure Python, no Prefect.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ from pydantic import BaseModel
 
 from tasks.errors import InvalidInput
 from tasks.spr.models import FORMATS, DocumentResult
-from tasks.store import atomic_write_bytes
+from tasks.storage import Location, storage_for
 
 TITLE = "# SPR Compression Result"
 REQUIRED = ("Original", "Compressed", "Ratio", "Format", "Generated", "Trace ID")
@@ -163,26 +164,36 @@ def statement_stats(spr: SPRFile) -> dict[str, float | int | str]:
     }
 
 
-WrittenFiles = dict[str, dict[str, Path]]  # document id -> format -> .spr file
+WrittenFiles = dict[str, dict[str, Path | str]]  # document id -> format -> .spr file (or URI)
 
 
-def spr_file_path(folder: Path, document_id: str, fmt: str) -> Path:
-    """`<folder>/<document id>.<format>.spr`; a path-like id (`a/notes.txt`) keeps its folders."""
-    path = folder / f"{document_id}.{fmt}.spr"
-    if not path.resolve().is_relative_to(folder.resolve()):
+def spr_file_path(folder: Location, document_id: str, fmt: str) -> Location:
+    """`<folder>/<document id>.<format>.spr`; a path-like id (`a/notes.txt`) keeps its folders.
+    `folder` is a local path or an object-store URI (tasks/storage.py)."""
+    name = f"{document_id}.{fmt}.spr"
+    if isinstance(folder, Path):
+        path = folder / name
+        if not path.resolve().is_relative_to(folder.resolve()):
+            raise InvalidInput(f"document id {document_id!r} would write outside {folder}")
+        return path
+    inside = posixpath.normpath(name)
+    if inside.startswith(("/", "../")) or inside == "..":
         raise InvalidInput(f"document id {document_id!r} would write outside {folder}")
-    return path
+    return f"{folder}/{inside}"
 
 
 def write_spr_files(
     results: Sequence[DocumentResult],
-    folder: Path,
+    folder: Location,
     trace_id: str | None,
     generated: datetime | None = None,
 ) -> WrittenFiles:
-    """One `.spr` file per (document, format), each written atomically; returns their paths."""
+    """One `.spr` file per (document, format), each written atomically (one PUT on an object
+    store) under `folder`, a path or a URI; returns their paths."""
     generated = generated or datetime.now(UTC)
+    storage = storage_for(folder)
     written: WrittenFiles = {}
+    files: dict[Path | str, bytes] = {}
     for doc in results:
         for fr in doc.formats:
             text = render_spr(
@@ -196,8 +207,9 @@ def write_spr_files(
                 generated=generated,
             )
             path = spr_file_path(folder, doc.document_id, fr.format)
-            atomic_write_bytes(path, text.encode())
+            files[path] = text.encode()
             written.setdefault(doc.document_id, {})[fr.format] = path
+    storage.put_many(files)
     return written
 
 

@@ -141,7 +141,8 @@ def export_datasets(
 
 
 def dataset_line(name: str, exported: ExportResult) -> str:
-    folder, formats = exported.files[0].path.parent, ", ".join(f.format for f in exported.files)
+    folder = str(exported.files[0].path).rpartition("/")[0]  # a local path or an object URI
+    formats = ", ".join(f.format for f in exported.files)
     return f"dataset {name}: {exported.rows} row(s) -> {folder} ({formats})"
 
 

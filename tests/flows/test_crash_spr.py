@@ -93,7 +93,7 @@ def test_killed_spr_run_resumes_without_recompressing_finished_chunks(reactor_en
         assert len(frame) == DOCS * len(FORMATS)
         assert not frame.duplicated(["run_id", "document_id", "format"]).any()
         assert set(frame["run_id"]) == {run_id}
-    assert not any((reactor_env.exports_dir / "_staging").iterdir())
+    assert not list(reactor_env.exports_dir.rglob(".*.tmp"))  # no write left half-done
     entries = [e for e in read_log(reactor_env) if e.get("run_id") == run_id]
     assert len(entries) == 1 and entries[0]["processed"] == DOCS
     assert len(spr_files(reactor_env)) == DOCS * len(FORMATS)

@@ -217,3 +217,65 @@ def test_csv_and_jsonl_folders_agree_with_parquet(exports, dataset):
     pd.testing.assert_frame_equal(
         _ordered(normalize(csv, schema), schema), _ordered(blank, schema), obj=dataset
     )
+
+
+# -- the same flows with an object-store root (the session's SeaweedFS) ---------------------------
+@pytest.fixture(scope="module")
+def s3_exports(s3_server, tmp_path_factory) -> str:
+    """One run of every exporting flow into `s3://<bucket>/exports`."""
+    root = tmp_path_factory.mktemp("s3-datasets")
+    bucket = s3_server.fresh_bucket("datasets")
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in s3_server.env().items():
+            mp.setenv(name, value)
+        mp.setenv("REACTOR_COORDINATION_DIR", str(root / "coordination"))
+        mp.setenv("REACTOR_EXPORTS_DIR", f"s3://{bucket}/exports")
+        _spr(1)
+        _swarm(1)
+        _trace(1)
+        _worktree(1, root)
+        yield f"s3://{bucket}/exports"
+
+
+def _s3fs():
+    import s3fs
+
+    return s3fs.S3FileSystem(skip_instance_cache=True)
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_every_flow_exports_to_s3_and_the_readers_get_the_rows(s3_exports, dataset):
+    fs = _s3fs()
+    manifests = [json.loads(fs.cat_file(k)) for k in fs.find(f"{s3_exports}/_manifests/{dataset}")]
+    assert len(manifests) == 1, f"{dataset}: one run, one manifest"
+    schema = {name: Column(kind) for name, kind in manifests[0]["schema"].items()}
+    rows = manifests[0]["rows"]
+    for fmt in ("json", "jsonl", "csv", "parquet"):
+        keys = [k for k in fs.find(f"{s3_exports}/{fmt}/{dataset}") if not fs.isdir(k)]
+        assert len(keys) == 1 and keys[0].endswith(f".{fmt}"), keys
+    frame = pd.read_parquet(f"{s3_exports}/parquet/{dataset}")
+    assert len(frame) == rows
+    for name, kind in schema.items():
+        if kind in PANDAS:
+            assert str(frame[name].dtype) == PANDAS[kind], f"{dataset}.{name}"
+    table = ds.dataset(
+        s3_exports.removeprefix("s3://") + f"/parquet/{dataset}", filesystem=fs, partitioning="hive"
+    )
+    assert table.count_rows() == rows
+    con = duckdb.connect()
+    con.register_filesystem(fs)
+    relation = con.sql(
+        f"select * from read_parquet('{s3_exports}/parquet/{dataset}/*/*.parquet', "
+        "hive_partitioning = true)"
+    )
+    assert len(relation.fetchall()) == rows
+    types = dict(zip(relation.columns, map(str, relation.types), strict=True))
+    for name, kind in schema.items():
+        assert types[name] == DUCKDB[kind], f"{dataset}.{name}"
+
+
+def test_the_spr_flow_writes_its_spr_files_to_s3(s3_exports):
+    fs = _s3fs()
+    spr = [k for k in fs.find(f"{s3_exports}/spr") if k.endswith(".spr")]
+    assert spr, "no .spr file in the bucket"
+    assert fs.cat_file(spr[0]).decode().startswith("# SPR Compression Result")

@@ -132,24 +132,29 @@ def test_a_failing_format_leaves_no_partial_run(tmp_path, monkeypatch):
     assert leftovers == []
 
 
-def test_a_failure_after_staging_leaves_no_data_file(tmp_path, monkeypatch):
-    import os
+def test_a_failure_after_the_first_file_leaves_no_data_file_and_no_manifest(tmp_path, monkeypatch):
+    from tasks.storage import Storage
 
-    import tasks.export as export
+    real_put, placed = Storage.put, []
 
-    real_replace, moved = os.replace, []
-
-    def replace(src, dst):
-        if moved:
+    def put(self, location, data):
+        if placed:
             raise OSError("disk full")
-        moved.append(dst)
-        real_replace(src, dst)
+        placed.append(location)
+        real_put(self, location, data)
 
-    monkeypatch.setattr(export.os, "replace", replace)
+    monkeypatch.setattr(Storage, "put", put)
     with pytest.raises(OSError):
         export_dataset(_records(2), "d", "r", SCHEMA, root=tmp_path)
-    assert moved, "the first file was placed before the failure"
+    assert placed, "the first file was placed before the failure"
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_a_committed_run_is_not_written_again(tmp_path):
+    first = export_dataset(_records(2), "d", "r", SCHEMA, root=tmp_path, day=date(2026, 1, 1))
+    again = export_dataset(_records(3), "d", "r", SCHEMA, root=tmp_path, day=date(2026, 1, 1))
+    assert again.rows == first.rows == 2
+    assert json.loads(first.manifest.read_text())["rows"] == 2
 
 
 def test_date_column_is_reserved_for_the_partition(tmp_path):

