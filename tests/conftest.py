@@ -31,6 +31,23 @@ for _name in (
 
 import pytest  # noqa: E402
 
+# fixture -> the marker of the server a test needs (`make test-quick` deselects these)
+SERVER_MARKS = {"prefect_server": "prefect_server", "pg_url": "postgres"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test with the servers its fixtures start, and put the files that hold `slow`
+    tests first (stable otherwise): with `--dist loadfile` a minute-long file started last
+    would run alone at the end."""
+    slow_files = set()
+    for item in items:
+        for fixture, mark in SERVER_MARKS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(mark)
+        if item.get_closest_marker("slow"):
+            slow_files.add(item.path)
+    items.sort(key=lambda item: item.path not in slow_files)
+
 
 @pytest.fixture(scope="session")
 def prefect_server():
@@ -80,7 +97,7 @@ def pg_database(pg_url):
     drop_database(url, pg_url)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def ledger_settings(request, tmp_path):
     """Settings for one ledger backend: SQLite in a temp coordination dir, or PostgreSQL in a
     fresh database (with the same temp dir for work_claims.json)."""
