@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 # Prefect's server settings live in prefect.toml (Prefect reads it from the working directory).
 
-.PHONY: setup postgres-bin demo test lint format server stop postgres postgres-stop deploy worker serve bench lock clean
+.PHONY: setup postgres-bin demo test test-quick lint format server stop postgres postgres-stop deploy worker serve bench lock clean
 # Runs its command with PREFECT_API_URL set to the running server (PREFECT_API_URL's own, or the
 # one `make server` started); fails clearly when there is none.
 WITH_API = api=$$($(PY) -m deployments.server url) || { echo "no Prefect server: run 'make server' or set PREFECT_API_URL" >&2; exit 1; }; PREFECT_API_URL=$$api
@@ -38,10 +38,19 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 demo: setup
 	$(BIN)/reactor demo
 
+# The test files run on TEST_WORKERS pytest-xdist workers, each with its own Prefect test server
+# and PostgreSQL; a file stays on one worker, so its module fixtures start once (bench/README.md,
+# "Where the test time goes", has the measurements behind the count).
+TEST_WORKERS ?= 3
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+
+# The inner loop: unit and contract tests on the embedded backends (SQLite/JSON), without a
+# Prefect server, PostgreSQL or the slow-marked tests; `make test` runs everything.
+test-quick: $(VENV)/.installed
+	$(BIN)/pytest tests/unit tests/contract -q -m "not postgres and not prefect_server and not slow"
 
 lint: setup
 	$(BIN)/ruff check .
