@@ -73,10 +73,12 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def prefect_server():
-    """One Prefect test server for the whole session."""
+    """One Prefect test server for the session (of each pytest-xdist worker: a server of its
+    own keeps one worker's runs, deployments and automations out of another's queries)."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    # ~15 s on a quiet machine; over 120 s measured with three starting at once at load 20
+    with prefect_test_harness(server_startup_timeout=300):
         yield
 
 
