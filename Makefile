@@ -39,9 +39,9 @@ demo: setup
 	$(BIN)/reactor demo
 
 # The test files run on TEST_WORKERS pytest-xdist workers, each with its own Prefect test server
-# and PostgreSQL; a file stays on one worker, so its module fixtures start once (bench/README.md,
-# "Where the test time goes", has the measurements behind the count).
-TEST_WORKERS ?= 3
+# and PostgreSQL; a file stays on one worker, so its module fixtures start once. Two: the suite
+# keeps ~1.1 cores busy when run alone, so two workers fill 2 cores (docs/testing.md).
+TEST_WORKERS ?= 2
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
