@@ -77,7 +77,7 @@ def prefect_server():
     own keeps one worker's runs, deployments and automations out of another's queries)."""
     from prefect.testing.utilities import prefect_test_harness
 
-    # ~15 s on a quiet machine; over 120 s measured with three starting at once at load 20
+    # ~15 s on a quiet machine; over 120 s measured with 2-3 starting at once at load 20-25
     with prefect_test_harness(server_startup_timeout=300):
         yield
 
