@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 # Prefect's server settings live in prefect.toml (Prefect reads it from the working directory).
 
-.PHONY: setup postgres-bin demo test lint format server stop postgres postgres-stop deploy worker serve objectstore objectstore-stop bench lock clean
+.PHONY: setup postgres-bin demo test test-quick lint format server stop postgres postgres-stop deploy worker serve objectstore objectstore-stop bench lock clean
 # Runs its command with PREFECT_API_URL set to the server to use (PREFECT_API_URL's own, else the
 # one `make server` started for this checkout) and says which on stderr; when that server does
 # not answer, one `error:` line says which and what to do.
@@ -39,10 +39,20 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 demo: setup
 	$(BIN)/reactor demo
 
+# The test files run on TEST_WORKERS pytest-xdist workers, each with its own Prefect test server
+# and PostgreSQL; a file stays on one worker, so its module fixtures start once. Two: the suite
+# keeps ~1.1 cores busy when run alone, so two workers fill 2 cores (docs/testing.md).
+TEST_WORKERS ?= 2
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+
+# The inner loop: unit and contract tests on the embedded backends (SQLite/JSON), without a
+# Prefect server, PostgreSQL or the slow-marked tests; `make test` runs everything. ~43 s of CPU
+# in one process (measured), so two workers.
+test-quick: $(VENV)/.installed
+	$(BIN)/pytest tests/unit tests/contract -q -n 2 -m "not postgres and not prefect_server and not slow"
 
 lint: setup
 	$(BIN)/ruff check .

@@ -31,13 +31,54 @@ for _name in (
 
 import pytest  # noqa: E402
 
+# fixture -> the marker of the server a test needs (`make test-quick` deselects these)
+SERVER_MARKS = {"prefect_server": "prefect_server", "pg_url": "postgres"}
+# Tests (or whole files) measured at 10-200 s each in a full run (docs/testing.md): minute-long
+# scenarios and tests that spawn processes importing the whole project. Marked `slow` here, in
+# one place: `make test` runs them first, `make test-quick` leaves them out.
+SLOW = {
+    "tests/flows/test_two_hosts.py",
+    "tests/unit/test_layout.py::test_pure_modules_do_not_import_prefect",
+    "tests/unit/spr/test_purity.py::test_pure_modules_import_no_prefect",
+    "tests/unit/spr/test_metrics.py::test_achieved_ratio_and_quality_are_recorded_per_format_and_content_type",
+    "tests/unit/test_store.py::test_8_processes_x_500_increments_lose_nothing",
+    "tests/unit/worktree/test_metrics.py::test_health_checks_restarts_and_time_to_healthy_are_recorded",
+    "tests/unit/test_otlp_metrics.py::test_metrics_reach_an_otlp_http_collector",
+    "tests/unit/test_otlp.py::test_spans_reach_an_otlp_http_collector",
+    "tests/unit/test_ids.py::test_no_collisions_across_8_processes_x_100k",
+    "tests/contract/test_ledger.py::test_eight_processes_claim_every_item_exactly_once",
+    "tests/unit/worktree/test_registry.py::test_two_processes_allocating_at_once_never_get_the_same_port",
+    "tests/unit/swarm/test_execution.py::test_completed_item_is_logged_with_its_fields_and_counted",
+    "tests/unit/swarm/test_handlers.py::test_shutting_down_the_pools_leaves_no_process_behind",
+    "tests/unit/swarm/test_handlers.py::test_every_attempt_is_recorded_in_the_handler_duration_metric",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test with the servers its fixtures start, and put the files that hold `slow`
+    tests first (stable otherwise): with `--dist loadfile` a minute-long file started last
+    would run alone at the end."""
+    slow_files = set()
+    for item in items:
+        for fixture, mark in SERVER_MARKS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(mark)
+        test = item.nodeid.split("[")[0]
+        if test in SLOW or test.split("::")[0] in SLOW:
+            item.add_marker("slow")
+        if item.get_closest_marker("slow"):
+            slow_files.add(item.path)
+    items.sort(key=lambda item: item.path not in slow_files)
+
 
 @pytest.fixture(scope="session")
 def prefect_server():
-    """One Prefect test server for the whole session."""
+    """One Prefect test server for the session (of each pytest-xdist worker: a server of its
+    own keeps one worker's runs, deployments and automations out of another's queries)."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    # ~15 s on a quiet machine; over 120 s measured with 2-3 starting at once at load 20-25
+    with prefect_test_harness(server_startup_timeout=300):
         yield
 
 
@@ -80,7 +121,7 @@ def pg_database(pg_url):
     drop_database(url, pg_url)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def ledger_settings(request, tmp_path):
     """Settings for one ledger backend: SQLite in a temp coordination dir, or PostgreSQL in a
     fresh database (with the same temp dir for work_claims.json)."""

@@ -20,6 +20,7 @@ from tasks.claims import SEED_FIELDS, WorkItem, open_ledger
 from tasks.errors import CoordinationConflict, CorruptStore, InvalidInput, StoreUnavailable
 from tasks.settings import Settings
 from tests.contract import workers
+from tests.waiting import passed, wait_until
 
 CTX = mp.get_context("spawn")
 
@@ -79,12 +80,12 @@ def _claimed_by_a_killed_process(ledger, ledger_settings, lease_s: float):
 
 def test_killed_claimer_releases_after_lease(ledger, ledger_settings):
     ledger.add(_items(3))
-    dead = _claimed_by_a_killed_process(ledger, ledger_settings, lease_s=1.0)
+    dead = _claimed_by_a_killed_process(ledger, ledger_settings, lease_s=2.0)
     assert dead.agent_id == "agent_victim"
     # its lease is live: the survivor gets the other items first, then the dead one's
     got = [ledger.claim_next("agent_live").work_item_id for _ in range(2)]
     assert dead.work_item_id not in got and ledger.claim_next("agent_live") is None
-    time.sleep(1.1)
+    wait_until("the dead holder's lease to end", lambda: passed(dead.lease_expires_at), 10)
     again = ledger.claim_next("agent_live")
     assert again.work_item_id == dead.work_item_id and again.claims == 2
     with pytest.raises(CoordinationConflict, match="stale"):

@@ -9,7 +9,6 @@ finishes the work."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from tasks.swarm.claiming import work_item_id
 from tasks.swarm.models import SwarmRequest
 from tasks.swarm.queue.enqueue import enqueue
 from tests.crash import Killed, resume, run_and_kill
+from tests.waiting import passed, wait_until
 
 # a spawned Prefect process starts in ~10-30 s on loaded shared cores; the kill tests wait for it
 pytestmark = pytest.mark.timeout(600)
@@ -107,6 +107,15 @@ def settle(killed: Killed) -> None:
     for p in alive:
         p.kill()
     assert not alive, f"orphaned processes left running after the kill: {alive}"
+
+
+def lapsed(settings, held) -> bool:
+    """The leases of `held` have expired and every active agent's heartbeat has timed out, by
+    their own records."""
+    agents = [r for r in agent_registry.agents(settings) if r["status"] == "active"]
+    return all(passed(c.lease_expires_at) for c in held) and all(
+        passed(r["last_heartbeat"], r.get("heartbeat_timeout_s", 0)) for r in agents
+    )
 
 
 def completed_items(settings, ids: list[str]) -> set[str]:
@@ -199,7 +208,7 @@ def test_killed_drain_never_resumed_lapses_and_the_next_run_finishes_its_work(
     with ClaimLedger(reactor_env.coordination_dir) as ledger:
         held = [c for c in ledger.list() if c.status in HELD]
     assert held and {c.agent_id for c in held} <= dead  # the dead run still holds claims
-    time.sleep(3.2)  # its leases (3 s) and its agents' heartbeats (1.5 s) lapse
+    wait_until("the dead run's leases and heartbeats to lapse", lambda: lapsed(reactor_env, held))
 
     result = asyncio.run(swarm_coordination(drain_request()))
 

@@ -4,8 +4,6 @@ correlation id, and the hops dataset and the coordination log have the run once.
 
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 import pytest
 
@@ -14,6 +12,7 @@ from tasks.export import dataset_folder, read_export
 from tasks.trace.sample import rebase_urls, sample_trace_request
 from tasks.trace.standins import Behaviour, StandinConfig, run_standins
 from tests.crash import persisted_results, resume, run_and_kill
+from tests.waiting import wait_until
 
 # a spawned Prefect process starts in ~30 s on loaded shared cores; the kill tests wait for it
 pytestmark = pytest.mark.timeout(600)
@@ -39,6 +38,13 @@ def standins():
 def answered(standins) -> int:
     """Calls the systems answered with a success: the stand-ins' own record."""
     return sum(1 for r in standins.received() if r.status_code < 300)
+
+
+def in_flight(standins) -> int:
+    """Connections and requests the stand-ins' server still has (uvicorn's own sets): a killed
+    client's connections close, and a request it had sent is handled before its close is."""
+    state = standins.server.server_state
+    return len(state.connections) + len(state.tasks)
 
 
 def persisted_calls(settings) -> int:
@@ -70,7 +76,8 @@ def test_killed_trace_run_resumes_calling_only_systems_that_had_not_answered(
         return KILL_POINTS[point](reactor_env)
 
     killed = run_and_kill(ENTRY, {"request": request.model_dump(mode="json")}, kill_when)
-    time.sleep(1.0)  # a call in flight at the kill still gets its answer made (and recorded)
+    # a call in flight at the kill still gets its answer made (and recorded): wait till none is
+    wait_until("the stand-ins' calls in flight to end", lambda: not in_flight(standins))
     # answered but killed before the result was persisted: the only calls that may be repeated
     repeatable = answered(standins) - persisted[-1]
 

@@ -12,6 +12,7 @@ import pytest
 
 from tasks.worktree import identity, process
 from tasks.worktree.environment import process_env
+from tests.waiting import wait_until
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
 OTHER = [sys.executable, "-c", "import time; time.sleep(121)"]
@@ -24,6 +25,8 @@ def unrelated():
 
     def start(argv=OTHER) -> subprocess.Popen:
         started.append(subprocess.Popen(argv, start_new_session=True))
+        # running its program, as a process someone recorded was: Popen returns before the exec
+        wait_until(f"{argv} to run", lambda: psutil.Process(started[-1].pid).cmdline() == argv)
         return started[-1]
 
     yield start
