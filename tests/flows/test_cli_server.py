@@ -125,11 +125,13 @@ def test_a_temporary_server_that_does_not_come_up_is_one_error_line(tmp_path):
     "url",
     [
         f"postgresql://prefect:{SECRET}@127.0.0.1:notaport/prefect",
-        f"postgresql://prefect:{SECRET}%zz@127.0.0.1:{free_port()}/prefect",
-        f"postgresql://prefect:{SECRET}@127.0.0.1:{free_port()}/prefect",
+        f"postgresql://prefect:{SECRET}%zz@127.0.0.1:{{port}}/prefect",
+        f"postgresql://prefect:{SECRET}@127.0.0.1:{{port}}/prefect",
     ],
+    ids=["bad-port", "bad-escape", "nothing-listening"],
 )
 def test_a_bad_server_database_url_is_one_line_without_the_password(url, tmp_path):
+    url = url.format(port=free_port())  # chosen at run time: xdist workers collect the same ids
     env = _env(tmp_path, PREFECT_SERVER_DATABASE_CONNECTION_URL=url)
     done = _run([sys.executable, "-m", "deployments.server", "start"], env, timeout=120)
     line = _one_error_line(done)
@@ -140,11 +142,13 @@ def test_a_bad_server_database_url_is_one_line_without_the_password(url, tmp_pat
 @pytest.mark.parametrize(
     "url",
     [
-        f"postgresql://ledger:{SECRET}@127.0.0.1:{free_port()}/ledger",
-        f"postgresql://ledger:{SECRET}%zz@127.0.0.1:{free_port()}/ledger",
+        f"postgresql://ledger:{SECRET}@127.0.0.1:{{port}}/ledger",
+        f"postgresql://ledger:{SECRET}%zz@127.0.0.1:{{port}}/ledger",
     ],
+    ids=["nothing-listening", "bad-escape"],
 )
 def test_an_unreachable_ledger_database_is_one_line_without_the_password(url, tmp_path):
+    url = url.format(port=free_port())
     done = _run([str(REACTOR), "claims", "list"], _env(tmp_path, REACTOR_DATABASE_URL=url))
     line = _one_error_line(done)
     assert "REACTOR_DATABASE_URL" in line
