@@ -26,6 +26,7 @@ from reactor.commands import _common, claims, demo, runs, spr, swarm, trace, wor
 
 # The commands that run flows or call the Prefect API: they say which server they use before
 # they start (`_common.use_server`); the others never need one.
+# (`worktree teardown` chooses its server itself, after it has checked what it is asked to remove)
 NEEDS_SERVER = {
     ("spr", "batch"),
     ("swarm", "run"),
@@ -33,7 +34,6 @@ NEEDS_SERVER = {
     ("trace", "run"),
     ("worktree", "deploy"),
     ("worktree", "monitor"),
-    ("worktree", "teardown"),
     ("runs", "resume"),
 }
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from reactor.commands._common import cli_errors, load_model, print_json
+from reactor.commands._common import cli_errors, load_model, print_json, use_server
 
 app = typer.Typer(
     help="Git-worktree deployment: deploy, status, monitor, teardown.", no_args_is_help=True
@@ -122,6 +122,7 @@ def teardown(
             unsaved = [u for u in found if u is not None and u.at_risk]
             if unsaved:
                 raise UnsavedWorkError(unsaved)
+        use_server()  # only now: a refused teardown needs no server
         from flows.worktree_teardown import worktree_teardown
 
         result = asyncio.run(worktree_teardown(request))
