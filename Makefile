@@ -66,7 +66,7 @@ format: setup
 # record in .prefect-server/); `make stop` stops it and nothing else. Every reactor command and
 # make target of this checkout uses it while it runs. With PREFECT_SERVER_DATABASE_CONNECTION_URL
 # set (postgresql://… or postgresql+asyncpg://…) it runs on that database, checked first, and with
-# PREFECT_SERVER_API_HOST=0.0.0.0 it listens for the workers of other hosts (README, "Several hosts").
+# PREFECT_SERVER_API_HOST=0.0.0.0 it listens for the workers of other hosts (docs/guide.md, "Several hosts").
 server: setup
 	@$(PY) -m deployments.server start
 
