@@ -14,12 +14,10 @@ exports datasets or stores task results there gets the variables `start` prints.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +25,11 @@ import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from tasks.net import free_port, port_is_free
+from tasks.worktree.identity import identify_spawned
+from tasks.worktree.models import ProcessIdentity
+from tasks.worktree.process import is_alive, stop_process
 
 HOST = "127.0.0.1"
 BUCKET = "reactor"
@@ -52,26 +55,15 @@ def weed_binary() -> Path:
     return Path(found)
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-        return True
-
-
 def free_ports(count: int) -> list[int]:
     """`count` distinct free loopback ports whose gRPC partner (+10000) is free too."""
     ports: list[int] = []
     while len(ports) < count:
-        with socket.socket() as s:
-            s.bind((HOST, 0))
-            port = s.getsockname()[1]
+        port = free_port(HOST)
         if (
             port + GRPC_OFFSET < 65536
             and port not in ports
-            and _port_free(port + GRPC_OFFSET)
+            and port_is_free(port + GRPC_OFFSET, HOST)
             and all(abs(port - p) != GRPC_OFFSET for p in ports)
         ):
             ports.append(port)
@@ -111,17 +103,13 @@ class LocalObjectStore:
             "REACTOR_EXPORTS_DIR": f"s3://{bucket}/exports",
         }
 
+    def _process(self) -> ProcessIdentity | None:
+        recorded = self.state().get("process")
+        return ProcessIdentity.model_validate(recorded) if recorded else None
+
     def running(self) -> bool:
-        pid = self.state().get("pid")
-        if not pid:
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return _answers(self.state()["ports"]["s3"])
+        # the recorded identity, not the bare pid: after a crash the pid may be another's
+        return is_alive(self._process()) and _answers(self.state()["ports"]["s3"])
 
     def start(self, timeout_s: float = 60, buckets: tuple[str, ...] = (BUCKET,)) -> dict[str, str]:
         """Start the server (unless it runs), create `buckets`, return `env()`."""
@@ -163,7 +151,7 @@ class LocalObjectStore:
                 close_fds=True,
                 start_new_session=True,
             )
-        state["pid"] = proc.pid
+        state["process"] = identify_spawned(proc.pid).model_dump()
         self.state_file.write_text(json.dumps(state))
         os.chmod(self.state_file, 0o600)
         deadline = time.monotonic() + timeout_s
@@ -202,35 +190,14 @@ class LocalObjectStore:
                 time.sleep(0.1)
 
     def stop(self, timeout_s: float = 20) -> None:
-        """SIGTERM the server's process group, SIGKILL it if it has not exited in time."""
-        pid = self.state().get("pid")
-        if not pid:
+        """SIGTERM the server's process group, SIGKILL it if it has not exited in time; only
+        the recorded process is signalled, never one that took its pid."""
+        if not self.state_file.exists():
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
+        stop_process(self._process(), grace_s=timeout_s)
         state = self.state()
-        state.pop("pid", None)
+        state.pop("process", None)
         self.state_file.write_text(json.dumps(state))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        waited, _ = os.waitpid(pid, os.WNOHANG)  # reap it when it is our child
-        if waited == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _answers(port: int) -> bool:

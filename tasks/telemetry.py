@@ -24,7 +24,6 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
@@ -38,6 +37,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.trace import Link, Status, StatusCode
 
 from tasks.jsonl import iter_lines_backwards
+from tasks.logrotate import rotate, rotated, size_of
 from tasks.metrics import configure_metrics
 from tasks.redaction import install_log_redaction, known_secrets, redact, redact_text
 from tasks.settings import Settings, get_settings
@@ -114,7 +114,7 @@ class JsonlSpanExporter(SpanExporter):
         lines = "".join(json.dumps(span_record(s), default=str) + "\n" for s in spans).encode()
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            if _size(self.path) + len(lines) > self.max_bytes:
+            if size_of(self.path) + len(lines) > self.max_bytes:
                 self._rotate(len(lines))
             # one write() per batch on an O_APPEND file: processes never interleave lines
             with open(self.path, "ab") as fh:
@@ -122,30 +122,10 @@ class JsonlSpanExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
     def _rotate(self, incoming: int) -> None:
-        with FileLock(f"{self.path}.lock"):
-            size = _size(self.path)
-            if size == 0 or size + incoming <= self.max_bytes:
-                return  # another process rotated it meanwhile
-            for n in range(self.backups - 1, 0, -1):
-                older = rotated(self.path, n)
-                if older.exists():
-                    os.replace(older, rotated(self.path, n + 1))
-            os.replace(self.path, rotated(self.path, 1))
+        rotate(self.path, incoming, self.max_bytes, self.backups)
 
     def shutdown(self) -> None:
         return None
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-def rotated(path: Path, n: int) -> Path:
-    """The n-th older generation of a rotated span log (`telemetry_spans.jsonl.1`, …)."""
-    return path.with_name(f"{path.name}.{n}")
 
 
 class RedactingSpanProcessor(SpanProcessor):

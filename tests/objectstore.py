@@ -2,7 +2,7 @@
 behind `make objectstore`) in a temp dir on loopback, stopped and removed at the end (or at
 interpreter exit, whichever comes first), even when tests fail.
 
-`S3Server.env(bucket)` gives the AWS variables a test (or a subprocess) sets; `fresh_bucket`
+`S3Server.env()` gives the AWS variables a test (or a subprocess) sets; `fresh_bucket`
 creates an empty bucket of one test's own, so tests sharing the server never see each
 other's objects.
 """
@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from deployments.objectstore import REGION, LocalObjectStore
+from deployments.objectstore import LocalObjectStore
 from tasks.ids import next_ns
 
 
@@ -43,13 +43,7 @@ class S3Server:
 
     def env(self) -> dict[str, str]:
         """The AWS variables of this server (no exports root)."""
-        s = self.server.state()
-        return {
-            "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_ACCESS_KEY_ID": s["access_key"],
-            "AWS_SECRET_ACCESS_KEY": s["secret_key"],
-            "AWS_REGION": REGION,
-        }
+        return {k: v for k, v in self.server.env().items() if k != "REACTOR_EXPORTS_DIR"}
 
     def fresh_bucket(self, prefix: str = "t") -> str:
         name = f"{prefix}-{next_ns()}"[:63].lower()

@@ -179,9 +179,10 @@ def worker_pool(workers: int) -> ProcessPool:
 
 def start_workers(workers: int, targets: tuple[str, ...] = ()) -> float:
     """Start this process's `workers` handler processes, if they are not running, and wait
-    until each has taken a warm-up call (importing the `python` handlers in `targets`): run
-    before the first task, so no task's measured time includes a worker's start-up. The
-    milliseconds it took (about 0 when the workers were already running)."""
+    for `workers` warm-up calls (each imports the `python` handlers in `targets`; the pool
+    hands them out, so a fast worker may take two): run before the first task, so a task's
+    measured time leaves out the pool's start-up. The milliseconds it took (about 0 when the
+    workers were already running)."""
     t0 = time.perf_counter()
     pool = worker_pool(workers)
     calls = [pool.schedule(ready, args=(targets,)) for _ in range(workers)]

@@ -29,24 +29,13 @@ import sys
 from pathlib import Path
 from typing import BinaryIO
 
+from tasks.logrotate import rotate
 from tasks.redaction import REDACTED
 
 SECRETS_VAR = "REACTOR_RELAY_SECRETS"
 MAX_LINE_BYTES = 64 * 1024
 MAX_LOG_BYTES = 16 * 1024 * 1024
 LOG_BACKUPS = 3
-
-
-def rotated(path: Path, n: int) -> Path:
-    """The n-th older generation of a rotated log (`api.log.1`, …)."""
-    return path.with_name(f"{path.name}.{n}")
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
 
 
 class RotatingLog:
@@ -61,20 +50,12 @@ class RotatingLog:
         if os.fstat(self._file.fileno()).st_size + len(data) > self.max_bytes:
             self._rotate(len(data))
         self._file.write(data)
-        self._file.flush()  # a reader (the failure reason, `reactor worktree logs`) sees it now
+        self._file.flush()  # a reader (the failure reason, `process.log_tail`) sees it now
 
     def _rotate(self, incoming: int) -> None:
-        from filelock import FileLock  # here: importing it costs every relay start ~50 ms
-
-        with FileLock(f"{self.path}.lock"):
-            size = _size(self.path)
-            if size and size + incoming > self.max_bytes:  # else another relay rotated it
-                for n in range(self.backups - 1, 0, -1):
-                    if (older := rotated(self.path, n)).exists():
-                        os.replace(older, rotated(self.path, n + 1))
-                os.replace(self.path, rotated(self.path, 1))
-            self._file.close()
-            self._file = open(self.path, "ab")  # noqa: SIM115
+        rotate(self.path, incoming, self.max_bytes, self.backups)
+        self._file.close()  # reopened whether this relay or another one rotated it
+        self._file = open(self.path, "ab")  # noqa: SIM115
 
     def close(self) -> None:
         self._file.close()

@@ -10,7 +10,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from tasks.jsonl import iter_lines_backwards
-from tasks.telemetry import JsonlSpanExporter, read_spans, rotated
+from tasks.logrotate import rotated
+from tasks.telemetry import JsonlSpanExporter, read_spans
 
 
 def _write_spans(exporter: JsonlSpanExporter, n: int, name: str = "work") -> None:

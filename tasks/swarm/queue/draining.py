@@ -126,6 +126,7 @@ def release_held(ledger: Ledger, claims: Mapping[str, str]) -> int:
 def summarize(ledger: Ledger, batch: TakenWork, executions: list[ExecutionRecord]) -> DrainSummary:
     """What the run did to the queue, read back from the ledger after the run."""
     statuses = ledger.statuses(batch.claims)
+    counts = ledger.counts()  # one pass over the queue for the depth and the dead letters
     unfinished = [w for w, s in statuses.items() if s != "completed"]
     errors = {}
     for wid in unfinished[:MAX_ERRORS_SHOWN]:
@@ -133,7 +134,7 @@ def summarize(ledger: Ledger, batch: TakenWork, executions: list[ExecutionRecord
             errors[wid] = error
     return DrainSummary(
         depth_before=batch.depth_before,
-        depth_after=ledger.queue_depth(),
+        depth_after=counts.get("pending", 0),
         taken=len(batch.claims),
         completed=sum(s == "completed" for s in statuses.values()),
         failed=sum(s == "failed" for s in statuses.values()),
@@ -141,6 +142,6 @@ def summarize(ledger: Ledger, batch: TakenWork, executions: list[ExecutionRecord
         oldest_pending_age_s=ledger.oldest_pending_age_s(),
         blocked=ledger.blocked(),
         last_errors=errors,
-        dead_letters=ledger.counts().get("failed", 0),
+        dead_letters=counts.get("failed", 0),
         unestimated=batch.unestimated,
     )

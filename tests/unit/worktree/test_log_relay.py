@@ -10,7 +10,8 @@ from pathlib import Path
 
 import psutil
 
-from tasks.worktree.log_relay import SECRETS_VAR, rotated
+from tasks.logrotate import rotated
+from tasks.worktree.log_relay import SECRETS_VAR
 
 ROOT = Path(__file__).resolve().parents[3]
 
