@@ -492,6 +492,8 @@ def _locate(path: Location) -> tuple[Location, str, date, str]:
     """(root, dataset, day, run_id) of a data file laid out by `export_dataset`."""
     text = path.as_posix() if isinstance(path, Path) else str(path)
     parts = text.rsplit("/", 4)
+    if isinstance(path, Path) and len(parts) == 4:  # relative to the working directory
+        parts = [".", *parts]
     if len(parts) < 5:
         raise InvalidInput(f"{path} is not an exported data file")
     root_text, fmt_dir, dataset, partition, name = parts

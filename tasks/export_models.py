@@ -20,7 +20,7 @@ class ExportedFile(BaseModel):
     rows: int
     bytes: int  # 0 for a Delta table
     sha256: str | None = None  # None for a Delta table
-    version: int | None = None  # the Delta table version that holds the run's rows
+    version: int | None = None  # the Delta table's version once the run's commit is in
 
 
 class ExportResult(BaseModel):

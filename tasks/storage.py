@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import posixpath
 import re
 import secrets
 from collections.abc import Iterator
@@ -152,9 +151,7 @@ class Storage:
         return None if self.local else urlsplit(str(self.root)).netloc
 
     def join(self, *parts: str) -> Location:
-        if isinstance(self.root, Path):
-            return self.root.joinpath(*parts)
-        return posixpath.join(self.root, *parts)
+        return join(self.root, *parts)
 
     def relative(self, location: Location) -> str:
         """`location` relative to the root, with `/` separators."""
@@ -273,13 +270,11 @@ def _create_local(path: Path, data: bytes) -> bool:
 
 def _codes(exc: BaseException) -> set[str]:
     codes: set[str] = set()
-    seen: BaseException | None = exc
-    while seen is not None:
+    for seen in _chain(exc):
         response = getattr(seen, "response", None)
         if isinstance(response, dict):
             codes.add(str(response.get("Error", {}).get("Code", "")))
             codes.add(str(response.get("ResponseMetadata", {}).get("HTTPStatusCode", "")))
-        seen = seen.__cause__ or seen.__context__
     return codes
 
 
