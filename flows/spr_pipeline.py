@@ -36,6 +36,7 @@ from tasks.spr.prefect_tasks import (
 )
 from tasks.spr.sprfile import with_spr_files
 from tasks.telemetry import configure_telemetry
+from tasks.tracing import format_trace_id
 
 # also at import: Prefect opens the flow-run span before the body runs, and that span (whose
 # trace id goes into the .spr headers and the log) is only recorded once a provider exists
@@ -51,7 +52,7 @@ def sample_request(**overrides) -> SPRRequest:
 
 def _trace_id() -> str | None:
     context = trace.get_current_span().get_span_context()
-    return format(context.trace_id, "032x") if context.is_valid else None
+    return format_trace_id(context.trace_id) if context.is_valid else None
 
 
 @flow(name="spr-pipeline", task_runner=task_runner(), validate_parameters=True, **resumable())

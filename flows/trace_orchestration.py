@@ -22,7 +22,8 @@ from tasks.graph import batches
 from tasks.resume import resumable
 from tasks.runtime import current_run_id, task_runner
 from tasks.settings import get_settings
-from tasks.telemetry import configure_telemetry, spans_path
+from tasks.span_log import spans_path
+from tasks.telemetry import configure_telemetry
 from tasks.trace.analysis import simulated_failure
 from tasks.trace.context import enclosing_traceparent, open_trace
 from tasks.trace.models import SystemResult, TraceRequest, TraceRunResult

@@ -25,7 +25,7 @@ import logging
 import os
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, get_args
 
 REDACTED = "[REDACTED]"
 SENSITIVE_NAME = re.compile(
@@ -55,9 +55,7 @@ def known_secrets() -> list[str]:
     cached = _cache
     if cached is not None and cached[0] == key:
         return list(cached[1])
-    from tasks.settings import get_settings  # local: settings read the environment each call
-
-    found = set(_extra_secrets) | set(get_settings().secret_values())
+    found = set(_extra_secrets) | set(_configured_secrets())
     found.update(v for name, v in os.environ.items() if SENSITIVE_NAME.search(name))
     # one minimum for every source: a configured secret shorter than this (a database password
     # "ok" or "2024") would redact ordinary words and numbers, so it is not redacted at all
@@ -65,6 +63,25 @@ def known_secrets() -> list[str]:
     secrets = sorted(found, key=len, reverse=True)
     _cache = (key, secrets)
     return list(secrets)
+
+
+def _configured_secrets() -> list[str]:
+    """The settings' secret values; while the settings do not validate (a bad `REACTOR_*` value),
+    the raw values of their secret variables, so that the error saying so can still be raised."""
+    from pydantic import SecretStr, ValidationError
+
+    from tasks.settings import Settings, get_settings  # local: settings raise errors.py's errors
+
+    try:
+        return get_settings().secret_values()
+    except ValidationError:
+        prefix = Settings.model_config.get("env_prefix", "")
+        names = {
+            f"{prefix}{name}".upper()
+            for name, field in Settings.model_fields.items()
+            if SecretStr in (field.annotation, *get_args(field.annotation))
+        }
+        return [value for name, value in os.environ.items() if name.upper() in names]
 
 
 def redact_text(text: str, secrets: Iterable[str]) -> str:

@@ -76,10 +76,11 @@ def _source(result) -> str:
 
 def _trace_id(name: str) -> str:
     from tasks.telemetry import configure_telemetry, get_tracer
+    from tasks.tracing import format_trace_id
 
     configure_telemetry()
     with get_tracer().start_as_current_span(name) as span:
-        return format(span.get_span_context().trace_id, "032x")
+        return format_trace_id(span.get_span_context().trace_id)
 
 
 @app.command()

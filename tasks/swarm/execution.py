@@ -26,10 +26,11 @@ from tasks.errors import CoordinationConflict
 from tasks.periodic import every
 from tasks.redaction import redact
 from tasks.settings import Settings
+from tasks.span_log import STATUS_ATTRIBUTE
 from tasks.swarm.errors import SuccessRateTooLow
 from tasks.swarm.handlers import HandlerOutcome, resolve, run_with_retries
 from tasks.swarm.models import Assignment, ExecutionRecord, HandlerSpec, SwarmTask, WorkPlan
-from tasks.telemetry import STATUS_ATTRIBUTE, get_tracer
+from tasks.telemetry import get_tracer
 
 SPAN_NAME = "swarm.execute"
 SUBFLOW_ATTRIBUTE = "swarm.subflow_run_id"

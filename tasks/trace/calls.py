@@ -26,7 +26,8 @@ from tasks.errors import ServiceUnhealthy
 from tasks.health import HealthCheck, probe
 from tasks.redaction import redact
 from tasks.retry import backoff_delays
-from tasks.telemetry import STATUS_ATTRIBUTE, get_tracer
+from tasks.span_log import STATUS_ATTRIBUTE
+from tasks.telemetry import get_tracer
 from tasks.trace.models import (
     EXECUTION_ID_FIELDS,
     UNKNOWN_EXECUTION,

@@ -12,11 +12,11 @@ import pytest
 from flows.spr_pipeline import sample_request, spr_pipeline
 from tasks.coordination_log import read_log
 from tasks.export import read_export
+from tasks.span_log import read_spans, spans_path
 from tasks.spr import llm
 from tasks.spr.models import SPRDocument, SPRRequest, SPRRunResult
 from tasks.spr.sprfile import parse_spr, validate_spr
 from tasks.spr.text import word_count
-from tasks.telemetry import read_spans, spans_path
 from tests.prefect_api import run_logs
 from tests.unit.spr.anthropic_api import answer, api, status
 

@@ -23,6 +23,7 @@ from tasks.compensation import compensating
 from tasks.coordination_log import read_log
 from tasks.errors import RolledBack
 from tasks.export import read_export
+from tasks.span_log import read_spans, spans_path
 from tasks.swarm.errors import SwarmRolledBack
 from tasks.swarm.models import SwarmRequest, SwarmResult
 from tasks.swarm.prefect_tasks import (
@@ -31,7 +32,6 @@ from tasks.swarm.prefect_tasks import (
     distribute_work,
     form_agents,
 )
-from tasks.telemetry import read_spans, spans_path
 from tests.loopback import echo_server
 from tests.prefect_api import run_logs
 

@@ -16,7 +16,7 @@ from tasks.coordination_log import read_log
 from tasks.errors import ServiceUnhealthy
 from tasks.export import read_export
 from tasks.settings import get_settings
-from tasks.telemetry import read_spans, spans_path
+from tasks.span_log import read_spans, spans_path
 from tasks.trace.sample import SAMPLE_SYSTEMS, rebase_urls, sample_trace_request
 from tasks.trace.standins import Behaviour, StandinConfig, run_standins
 from tasks.tracing import decode_baggage

@@ -17,7 +17,7 @@ import pytest
 from flows.worktree_deployment import worktree_deployment
 from flows.worktree_teardown import worktree_teardown
 from tasks.errors import InvalidInput, RolledBack
-from tasks.telemetry import read_spans, spans_path
+from tasks.span_log import read_spans, spans_path
 from tasks.worktree.errors import DeploymentRolledBack, UnsavedWorkError
 from tasks.worktree.models import DeploymentRequest, ServiceStatus, TeardownRequest
 from tasks.worktree.registry import open_registry
