@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
@@ -18,8 +18,7 @@ from prefect.runtime import flow_run
 from tasks.compensation import compensating
 from tasks.errors import RolledBack
 from tasks.events import emit
-from tasks.runtime import current_run_id, task_runner, unpersisted_results
-from tasks.settings import get_settings
+from tasks.runtime import current_run_id, reactor_flow
 from tasks.swarm.agents import heartbeating
 from tasks.swarm.errors import SwarmRolledBack
 from tasks.swarm.execution import submission_order, success_rate
@@ -39,33 +38,21 @@ from tasks.swarm.prefect_tasks import (
 from tasks.swarm.queue.draining import dependency_items
 from tasks.swarm.queue.prefect_tasks import assign_work, summarize_drain, take_work
 from tasks.swarm.report import empty_run, request_line
-from tasks.telemetry import configure_telemetry
-
-# also at import: Prefect opens the flow-run span before the body runs, and that span (the parent
-# of every task span, and through them of every scenario subflow's spans: one trace per run) is
-# only recorded once a provider exists
-configure_telemetry()
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "swarm" / "tasks.json"
 
 
-@flow(
-    name="swarm-coordination",
-    task_runner=task_runner(),
-    validate_parameters=True,
-    # no Prefect result needed to resume: each step finds its dead attempt's work in the
-    # ledger and the registry (docs/swarm.md, "After a crash")
-    **unpersisted_results(),
-)
+# not `resumable`: each step finds its dead attempt's work in the ledger and the registry, no
+# Prefect result needed (docs/swarm.md, "After a crash")
+@reactor_flow("swarm-coordination")
 async def swarm_coordination(request: SwarmRequest) -> SwarmResult:
-    configure_telemetry(get_settings())
     logger, run_id = get_run_logger(), current_run_id()
     logger.info(request_line(request))
     # a retry of this run (same id, `reactor runs resume`): each step finds what its dead
     # attempt did in the ledger and the agent registry and continues from there
     resuming = (flow_run.run_count or 1) > 1
     if resuming:
-        logger.info(f"resuming run {run_id}: attempt {flow_run.run_count}")
+        logger.info("resuming run %s: attempt %d", run_id, flow_run.run_count)
     emit("swarm", "started", run_id, {"tasks": len(request.tasks), "drain": bool(request.queue)})
 
     # 0 and 2-5 change shared state, so they run as one transaction: a failure (or a success
@@ -111,7 +98,7 @@ async def swarm_coordination(request: SwarmRequest) -> SwarmResult:
         if not executions:  # failed before the plan ran: the error says what was undone
             raise
         failure = undone
-        logger.error(f"rolled back: {undone.message}; undone: {'; '.join(undone.compensations)}")
+        logger.error("rolled back: %s; undone: %s", undone.message, "; ".join(undone.compensations))
 
     # 6. telemetry aggregation from the spans this run wrote, the queue's state, datasets, UI
     result = SwarmResult(
