@@ -21,7 +21,7 @@ from tasks.events import emit
 from tasks.runtime import current_run_id, reactor_flow
 from tasks.swarm.agents import heartbeating
 from tasks.swarm.errors import SwarmRolledBack
-from tasks.swarm.execution import submission_order, success_rate
+from tasks.swarm.execution import ItemJob, submission_order, success_rate
 from tasks.swarm.models import ExecutionRecord, SwarmRequest, SwarmResult, TakenWork, WorkPlan
 from tasks.swarm.prefect_tasks import (
     aggregate_telemetry,
@@ -129,15 +129,16 @@ async def execute_plan(
     items = {a.task_id: a.work_item_id for a in plan.assignments}
     futures: dict[str, PrefectFuture[ExecutionRecord]] = {}
     for a, after in submission_order(plan, tasks):
-        futures[a.task_id] = execute_work_item.submit(
-            tasks[a.task_id],
-            a,
-            dependency_items(batch, tasks[a.task_id], items),
-            work.handlers,
-            work.lease_s,
-            run_id,
-            wait_for=[futures[t] for t in after],
+        task = tasks[a.task_id]
+        job = ItemJob(
+            task=task,
+            assignment=a,
+            run_id=run_id,
+            lease_s=work.lease_s,
+            dependency_items=dependency_items(batch, task, items),
+            handlers=work.handlers,
         )
+        futures[a.task_id] = execute_work_item.submit(job, wait_for=[futures[t] for t in after])
     progress = await acreate_progress_artifact(0.0, description=f"{run_id}: tasks done")
     finished = []
     for future in futures.values():
