@@ -107,11 +107,11 @@ async def swarm_coordination(request: SwarmRequest) -> SwarmResult:
         analysis=analysis,
         agents=agents,
         plan=plan,
+        telemetry=aggregate_telemetry(run_id, agents, plan, startup_ms),
         executions=executions,
         success_rate=success_rate(executions),
-        telemetry=aggregate_telemetry(run_id, agents, plan, startup_ms),
-        compensations=failure.compensations if failure else [],
         queue=summarize_drain(batch, executions, run_id) if batch else None,
+        compensations=failure.compensations if failure else [],
     )
     if failure:  # the summary still shows what ran and what was undone; the run fails
         publish_summary(result, failure=failure.message)
