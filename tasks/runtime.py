@@ -67,11 +67,10 @@ class SharedClientTaskRunner(ThreadPoolTaskRunner):
     `prefect/task_engine.py`); each new client parses certifi's CA bundle into a TLS context,
     even for an `http://` API. A sync flow's own client context reaches its task threads, so
     there the client is shared; an `async def` flow has only an async client, so every task run
-    of our flows paid for two clients. Measured: an async flow of 20 no-op tasks took 3.0 s of
-    CPU without a shared client and 0.5 s with one (load ≈ 7). This runner is what a sync flow
-    gets for free: the client is opened with the runner and closed after its last task run
-    (httpx clients are thread-safe). A runner inside a task run that already has one (a
-    subflow, or the copy Prefect enters per task run) uses that one."""
+    of our flows paid for two clients (what that cost: docs/operations.md, "What it costs").
+    This runner is what a sync flow gets for free: the client is opened with the runner and
+    closed after its last task run (httpx clients are thread-safe). A runner inside a task run
+    that already has one (a subflow, or the copy Prefect enters per task run) uses that one."""
 
     def __enter__(self) -> SharedClientTaskRunner:
         super().__enter__()
@@ -127,11 +126,11 @@ def unpersisted_results() -> dict[str, Any]:
     `tasks/resume.py` is the persisted counterpart): persistence off and the project's result
     storage, both stated on the decorator.
 
-    Left unset, Prefect 3.9.1 asks the server for its default result storage at every flow run,
-    twice (a sync and an async `GET /api/admin/storage`: 31 ms of an empty run on 127.0.0.1 at
-    load ≈ 3-4, more on a busier machine; docs/operations.md#what-it-costs); stated, it asks
-    nothing. A task that persists its own result (`persist_result=True`) writes it where
-    `result_storage()` says, like the tasks of the resumable flows."""
+    Left unset, Prefect 3.9.1 asks the server for its default result storage twice at every
+    flow run (a sync and an async `GET /api/admin/storage`; what that costs:
+    docs/operations.md, "What it costs"); stated, it asks nothing. A task that persists its own
+    result (`persist_result=True`) writes it where `result_storage()` says, like the tasks of
+    the resumable flows."""
     return {"persist_result": False, "result_storage": result_storage()}
 
 
