@@ -464,7 +464,7 @@ def sweep_line(lapsed: list[str], timeout_s: float) -> str:
 def log_outcome(logger: Any, record: ExecutionRecord) -> None:
     """One line per executed item; one finished by the dead attempt says so (not run again)."""
     if record.resumed:
-        logger.info(f"{record.task_id}: {record.status} by the dead attempt, not run again")
+        logger.info("%s: %s by the dead attempt, not run again", record.task_id, record.status)
     else:
         logger.log(logging.INFO if record.status == "completed" else logging.WARNING,
                    outcome_line(record))  # fmt: skip
@@ -493,7 +493,7 @@ def log_exports(
 ) -> dict[str, list[str]]:
     """Log where each dataset went; dataset -> its files."""
     if snap.moved_aside:
-        logger.warning(f"{snap.path} was not valid JSON: kept it as {snap.moved_aside}")
+        logger.warning("%s was not valid JSON: kept it as %s", snap.path, snap.moved_aside)
     for name, done in exported.items():
         logger.info(dataset_line(name, done))
     return {name: [str(f.path) for f in done.files] for name, done in exported.items()}
@@ -501,7 +501,7 @@ def log_exports(
 
 def log_agents(logger: Any, agents: list[Agent], kept: set[str]) -> None:
     for a in agents:
-        logger.info(agent_line(a) + (" (kept from the dead attempt)" if a.agent_id in kept else ""))
+        logger.info("%s%s", agent_line(a), " (kept from the dead attempt)" * (a.agent_id in kept))
 
 
 def check_success_rate(
@@ -513,7 +513,7 @@ def check_success_rate(
     if (error := execution.shortfall(records, minimum)) is not None:
         emit("swarm", "below_min_success_rate", run_id, shortfall_facts(records, rate, minimum))
         raise error
-    logger.info(f"success rate {rate:.0%} (minimum {minimum:.0%})")
+    logger.info("success rate %.0f%% (minimum %.0f%%)", 100 * rate, 100 * minimum)
     return rate
 
 
