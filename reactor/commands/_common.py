@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import sys
 import traceback
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from tasks.errors import ReactorError
+from tasks.redaction import url_password
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -110,16 +110,13 @@ def error_message(exc: BaseException) -> tuple[str, int]:
     return f"{type(exc).__name__}: {_first_line(exc)}", EXIT_FAILED
 
 
-_URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@:]*:([^@/]+)@")
-
-
 def _url_passwords() -> set[str]:
-    """The passwords in the environment's URLs (`scheme://user:password@…`), as written and
-    decoded: found even where the URL is malformed and no parser would name them."""
+    """The passwords in the environment's URLs, as written and decoded: found even where the
+    URL is malformed and no parser would name them."""
     found = set()
     for value in os.environ.values():
-        if match := _URL_PASSWORD.match(value):
-            found |= {match.group(1), unquote(match.group(1))}
+        if password := url_password(value):
+            found |= {password, unquote(password)}
     return {p for p in found if len(p) >= 4}
 
 

@@ -26,6 +26,7 @@ import typer
 from pydantic import BaseModel
 
 from reactor.commands._common import EXIT_FAILED, fail, print_json
+from tasks.redaction import without_credentials
 
 app = typer.Typer(
     help="Flow runs after a crash: resume one under its own id.", no_args_is_help=True
@@ -83,13 +84,10 @@ async def last_sign_of_life(client, flow_run) -> datetime | None:
 
 def api_url() -> str:
     """The Prefect API this process talks to, without any credentials in the URL."""
-    import httpx
     from prefect.settings import get_current_settings
 
     url = get_current_settings().api.url
-    if not url:
-        return "(a temporary server)"
-    return str(httpx.URL(url).copy_with(username=None, password=None))
+    return without_credentials(url) if url else "(a temporary server)"
 
 
 def heartbeat_interval_s() -> int:

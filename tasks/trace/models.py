@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tasks.graph import validate_graph
 from tasks.health import HealthCheck
+from tasks.redaction import without_credentials
 from tasks.tracing import is_baggage_key
 
 SystemType = Literal["phoenix", "n8n", "xavos", "generic"]
@@ -113,9 +114,8 @@ class SystemSpec(BaseModel):
     @classmethod
     def _url(cls, url: str) -> str:
         problem = url_problem(url)
-        if problem:  # a URL with userinfo is not echoed: it may carry credentials
-            shown = "" if "@" in url else f" {url!r}"
-            raise ValueError(f"url{shown} is malformed: {problem}")
+        if problem:  # echoed without its userinfo: it may carry credentials
+            raise ValueError(f"url {without_credentials(url)!r} is malformed: {problem}")
         return url.rstrip("/")
 
     @field_validator("path", "health_path")

@@ -45,8 +45,8 @@ def test_a_refused_url_with_credentials_names_the_field_not_the_secret(url):
     with pytest.raises(ValidationError) as refused:
         request(system("a", url=url))
     (error,) = refused.value.errors()
-    assert error["loc"][-1] == "url" and "url is malformed" in error["msg"]
-    assert "Sup3rS3cret" not in error["msg"]
+    assert error["loc"][-1] == "url" and "is malformed" in error["msg"]
+    assert "Sup3rS3cret" not in error["msg"] and "://h" in error["msg"].replace("://[", "://h")
 
 
 @pytest.mark.parametrize(
