@@ -12,11 +12,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import unquote
@@ -26,7 +27,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from tasks.errors import ReactorError
-from tasks.redaction import url_password
+from tasks.redaction import url_password, without_credentials
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -95,7 +96,8 @@ def error_message(exc: BaseException) -> tuple[str, int]:
             EXIT_FAILED,
         )
     if _is(exc, "httpx", "TransportError"):
-        where = _url_of(exc) or os.environ.get("PREFECT_API_URL") or "the Prefect API"
+        configured = without_credentials(os.environ.get("PREFECT_API_URL", ""))
+        where = _url_of(exc) or configured or "the Prefect API"
         return (
             f"cannot reach {where} ({type(exc).__name__}: {_first_line(exc)}); is the Prefect"
             " server up? (`make server`, or check PREFECT_API_URL)",
@@ -176,6 +178,21 @@ def use_server() -> None:
     # tasks.runtime.CONSOLE_TRACEBACKS_ENV, read when the flows are imported (importing
     # tasks.runtime here would load Prefect before an input error is reported)
     os.environ["REACTOR_CONSOLE_TRACEBACKS"] = "1" if verbose() else "0"
+
+
+C = TypeVar("C", bound=Callable[..., Any])
+
+
+def needs_server(command: C) -> C:
+    """Mark a command that runs flows or calls the Prefect API: it chooses its server and says
+    which (`use_server`) after its arguments are parsed, before it starts."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        use_server()
+        return command(*args, **kwargs)
+
+    return run  # type: ignore[return-value]
 
 
 def load_document(path: Path) -> Any:
