@@ -14,7 +14,6 @@ exports datasets or stores task results there gets the variables `start` prints.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import shutil
@@ -26,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from deployments.local_service import LocalService
 from tasks.net import free_port, port_is_free
 from tasks.worktree.identity import identify_spawned
 from tasks.worktree.models import ProcessIdentity
@@ -71,22 +71,10 @@ def free_ports(count: int) -> list[int]:
 
 
 @dataclass
-class LocalObjectStore:
-    """A SeaweedFS server in `root`: data/, server.log and state.json (ports, keys, pid)."""
+class LocalObjectStore(LocalService):
+    """A SeaweedFS server in `root`: data/, server.log and state.json (ports, keys, process)."""
 
-    root: Path
     memory_limit: str = "512MiB"  # GOMEMLIMIT: the Go runtime's soft cap
-
-    @property
-    def state_file(self) -> Path:
-        return self.root / "state.json"
-
-    @property
-    def log(self) -> Path:
-        return self.root / "server.log"
-
-    def state(self) -> dict:
-        return json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
 
     @property
     def endpoint(self) -> str:
@@ -115,8 +103,8 @@ class LocalObjectStore:
         """Start the server (unless it runs), create `buckets`, return `env()`."""
         if self.running():
             return self.env()
-        (self.root / "data").mkdir(parents=True, exist_ok=True)
-        os.chmod(self.root, 0o700)
+        self.make_root()
+        (self.root / "data").mkdir(exist_ok=True)
         state = self.state() or {
             "access_key": "reactor" + secrets.token_hex(6),
             "secret_key": secrets.token_urlsafe(30),
@@ -152,13 +140,12 @@ class LocalObjectStore:
                 start_new_session=True,
             )
         state["process"] = identify_spawned(proc.pid).model_dump()
-        self.state_file.write_text(json.dumps(state))
-        os.chmod(self.state_file, 0o600)
+        self.save_state(state)
         deadline = time.monotonic() + timeout_s
         while not _answers(ports["s3"]):
             if proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                tail = self.log.read_text(errors="replace")[-1500:]
+                tail = self.log_tail(1500)
                 raise RuntimeError(f"SeaweedFS did not start on {HOST}:{ports['s3']}\n{tail}")
             time.sleep(0.1)
         for bucket in buckets:
@@ -197,7 +184,7 @@ class LocalObjectStore:
         stop_process(self._process(), grace_s=timeout_s)
         state = self.state()
         state.pop("process", None)
-        self.state_file.write_text(json.dumps(state))
+        self.save_state(state)
 
 
 def _answers(port: int) -> bool:
