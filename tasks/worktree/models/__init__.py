@@ -4,82 +4,17 @@ them from here."""
 
 from __future__ import annotations
 
-from tasks.worktree.models.monitor import (
-    MonitorCheck,
-    MonitorRequest,
-    MonitorResult,
-)
-from tasks.worktree.models.outcome import (
-    DeploymentResult,
-    Preflight,
-    ProcessIdentity,
-    ServiceOutcome,
-    ServiceStatus,
-    WorktreeAttempt,
-    WorktreeInfo,
-)
-from tasks.worktree.models.registry import (
-    DEFAULT_RESERVED,
-    DatabaseNames,
-    EnvironmentEntry,
-    EnvironmentStatus,
-    HostRegistry,
-    LastCheck,
-    RegistryDocument,
-)
-from tasks.worktree.models.request import (
-    BRANCH_RE,
-    ELIXIR_TYPES,
-    MAX_PORT,
-    MIN_PORT,
-    NAME_RE,
-    DeploymentRequest,
-    Logger,
-    WorktreeSpec,
-    WorktreeType,
-    as_argv,
-    check_branch,
-    check_name,
-)
-from tasks.worktree.models.teardown import (
-    TeardownItem,
-    TeardownRequest,
-    TeardownResult,
-    UnsavedWork,
-)
+from tasks.worktree.models import monitor, outcome, registry, request, teardown
+from tasks.worktree.models.monitor import *  # noqa: F403
+from tasks.worktree.models.outcome import *  # noqa: F403
+from tasks.worktree.models.registry import *  # noqa: F403
+from tasks.worktree.models.request import *  # noqa: F403
+from tasks.worktree.models.teardown import *  # noqa: F403
 
 __all__ = [
-    "BRANCH_RE",
-    "DEFAULT_RESERVED",
-    "ELIXIR_TYPES",
-    "MAX_PORT",
-    "MIN_PORT",
-    "NAME_RE",
-    "DatabaseNames",
-    "DeploymentRequest",
-    "DeploymentResult",
-    "EnvironmentEntry",
-    "EnvironmentStatus",
-    "HostRegistry",
-    "LastCheck",
-    "Logger",
-    "MonitorCheck",
-    "MonitorRequest",
-    "MonitorResult",
-    "Preflight",
-    "ProcessIdentity",
-    "RegistryDocument",
-    "ServiceOutcome",
-    "ServiceStatus",
-    "TeardownItem",
-    "TeardownRequest",
-    "TeardownResult",
-    "UnsavedWork",
-    "WorktreeAttempt",
-    "WorktreeInfo",
-    "WorktreeSpec",
-    "WorktreeType",
-    "as_argv",
-    "check_branch",
-    "check_name",
+    *request.__all__,
+    *outcome.__all__,
+    *registry.__all__,
+    *monitor.__all__,
+    *teardown.__all__,
 ]

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+__all__ = ["MonitorCheck", "MonitorRequest", "MonitorResult"]
+
 
 class MonitorRequest(BaseModel):
     """One pass (`once`) or a loop every `interval_s` over every registered service."""

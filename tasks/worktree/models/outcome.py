@@ -9,6 +9,16 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+__all__ = [
+    "DeploymentResult",
+    "Preflight",
+    "ProcessIdentity",
+    "ServiceOutcome",
+    "ServiceStatus",
+    "WorktreeAttempt",
+    "WorktreeInfo",
+]
+
 
 class Preflight(BaseModel):
     """A request checked against the file system: resolved paths and the start order."""

@@ -13,6 +13,16 @@ from tasks.worktree.models.outcome import ProcessIdentity
 from tasks.worktree.models.request import WorktreeType
 from tasks.worktree.secret_names import redacted
 
+__all__ = [
+    "DEFAULT_RESERVED",
+    "DatabaseNames",
+    "EnvironmentEntry",
+    "EnvironmentStatus",
+    "HostRegistry",
+    "LastCheck",
+    "RegistryDocument",
+]
+
 
 class EnvironmentStatus(StrEnum):
     allocated = "allocated"

@@ -14,6 +14,21 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from tasks.graph import validate_graph
 
+__all__ = [
+    "BRANCH_RE",
+    "ELIXIR_TYPES",
+    "MAX_PORT",
+    "MIN_PORT",
+    "NAME_RE",
+    "DeploymentRequest",
+    "Logger",
+    "WorktreeSpec",
+    "WorktreeType",
+    "as_argv",
+    "check_branch",
+    "check_name",
+]
+
 # what the scenario logs to: a stdlib logger, or the run logger Prefect hands a task
 Logger = logging.Logger | logging.LoggerAdapter
 

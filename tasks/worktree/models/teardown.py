@@ -8,6 +8,8 @@ from pydantic import BaseModel, Field, field_validator
 
 from tasks.worktree.models.request import check_name
 
+__all__ = ["TeardownItem", "TeardownRequest", "TeardownResult", "UnsavedWork"]
+
 
 class TeardownRequest(BaseModel):
     names: list[str] | None = None  # None: every registered environment
