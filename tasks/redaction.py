@@ -72,9 +72,8 @@ _cache: tuple[int, list[str]] | None = None
 def known_secrets() -> list[str]:
     """Every secret value this process knows of, longest first."""
     global _cache
-    # Building Settings costs ~1.2 ms and this runs on every span end (measured in
-    # bench/trace_bench.py); the answer only changes when the environment or the registered
-    # secrets do, so it is cached on a fingerprint of both (~20 us).
+    # runs on every span end, where building Settings is too slow (bench/trace_bench.py): the
+    # answer changes only with the environment or the registered secrets, its cache key
     key = hash((frozenset(os.environ.items()), frozenset(_extra_secrets)))
     cached = _cache
     if cached is not None and cached[0] == key:
