@@ -5,18 +5,33 @@ credentials) of what finds the server again."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 
 @dataclass
 class LocalService:
-    """A local server kept in `root`: server.log and state.json."""
+    """A local server kept in `root`: server.log and state.json. A server says how its command
+    line (`main`) shows it: `show_command` prints what a client needs (`show()`), `status` its
+    `address()`, and `start` what `announce()` says."""
 
     root: Path
+
+    show_command: ClassVar[str]
+    not_running: ClassVar[str]  # the hint when it is not running
+
+    # what each server provides
+    def start(self) -> Any: ...
+    def stop(self) -> None: ...
+    def running(self) -> bool: ...
+    def address(self) -> str: ...
+    def show(self) -> str: ...
+    def announce(self) -> None: ...  # after `start`: what clients need (stdout), how (stderr)
 
     @property
     def state_file(self) -> Path:
@@ -43,3 +58,36 @@ class LocalService:
     def log_tail(self, chars: int = 2000) -> str:
         """The end of the server's log, for an error saying why it did not start."""
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+
+def main(
+    service: type[LocalService],
+    argv: list[str] | None,
+    description: str,
+    state_dir: Path,
+    errors: tuple[type[Exception], ...],
+) -> int:
+    """`python -m deployments.<service> start|stop|<show>|status [--dir DIR]`; the exit code."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("command", choices=["start", "stop", service.show_command, "status"])
+    parser.add_argument("--dir", type=Path, default=state_dir, help="data and state directory")
+    args = parser.parse_args(argv)
+    server = service(args.dir.resolve())
+    try:
+        if args.command == "start":
+            server.start()
+            server.announce()
+        elif args.command == "stop":
+            server.stop()
+            print(f"stopped (data kept in {server.root})", file=sys.stderr)
+        elif server.running():
+            shown = server.show() if args.command == service.show_command else None
+            print(shown or f"running: {server.address()}")
+        else:
+            print(service.not_running, file=sys.stderr)
+            return 1
+    except errors as exc:
+        detail = getattr(exc, "stderr", None) or str(exc)
+        print(f"error: {detail.strip()}", file=sys.stderr)
+        return 1
+    return 0

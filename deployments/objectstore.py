@@ -13,7 +13,6 @@ exports datasets or stores task results there gets the variables `start` prints.
 
 from __future__ import annotations
 
-import argparse
 import os
 import secrets
 import shutil
@@ -24,7 +23,9 @@ import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
+from deployments import local_service
 from deployments.local_service import LocalService
 from tasks.net import free_port, port_is_free
 from tasks.worktree.identity import identify_spawned
@@ -75,6 +76,23 @@ class LocalObjectStore(LocalService):
     """A SeaweedFS server in `root`: data/, server.log and state.json (ports, keys, process)."""
 
     memory_limit: str = "512MiB"  # GOMEMLIMIT: the Go runtime's soft cap
+
+    show_command: ClassVar[str] = "env"
+    not_running: ClassVar[str] = "no object store running: run 'make objectstore'"
+
+    def address(self) -> str:
+        return self.endpoint
+
+    def show(self) -> str:
+        return _exports(self.env())
+
+    def announce(self) -> None:
+        print(self.show())
+        print(
+            f"SeaweedFS S3 on {self.endpoint}, bucket {BUCKET!r} (log {self.log});"
+            ' export these on every host (eval "$(make -s objectstore)")',
+            file=sys.stderr,
+        )
 
     @property
     def endpoint(self) -> str:
@@ -205,33 +223,8 @@ def _exports(env: dict[str, str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["start", "stop", "env", "status"])
-    parser.add_argument("--dir", type=Path, default=STATE_DIR, help="data and state directory")
-    args = parser.parse_args(argv)
-    server = LocalObjectStore(args.dir.resolve())
-    try:
-        if args.command == "start":
-            env = server.start()
-            print(_exports(env))
-            print(
-                f"SeaweedFS S3 on {env['AWS_ENDPOINT_URL']}, bucket {BUCKET!r} (log {server.log});"
-                ' export these on every host (eval "$(make -s objectstore)")',
-                file=sys.stderr,
-            )
-        elif args.command == "stop":
-            server.stop()
-            print(f"stopped (data kept in {server.root})", file=sys.stderr)
-        elif server.running():
-            env_text = _exports(server.env())
-            print(env_text if args.command == "env" else f"running: {server.endpoint}")
-        else:
-            print("no object store running: run 'make objectstore'", file=sys.stderr)
-            return 1
-    except (ObjectStoreNotInstalled, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    errors = (ObjectStoreNotInstalled, RuntimeError)
+    return local_service.main(LocalObjectStore, argv, __doc__.splitlines()[0], STATE_DIR, errors)
 
 
 if __name__ == "__main__":

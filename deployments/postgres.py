@@ -13,7 +13,6 @@ Export the URL it prints as `REACTOR_DATABASE_URL` on every worker.
 
 from __future__ import annotations
 
-import argparse
 import os
 import secrets
 import shutil
@@ -23,7 +22,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
+from deployments import local_service
 from deployments.local_service import LocalService
 from tasks.net import free_port, port_is_free
 
@@ -77,6 +78,19 @@ class LocalPostgres(LocalService):
 
     durable: bool = True
     settings: dict[str, str] = field(default_factory=dict)
+
+    show_command: ClassVar[str] = "url"
+    not_running: ClassVar[str] = "no PostgreSQL running: run 'make postgres'"
+
+    def address(self) -> str:
+        return self.url()
+
+    def show(self) -> str:
+        return self.url()
+
+    def announce(self) -> None:
+        print(self.url())
+        print(f"export REACTOR_DATABASE_URL='{self.url()}'", file=sys.stderr)
 
     @property
     def data(self) -> Path:
@@ -171,29 +185,8 @@ def _wait_accepting(port: int, timeout_s: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["start", "stop", "url", "status"])
-    parser.add_argument("--dir", type=Path, default=STATE_DIR, help="cluster directory")
-    args = parser.parse_args(argv)
-    server = LocalPostgres(args.dir.resolve())
-    try:
-        if args.command == "start":
-            url = server.start()
-            print(url)
-            print(f"export REACTOR_DATABASE_URL='{url}'", file=sys.stderr)
-        elif args.command == "stop":
-            server.stop()
-            print(f"stopped (data kept in {server.root})", file=sys.stderr)
-        elif server.running():
-            print(server.url() if args.command == "url" else f"running: {server.url()}")
-        else:
-            print("no PostgreSQL running: run 'make postgres'", file=sys.stderr)
-            return 1
-    except (PostgresNotInstalled, RuntimeError, subprocess.CalledProcessError) as exc:
-        detail = getattr(exc, "stderr", None) or str(exc)
-        print(f"error: {detail.strip()}", file=sys.stderr)
-        return 1
-    return 0
+    errors = (PostgresNotInstalled, RuntimeError, subprocess.CalledProcessError)
+    return local_service.main(LocalPostgres, argv, __doc__.splitlines()[0], STATE_DIR, errors)
 
 
 if __name__ == "__main__":
