@@ -271,7 +271,7 @@ def test_the_run_logs_tell_the_story(reactor_env):
         assert line_with(logs, *facts), f"no line with {facts} in the run's logs:\n{logs}"
     for exported in result.export.files:
         assert str(exported.path) in logs
-    assert f".spr files under {result.spr_files[0].parent}" in logs
+    assert line_with(logs, ".spr", result.spr_files[0].parent)
     assert secret_sentence not in logs
 
 
