@@ -60,6 +60,14 @@ app.add_typer(runs.app, name="runs")
 app.command("demo")(demo.demo)
 
 
+def _with_server(callback: Any) -> Any:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        _common.use_server()
+        return callback(*args, **kwargs)
+
+    return run
+
+
 def _named_values(command: Any) -> None:
     """Options that take a value show its name (`--limit LIMIT`), not its Python type
     (`--limit <int range>`, `--type <list[str]>`); flags show nothing."""
@@ -73,7 +81,8 @@ def _named_values(command: Any) -> None:
 
 
 def command() -> TyperGroup:
-    """The click command tree, every option's value named in its help."""
+    """The click command tree, with the server choice in front of every `@needs_server`
+    command."""
     root = typer.main.get_command(app)
     assert isinstance(root, TyperGroup)
     _named_values(root)
@@ -83,6 +92,8 @@ def command() -> TyperGroup:
             continue
         for leaf in group.commands.values():
             _named_values(leaf)
+            if getattr(leaf.callback, "needs_server", False):
+                leaf.callback = _with_server(leaf.callback)
     return root
 
 

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import sys
@@ -184,15 +183,10 @@ C = TypeVar("C", bound=Callable[..., Any])
 
 
 def needs_server(command: C) -> C:
-    """Mark a command that runs flows or calls the Prefect API: it chooses its server and says
-    which (`use_server`) after its arguments are parsed, before it starts."""
-
-    @functools.wraps(command)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        use_server()
-        return command(*args, **kwargs)
-
-    return run  # type: ignore[return-value]
+    """Mark a command that runs flows or calls the Prefect API: `reactor` chooses its server
+    and says which (`use_server`) after the arguments are parsed, before the command starts."""
+    command.needs_server = True  # type: ignore[attr-defined]
+    return command
 
 
 def load_document(path: Path) -> Any:
