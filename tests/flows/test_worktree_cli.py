@@ -19,9 +19,7 @@ def test_deploy_refuses_shell_metacharacters_with_one_line(tmp_path, reactor_env
     )
     result = runner.invoke(app, ["worktree", "deploy", str(spec)])
     assert result.exit_code == 2
-    # after the line naming the Prefect server, one error line
-    assert result.stderr.splitlines()[-1].startswith("error: worktrees.0.name: worktree name")
-    assert result.stderr.count("error: ") == 1
+    assert result.stderr.startswith("error: worktrees.0.name: worktree name")
 
 
 def test_deploy_refuses_a_directory_that_is_not_a_repository(tmp_path, reactor_env):
