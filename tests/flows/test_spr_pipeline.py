@@ -261,11 +261,13 @@ def test_the_run_logs_tell_the_story(reactor_env):
     logs = run_logs(result.run_id, expect="SPR run done")
     for facts in (
         ("4 documents", "4 inline", "0 files", "chunks: 1"),
-        ("4 documents", "3 to compress", "'empty'"),
+        ("4 documents", "3 to compress"),
+        ("rejected", "'empty'"),
         *((fmt, "docs-1-4", "3 documents", "median") for fmt in ("minimal", "standard")),
         *((fmt, "docs-1-4", "3 documents", "extractive") for fmt in ("minimal", "standard")),
         ("no Anthropic API key",),  # the fallback's reason
-        ("re-compressed", "2 attempts"),
+        ("re-compressed",),  # a step of the optimisation loop
+        ("2 attempts",),  # where the bounded loop stopped
         ("learned", "persisted"),
     ):
         assert line_with(logs, *facts), f"no line with {facts} in the run's logs:\n{logs}"
