@@ -34,6 +34,30 @@ SENSITIVE_NAME = re.compile(
 _MIN_SECRET_LEN = 8  # shorter values would redact ordinary words
 
 _extra_secrets: set[str] = set()
+# a URL's userinfo as urllib splits it (up to the last @ before the path), so a URL no parser
+# accepts (a bad port, an unclosed [) still loses its credentials
+_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#]*)@")
+
+
+def url_password(url: str) -> str | None:
+    """The password in `url`'s userinfo (`scheme://user:password@…`) as written, or None."""
+    found = _USERINFO.match(url)
+    if not found:
+        return None
+    _, colon, password = found["userinfo"].partition(":")
+    return password if colon and password else None
+
+
+def without_credentials(url: str, mask: str | None = None) -> str:
+    """`url` without its userinfo (`user:password@`), or, given `mask`, with the user kept and
+    the password replaced by `mask`; a URL without userinfo is returned as it is."""
+    found = _USERINFO.match(url)
+    if not found:
+        return url
+    if mask is None:
+        return found["scheme"] + url[found.end() :]
+    user, colon, _ = found["userinfo"].partition(":")
+    return f"{found['scheme']}{user}{':' + mask if colon else ''}@{url[found.end() :]}"
 
 
 def register_secret(value: str) -> None:
@@ -48,9 +72,8 @@ _cache: tuple[int, list[str]] | None = None
 def known_secrets() -> list[str]:
     """Every secret value this process knows of, longest first."""
     global _cache
-    # Building Settings costs ~1.2 ms and this runs on every span end (measured in
-    # bench/trace_bench.py); the answer only changes when the environment or the registered
-    # secrets do, so it is cached on a fingerprint of both (~20 us).
+    # runs on every span end, where building Settings is too slow (bench/trace_bench.py): the
+    # answer changes only with the environment or the registered secrets, its cache key
     key = hash((frozenset(os.environ.items()), frozenset(_extra_secrets)))
     cached = _cache
     if cached is not None and cached[0] == key:

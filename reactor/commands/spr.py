@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from reactor.commands._common import cli_errors, fail, print_json
+from reactor.commands._common import cli_errors, fail, needs_server, print_json
 
 app = typer.Typer(
     help="SPR compression: compress, decompress, roundtrip, batch, validate, metrics.",
@@ -182,6 +182,7 @@ def roundtrip(
 
 
 @app.command()
+@needs_server
 def batch(
     directory: Annotated[Path, typer.Argument(metavar="DIRECTORY", show_default=False)],
     target_ratio: Annotated[
