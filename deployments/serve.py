@@ -68,17 +68,10 @@ def to_runner_deployment(entry: dict[str, Any]):
 def main() -> int:
     from prefect import serve
 
-    from tasks.errors import ReactorError
-    from tasks.metrics_endpoint import serve_metrics
+    from deployments.worker import start_metrics
 
     # flow runs execute in subprocesses of this one and push their metrics to its endpoint
-    try:
-        endpoint = serve_metrics()
-    except ReactorError as exc:  # e.g. REACTOR_METRICS_PORT=abc, or the port is taken
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if endpoint is not None:
-        print(f"metrics: {endpoint.scrape_url}")
+    start_metrics()
     serve(*(to_runner_deployment(e) for e in load_deployments()))
     return 0
 

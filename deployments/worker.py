@@ -26,14 +26,20 @@ def worker_argv(argv: list[str]) -> list[str]:
     return ["worker", "start", "--type", "process", *([] if named else ["--pool", POOL]), *argv]
 
 
-def main(argv: list[str]) -> int:
+def start_metrics() -> None:
+    """Serve the metrics endpoint the flow runs started here push to (when REACTOR_METRICS_PORT
+    is set) and say where; a bad setting or a taken port exits 2 with one `error:` line."""
     try:
         endpoint = serve_metrics()
     except ReactorError as exc:  # e.g. REACTOR_METRICS_PORT=abc, or the port is taken
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise SystemExit(2) from None
     if endpoint is not None:
         print(f"metrics: {endpoint.scrape_url} (flow runs push to {endpoint.push_url})")
+
+
+def main(argv: list[str]) -> int:
+    start_metrics()
     from prefect.cli import app
 
     sys.argv = ["prefect", *worker_argv(argv)]  # Prefect's CLI entry point reads sys.argv
