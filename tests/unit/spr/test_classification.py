@@ -1,8 +1,15 @@
+import json
 from collections import Counter
+from pathlib import Path
 
 from tasks.spr.analyze import analyze, classify
 from tasks.spr.models import CONTENT_TYPES
-from tests.unit.spr.classification_samples import SAMPLES
+
+# a labelled set of real-looking samples, 8 per content type
+SAMPLES = [
+    (s["content_type"], s["text"])
+    for s in json.loads((Path(__file__).with_name("classification_samples.json")).read_text())
+]
 
 
 def test_fixture_set_has_at_least_60_samples_covering_every_type():
