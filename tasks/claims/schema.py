@@ -201,10 +201,6 @@ def migrate_sqlite(
     return applied
 
 
-def sqlite_version(db: sqlite3.Connection) -> int:
-    return db.execute("PRAGMA user_version").fetchone()[0]
-
-
 def migrate_postgres(
     conn: Any, migrations: tuple[Migration, ...] = POSTGRES_MIGRATIONS, where: str = "the database"
 ) -> list[int]:
