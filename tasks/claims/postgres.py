@@ -3,7 +3,8 @@
 The contract is `tasks.claims.ledger.Ledger`; this module runs it on row locks instead of one
 write lock. Claiming is one statement (`FOR UPDATE SKIP LOCKED` over partial indexes: a claim
 touches the same few pages at 1,000 or 50,000 items, tests/contract/test_claim_cost.py);
-holder operations are one fenced `UPDATE`. The statements: `postgres.sql`; why: docs/ledger.md.
+holder operations are one fenced `UPDATE`, and so is completing an item nothing depends on
+(`dependents`, counted by `add`). The statements: `postgres.sql`; why: docs/ledger.md.
 Connections come from one pool per process (`tasks.claims.pg`). Pure module (no Prefect).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -62,7 +64,7 @@ class PostgresLedger(Ledger):
     # -- primitives --------------------------------------------------------------------------
     def _read(self, query: str, **params: Any) -> list[DbRow]:
         with connection(self._dsn) as conn:
-            return conn.execute(Q[query], only(**params)).fetchall()
+            return conn.execute(Q[query], only(**params), binary=True).fetchall()
 
     _write = _read  # autocommit: each statement is its own transaction
 
@@ -71,14 +73,19 @@ class PostgresLedger(Ledger):
 
         try:
             with connection(self._dsn) as conn, conn.transaction(), conn.cursor() as cur:
-                known = cur.execute(Q["referenced"], {"ids": referenced})
+                new = {r.work_item_id for r in items}
+                edges = [d for r in items for d in r.dependencies]
+                outside = [d for d in edges if d not in new]
+                dependents = Counter(edges)
+                known = cur.execute(Q["referenced"], {"ids": referenced, "deps": outside})
                 unmet = check({r["work_item_id"]: r["status"] for r in known})
                 with cur.copy(Q["copy_items"]) as copy:
                     for r in items:
                         copy.write_row(
                             (r.work_item_id, r.work_type, r.priority, PRIORITY_RANK[r.priority],
                              r.description, r.estimated_duration, r.team, json.dumps(r.payload),
-                             json.dumps(r.dependencies), unmet[r.work_item_id], r.max_attempts)
+                             json.dumps(r.dependencies), unmet[r.work_item_id], r.max_attempts,
+                             dependents[r.work_item_id])
                         )  # fmt: skip
                 deps = [(r.work_item_id, d) for r in items for d in r.dependencies]
                 if deps:
@@ -116,17 +123,21 @@ class PostgresLedger(Ledger):
             yield TakeSource(run, filters, claim)
 
     def _complete(self, batch: list[Completion], log_entries: list[dict]) -> list[DbRow]:
-        import psycopg
-
+        if len(batch) == 1 and not log_entries:  # the single-item path: one statement
+            ((wid, token, result),) = batch
+            if rows := self._read("complete_leaf", wid=wid, token=token, result=result):
+                return rows
         ids = [w for w, _, _ in batch]
         params = {"ids": ids, "tokens": [c for _, c, _ in batch], "results": [r for *_, r in batch]}
         with connection(self._dsn) as conn, conn.transaction():
             done = conn.execute(Q["complete"], params).fetchall()
-            if len(done) != len(batch):  # whatever the cause: all or none
-                raise psycopg.Rollback()
-            conn.execute(Q["release_dependents"], {"ids": ids})
+            if len(done) != len(batch):
+                return []  # the statement is all or none: nothing was completed
+            # the rows are locked now: their `dependents` counts are final until the commit
+            if waited := [r["work_item_id"] for r in done if r["dependents"]]:
+                conn.execute(Q["release_dependents"], {"ids": waited})
             insert_pg(conn, log_entries)
-        return done if len(done) == len(batch) else []
+        return done
 
 
 __all__ = ["PostgresLedger", "claim_next_statement"]

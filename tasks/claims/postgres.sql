@@ -117,16 +117,31 @@ FROM pick WHERE w.seq = pick.seq
 RETURNING w.*, pick.i AS pick
 
 -- name: referenced
--- held FOR SHARE until the add commits: a dependency completing meanwhile cannot be missed
-SELECT work_item_id, status FROM reactor_work_items WHERE work_item_id = ANY(%(ids)s::text[])
-ORDER BY seq FOR SHARE
+-- the referenced items already in the ledger, locked until the add commits, each counting its
+-- new dependents: a completion that waited for that lock rereads the row and sees them
+WITH c AS (SELECT id, count(*) AS n FROM unnest(%(deps)s::text[]) AS id GROUP BY id),
+locked AS (SELECT w.seq, COALESCE(c.n, 0) AS n FROM reactor_work_items w
+    LEFT JOIN c ON c.id = w.work_item_id
+    WHERE w.work_item_id = ANY(%(ids)s::text[]) ORDER BY w.seq FOR UPDATE OF w)
+UPDATE reactor_work_items w SET dependents = w.dependents + locked.n FROM locked
+WHERE w.seq = locked.seq
+RETURNING w.work_item_id, w.status
 
 -- name: copy_items
 COPY reactor_work_items (work_item_id, work_type, priority, rank, description,
-    estimated_duration, team, payload, dependencies, unmet, max_attempts) FROM STDIN
+    estimated_duration, team, payload, dependencies, unmet, max_attempts, dependents) FROM STDIN
 
 -- name: copy_dependencies
 COPY reactor_work_item_deps (work_item_id, depends_on) FROM STDIN
+
+-- name: complete_leaf
+-- one item nothing depends on: one statement, a transaction of its own (`dependents` is
+-- rechecked on the row's latest version, so an add that raced this completion is seen)
+UPDATE reactor_work_items SET status = 'completed', progress = 100, result = %(result)s::jsonb,
+    completed_at = now(), lease_expires = NULL
+WHERE work_item_id = %(wid)s AND claim_id = %(token)s AND status IN ('claimed', 'in_progress')
+    AND dependents = 0
+RETURNING *
 
 -- name: complete
 -- all or none: the rows are updated only when every token is the item's current claim
@@ -143,12 +158,9 @@ RETURNING w.*
 
 -- name: release_dependents
 -- a second statement, so a fresh snapshot: it sees every dependent added while the completion
--- waited for its rows' locks; only rows this transaction completed count (xmin)
-WITH d AS (SELECT dep.work_item_id, count(*) AS n FROM reactor_work_item_deps dep
-        JOIN reactor_work_items done ON done.work_item_id = dep.depends_on
-        WHERE dep.depends_on = ANY(%(ids)s::text[]) AND done.status = 'completed'
-            AND done.xmin = pg_current_xact_id_if_assigned()::xid
-        GROUP BY dep.work_item_id),
+-- waited for its rows' locks
+WITH d AS (SELECT work_item_id, count(*) AS n FROM reactor_work_item_deps
+        WHERE depends_on = ANY(%(ids)s::text[]) GROUP BY work_item_id),
 locked AS (SELECT w.seq, d.n FROM reactor_work_items w JOIN d USING (work_item_id)
     ORDER BY w.seq FOR UPDATE OF w)
 UPDATE reactor_work_items w SET unmet = w.unmet - locked.n FROM locked WHERE w.seq = locked.seq

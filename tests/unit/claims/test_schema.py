@@ -45,8 +45,9 @@ def test_a_ledger_made_before_versioning_is_migrated_in_place(tmp_path):
 
 def test_a_second_schema_version_migrates_the_postgres_database(pg_database, tmp_path):
     PostgresLedger(pg_database, tmp_path).add([WorkItem(work_item_id="kept")])
-    v3 = Migration(3, "work item notes", ("ALTER TABLE reactor_work_items ADD COLUMN note TEXT",))
-    newer = (*POSTGRES_MIGRATIONS, v3)
+    nxt = len(POSTGRES_MIGRATIONS) + 1
+    note = ("ALTER TABLE reactor_work_items ADD COLUMN note TEXT",)
+    newer = (*POSTGRES_MIGRATIONS, Migration(nxt, "work item notes", note))
     results: list[list[int]] = []
 
     def start_newer_version() -> None:
@@ -58,9 +59,9 @@ def test_a_second_schema_version_migrates_the_postgres_database(pg_database, tmp
         t.start()
     for t in threads:
         t.join()
-    assert sorted(results) == [[], [], [], [3]]  # four processes start, one migrates
+    assert sorted(results) == [[], [], [], [nxt]]  # four processes start, one migrates
     with psycopg.connect(pg_database, autocommit=True) as conn:
-        assert postgres_versions(conn) == [1, 2, 3]
+        assert postgres_versions(conn) == list(range(1, nxt + 1))
         note = conn.execute("SELECT note FROM reactor_work_items WHERE work_item_id = 'kept'")
         assert note.fetchone() == (None,)
 
