@@ -41,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tasks.claims import ClaimLedger, WorkItem, open_ledger
+from tasks.claims import SqliteLedger, WorkItem, open_ledger
 from tasks.settings import Settings
 from tasks.store import JsonStore
 
@@ -142,7 +142,7 @@ def _worker(design: str, where: str, agent: str, batch: int, deadline_s: float, 
 def _ledger(design: str, where: str):
     """The ledger as the flows open it (`open_ledger`); FULL is the embedded ledger's option."""
     if design == "sqlite-full":
-        return ClaimLedger(where, synchronous="FULL")
+        return SqliteLedger(where, synchronous="FULL")
     if design == "postgres":
         return open_ledger(Settings(coordination_dir=tempfile.gettempdir(), database_url=where))
     return open_ledger(Settings(coordination_dir=where, database_url=None))

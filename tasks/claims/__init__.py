@@ -2,12 +2,12 @@
 tokens, priorities, dependencies and bounded attempts — one interface, two backends.
 
 - Embedded (the default, nothing to configure): SQLite, `claims.sqlite3` in
-  `REACTOR_COORDINATION_DIR` (`tasks.claims.sqlite.ClaimLedger`). One host.
+  `REACTOR_COORDINATION_DIR` (`tasks.claims.sqlite.SqliteLedger`). One host.
 - PostgreSQL, when `REACTOR_DATABASE_URL` is set (`tasks.claims.postgres.PostgresLedger`):
   several hosts share one queue.
 
 `open_ledger(settings)` returns the configured one; every caller goes through it (or, for the
-embedded case, `ClaimLedger(coordination_dir)`). The API and its guarantees: the base class
+embedded case, `SqliteLedger(coordination_dir)`). The API and its guarantees: the base class
 `tasks.claims.ledger.Ledger` (docs/ledger.md for the design). Pure package (no Prefect).
 """
 
@@ -28,7 +28,7 @@ from tasks.claims.models import (
     WorkItem,
 )
 from tasks.claims.snapshot import Snapshot
-from tasks.claims.sqlite import ClaimLedger
+from tasks.claims.sqlite import SqliteLedger
 from tasks.settings import Settings, get_settings
 
 __all__ = [
@@ -41,9 +41,9 @@ __all__ = [
     "PRIORITY_RANK",
     "SEED_FIELDS",
     "Claim",
-    "ClaimLedger",
     "Ledger",
     "Snapshot",
+    "SqliteLedger",
     "Status",
     "WorkItem",
     "open_ledger",
@@ -58,4 +58,4 @@ def open_ledger(settings: Settings | None = None) -> Ledger:
         from tasks.claims.postgres import PostgresLedger
 
         return PostgresLedger(settings.database_dsn, settings.coordination_dir)
-    return ClaimLedger(settings.coordination_dir)
+    return SqliteLedger(settings.coordination_dir)

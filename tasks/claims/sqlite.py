@@ -125,7 +125,7 @@ def _bind(params: Mapping[str, Any]) -> dict[str, Any]:
     return {"now": time.time(), "stamp": now_iso(), **bound}
 
 
-class ClaimLedger(Ledger):
+class SqliteLedger(Ledger):
     """The `Ledger` in `claims.sqlite3`, shared by threads and processes of one host."""
 
     backend = "sqlite"

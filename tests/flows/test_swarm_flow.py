@@ -18,7 +18,7 @@ import pytest
 from prefect import flow
 
 from flows.swarm_coordination import SAMPLE, load_sample, swarm_coordination
-from tasks.claims import ClaimLedger
+from tasks.claims import SqliteLedger
 from tasks.compensation import compensating
 from tasks.coordination_log import read_log
 from tasks.errors import RolledBack
@@ -68,7 +68,7 @@ def test_every_task_completes_exactly_once(sample_run):
     request, result, settings = sample_run
     assert result.success_rate == 1.0
     assert {e.status for e in result.executions} == {"completed"}
-    claims = ClaimLedger(settings.coordination_dir).list()
+    claims = SqliteLedger(settings.coordination_dir).list()
     assert len(claims) == len(request.tasks)
     assert all(c.status == "completed" and c.claims == 1 for c in claims)
     log = [e for e in read_log(settings) if e.get("run_id") == result.run_id]
@@ -179,7 +179,7 @@ def test_low_success_rate_rolls_back_agents_and_claims(rolled_back_run):
     assert error.compensations == UNDONE
     agents = json.loads((settings.coordination_dir / "agent_status.json").read_text())
     assert agents == []
-    statuses = ClaimLedger(settings.coordination_dir).counts()
+    statuses = SqliteLedger(settings.coordination_dir).counts()
     assert statuses == {"completed": 1, "failed": 2}  # the handler really ran; nothing held
 
 
@@ -268,7 +268,7 @@ def test_crash_after_claiming_releases_every_claim_and_deregisters(reactor_env):
         "released 12 unfinished claim(s) of 12",
         "deregistered 3 agent(s) from agent_status.json",
     ]
-    assert ClaimLedger(reactor_env.coordination_dir).counts() == {"pending": 12}
+    assert SqliteLedger(reactor_env.coordination_dir).counts() == {"pending": 12}
     assert json.loads((reactor_env.coordination_dir / "agent_status.json").read_text()) == []
 
 
@@ -318,7 +318,7 @@ def test_cli_swarm_run_with_agents_and_strategy(reactor_env, tmp_path):
     assert result.exit_code == 0, result.output
     run = SwarmResult.model_validate_json(result.stdout)
     assert run.strategy == "balanced" and len(run.agents) == 2 and run.success_rate == 1.0
-    assert ClaimLedger(elsewhere).counts() == {"completed": 12}
+    assert SqliteLedger(elsewhere).counts() == {"completed": 12}
 
 
 def test_run_log_tells_the_story(sample_run):

@@ -9,7 +9,7 @@ import threading
 import psycopg
 import pytest
 
-from tasks.claims import ClaimLedger, WorkItem
+from tasks.claims import SqliteLedger, WorkItem
 from tasks.claims.postgres import PostgresLedger
 from tasks.claims.schema import (
     POSTGRES_MIGRATIONS,
@@ -31,7 +31,7 @@ def test_a_ledger_made_before_versioning_is_migrated_in_place(tmp_path):
         "claim_id, claims) VALUES ('old', 'analysis', 'high', 1, 'claimed', 'agent_x', 'c1', 1)"
     )
     db.close()
-    with ClaimLedger(tmp_path) as ledger:
+    with SqliteLedger(tmp_path) as ledger:
         old = ledger.get("old")
         assert (old.status, old.agent_id, old.attempts, old.max_attempts) == (
             "claimed", "agent_x", 0, 3,
@@ -71,7 +71,7 @@ def test_a_schema_newer_than_the_code_is_one_clear_error(tmp_path, pg_database):
     db.execute("PRAGMA user_version = 99")
     db.close()
     with pytest.raises(StoreUnavailable, match=r"claims\.sqlite3 has schema version 99"):
-        ClaimLedger(tmp_path)
+        SqliteLedger(tmp_path)
     with psycopg.connect(pg_database, autocommit=True) as conn:
         migrate_postgres(conn)
         conn.execute("INSERT INTO reactor_schema_migrations VALUES (99, 'from the future')")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 
-from tasks.claims import ClaimLedger, WorkItem
+from tasks.claims import SqliteLedger, WorkItem
 from tasks.coordination_log import read_log
 from tasks.swarm import agents as registry
 from tasks.swarm.execution import execute_item
@@ -18,7 +18,7 @@ HANDLERS = "tests.unit.swarm.sample_handlers"
 
 
 def _setup(settings, *task_ids: str):
-    ledger = ClaimLedger(settings.coordination_dir)
+    ledger = SqliteLedger(settings.coordination_dir)
     (agent,) = registry.form_agents([AgentSpec(name="solo")])
     registry.register([agent], settings.coordination_dir)
     ledger.add(
@@ -29,7 +29,7 @@ def _setup(settings, *task_ids: str):
     return ledger, agent
 
 
-def _assignment(task_id: str, agent_id: str, ledger: ClaimLedger) -> Assignment:
+def _assignment(task_id: str, agent_id: str, ledger: SqliteLedger) -> Assignment:
     return Assignment(
         task_id=task_id, work_item_id=f"work_{task_id}", agent_id=agent_id, slot=0,
         planned_start_ms=0, planned_finish_ms=1, order=0,
