@@ -7,9 +7,9 @@ in one run.
 PostgreSQL (one server for every design: REACTOR_TEST_DATABASE_URL, else a throwaway one with
 fsync on, started and removed here; each design gets a fresh database with the same items):
 our PostgreSQL ledger with `claim_many(agent, batch)` + `complete_many` and with one
-`claim_next` + `complete` per item; a raw single-statement `FOR UPDATE SKIP LOCKED` claim +
-complete loop (the floor a hand-written design should reach); PgQueuer (a maintained
-PostgreSQL queue library) at batch 1 and at `--batch`.
+`claim_next` + `complete` per item (the single-item path); a raw single-statement
+`FOR UPDATE SKIP LOCKED` claim + complete loop (the floor a hand-written design should reach);
+PgQueuer (a maintained PostgreSQL queue library) at batch 1 and at `--batch`.
 
 Embedded: our SQLite ledger at `synchronous=NORMAL` (the default: WAL, no fsync per commit;
 survives a process crash, an OS crash may lose the last commits) and at `synchronous=FULL`
@@ -41,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tasks.claims import ClaimLedger, WorkItem, open_ledger
+from tasks.claims import SqliteLedger, WorkItem, open_ledger
 from tasks.settings import Settings
 from tasks.store import JsonStore
 
@@ -122,8 +122,13 @@ def _worker(design: str, where: str, agent: str, batch: int, deadline_s: float, 
         ready.put(agent)
         start.wait()
         while True:
-            if batch == 1:
-                claims = [c for c in [ledger.claim_next(agent)] if c is not None]
+            if batch == 1:  # the single-item path: claim_next + complete
+                claim = ledger.claim_next(agent)
+                if claim is None:
+                    break
+                ledger.complete(claim.work_item_id, claim.claim_id)
+                got.append(claim.work_item_id)
+                continue
             else:
                 claims = ledger.claim_many(agent, batch)
             if not claims:
@@ -137,7 +142,7 @@ def _worker(design: str, where: str, agent: str, batch: int, deadline_s: float, 
 def _ledger(design: str, where: str):
     """The ledger as the flows open it (`open_ledger`); FULL is the embedded ledger's option."""
     if design == "sqlite-full":
-        return ClaimLedger(where, synchronous="FULL")
+        return SqliteLedger(where, synchronous="FULL")
     if design == "postgres":
         return open_ledger(Settings(coordination_dir=tempfile.gettempdir(), database_url=where))
     return open_ledger(Settings(coordination_dir=where, database_url=None))
@@ -389,6 +394,7 @@ def main() -> int:
     ours = rows["pg-ledger"][1]
     ratios = {
         "postgres ledger / raw SKIP LOCKED loop": rate["pg-ledger"] / rate["raw"],
+        "postgres ledger batch 1 / raw SKIP LOCKED loop": rate["pg-ledger-1"] / rate["raw"],
         f"postgres ledger / PgQueuer batch {b}": rate["pg-ledger"] / rate[f"pgqueuer-{b}"],
         "postgres ledger / PgQueuer batch 1": rate["pg-ledger"] / rate["pgqueuer-1"],
         "sqlite FULL / naive (same durability: fsync per write)": rate["sqlite-full"]
@@ -397,7 +403,7 @@ def main() -> int:
     }
     for name, value in ratios.items():
         print(f"ratio {name}: {value:.2f}x")
-    for key in ("pg-ledger", "raw", f"pgqueuer-{b}"):
+    for key in ("pg-ledger", "pg-ledger-1", "raw", f"pgqueuer-{b}"):
         each = ", ".join(f"{r['rate']:.0f}" for r in runs[key])
         print(f"claims/s per round, {labels[key]}: {each}")
     print(
@@ -412,6 +418,10 @@ def main() -> int:
             f"postgres ledger / PgQueuer batch {b}"
         ]
         >= 1,
+        "postgres ledger batch 1 (claim_next + complete) >= 0.8x raw loop": ratios[
+            "postgres ledger batch 1 / raw SKIP LOCKED loop"
+        ]
+        >= 0.8,
         "postgres ledger fairness <= 1.3": ours["fairness"] <= 1.3,
         "sqlite FULL >= 50x naive": ratios["sqlite FULL / naive (same durability: fsync per write)"]
         >= 50,

@@ -49,12 +49,25 @@ def stored_result(value: Any) -> str:
     NaN and Infinity are not JSON (PostgreSQL refuses them, SQLite would keep invalid JSON):
     both backends refuse such a result with one `InvalidInput` before touching the store."""
     try:
+        if not _holds_text(value):  # numbers, booleans, null: no secret can be in them
+            return json.dumps(value, allow_nan=False)
         return dumps_redacted(value, default=str, allow_nan=False)
     except ValueError:
         raise InvalidInput(
             f"result holds a non-finite number at {non_finite_path(value) or 'its top level'}; "
             "a result must be JSON (NaN and Infinity are not): make it null or a string"
         ) from None
+
+
+def _holds_text(value: Any) -> bool:
+    """Whether a string value is anywhere in `value` (or something `default=str` makes one)."""
+    if value is None or isinstance(value, bool | int | float):
+        return False
+    if isinstance(value, dict):
+        return any(_holds_text(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_text(v) for v in value)
+    return True
 
 
 def non_finite_path(value: Any, path: str = "result") -> str | None:

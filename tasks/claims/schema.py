@@ -160,6 +160,17 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX reactor_agents_heartbeat ON reactor_agents (last_heartbeat)",
         ),
     ),
+    Migration(
+        3,
+        "work items count their dependents",
+        (
+            # completing an item nothing depends on is one statement (postgres.sql)
+            "ALTER TABLE reactor_work_items ADD COLUMN dependents INTEGER NOT NULL DEFAULT 0",
+            """UPDATE reactor_work_items w SET dependents = d.n FROM (SELECT depends_on,
+                count(*) AS n FROM reactor_work_item_deps GROUP BY depends_on) d
+                WHERE w.work_item_id = d.depends_on""",
+        ),
+    ),
 )
 
 SQLITE_VERSION = SQLITE_MIGRATIONS[-1].version
@@ -199,10 +210,6 @@ def migrate_sqlite(
         db.execute(f"PRAGMA user_version = {int(migration.version)}")
         applied.append(migration.version)
     return applied
-
-
-def sqlite_version(db: sqlite3.Connection) -> int:
-    return db.execute("PRAGMA user_version").fetchone()[0]
 
 
 def migrate_postgres(

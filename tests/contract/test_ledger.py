@@ -6,7 +6,6 @@ snapshot, and one clear error for a store that cannot be used."""
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import signal
 import time
@@ -21,23 +20,8 @@ from tasks.errors import CoordinationConflict, CorruptStore, InvalidInput, Store
 from tasks.settings import Settings
 from tasks.tracing import format_span_id, format_trace_id
 from tests.contract import workers
+from tests.contract.helpers import CTX, _items, _join, _where
 from tests.waiting import passed, wait_until
-
-CTX = mp.get_context("spawn")
-
-
-def _items(n: int, prefix: str = "w", **fields) -> list[WorkItem]:
-    return [WorkItem(work_item_id=f"{prefix}{i:05d}", **fields) for i in range(n)]
-
-
-def _where(settings) -> tuple[str, str | None]:
-    return str(settings.coordination_dir), settings.database_dsn
-
-
-def _join(procs, timeout: float = 120) -> None:
-    for p in procs:
-        p.join(timeout)
-        assert p.exitcode == 0, f"{p.name} exited with {p.exitcode}"
 
 
 # -- exclusivity ---------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.claims import ClaimLedger, WorkItem, open_ledger
+from tasks.claims import SqliteLedger, WorkItem, open_ledger
 from tasks.claims.models import LEASE_LAPSED, MAX_LEASE_S
 from tasks.coordination_log import LOG_FILE, read_log
 from tasks.errors import InvalidInput, LockTimeout
@@ -132,7 +132,7 @@ def test_a_completion_whose_log_append_fails_stands_and_is_logged_later(ledger_s
     if settings.database_dsn:
         ledger = open_ledger(settings)
     else:  # the log's lock held by another process makes the append time out
-        ledger = ClaimLedger(where, busy_timeout_s=0.3)
+        ledger = SqliteLedger(where, busy_timeout_s=0.3)
     with ledger:
         ledger.add([WorkItem(work_item_id="w")])
         claim = ledger.claim_next("agent_1")
@@ -203,7 +203,7 @@ def test_a_live_lease_claimed_again_by_its_holder_counts_no_attempt(ledger):
 
 # -- 6: a stopped holder of the SQLite write lock --------------------------------------------------
 def test_a_writer_behind_a_stopped_lock_holder_fails_with_lock_timeout(tmp_path):
-    with ClaimLedger(tmp_path, busy_timeout_s=0.5) as ledger:
+    with SqliteLedger(tmp_path, busy_timeout_s=0.5) as ledger:
         ledger.add([WorkItem(work_item_id="w")])
         holder = _hold_lock(ledger.path.with_name(ledger.path.name + ".lock"))
         try:
@@ -308,7 +308,7 @@ def test_an_execution_whose_log_append_fails_is_recorded_completed_as_the_ledger
     if settings.database_dsn:
         ledger = open_ledger(settings)
     else:
-        ledger = ClaimLedger(settings.coordination_dir, busy_timeout_s=0.3)
+        ledger = SqliteLedger(settings.coordination_dir, busy_timeout_s=0.3)
     task = SwarmTask(id="t", type="analysis", estimated_duration_ms=10, payload={"values": [1]})
     with ledger:
         holder = _hold_lock(settings.coordination_dir / f"{LOG_FILE}.lock")

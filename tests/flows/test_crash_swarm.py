@@ -18,7 +18,7 @@ import pytest
 
 from flows.swarm_coordination import swarm_coordination
 from tasks import agent_registry
-from tasks.claims import DB_FILE, HELD, ClaimLedger
+from tasks.claims import DB_FILE, HELD, SqliteLedger
 from tasks.coordination_log import read_log
 from tasks.export import dataset_folder, read_export
 from tasks.jsonl import read_jsonl
@@ -90,7 +90,7 @@ def started_after(log: Path, offset: int) -> Counter:
 def claimed_any(settings) -> bool:
     if not (settings.coordination_dir / DB_FILE).exists():
         return False
-    with ClaimLedger(settings.coordination_dir) as ledger:
+    with SqliteLedger(settings.coordination_dir) as ledger:
         return any(c.claims for c in ledger.list())
 
 
@@ -119,7 +119,7 @@ def lapsed(settings, held) -> bool:
 
 
 def completed_items(settings, ids: list[str]) -> set[str]:
-    with ClaimLedger(settings.coordination_dir) as ledger:
+    with SqliteLedger(settings.coordination_dir) as ledger:
         return {w for w, s in ledger.statuses(ids).items() if s == "completed"}
 
 
@@ -141,7 +141,7 @@ def assert_consistent_after_resume(settings, run_id: str, ids: list[str]) -> Non
     # buffered at the kill is lost with it, and one of an item run again is not repeated
     timeline = read_dataset(settings, "swarm_timeline", run_id)["work_item_id"]
     assert not timeline.duplicated().any() and set(timeline) <= set(ids)
-    with ClaimLedger(settings.coordination_dir) as ledger:
+    with SqliteLedger(settings.coordination_dir) as ledger:
         assert {c.status for c in ledger.list()} == {"completed"}
         assert not any(c.status in HELD for c in ledger.list())
     records = agent_registry.agents(settings)
@@ -205,7 +205,7 @@ def test_killed_drain_never_resumed_lapses_and_the_next_run_finishes_its_work(
     done_at_kill = completed_items(reactor_env, ids)
     records_at_kill = len(read_jsonl(log))
     dead = {r["agent_id"] for r in agent_registry.agents(reactor_env)}
-    with ClaimLedger(reactor_env.coordination_dir) as ledger:
+    with SqliteLedger(reactor_env.coordination_dir) as ledger:
         held = [c for c in ledger.list() if c.status in HELD]
     assert held and {c.agent_id for c in held} <= dead  # the dead run still holds claims
     wait_until("the dead run's leases and heartbeats to lapse", lambda: lapsed(reactor_env, held))

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from flows.swarm_coordination import SAMPLE, load_sample, swarm_coordination
-from tasks.claims import ClaimLedger
+from tasks.claims import SqliteLedger
 from tasks.coordination_log import read_log
 from tasks.export import read_export
 from tasks.span_log import read_spans, spans_path
@@ -42,7 +42,7 @@ def test_every_task_completes_exactly_once(sample_run):
     request, result, settings = sample_run
     assert result.success_rate == 1.0
     assert {e.status for e in result.executions} == {"completed"}
-    claims = ClaimLedger(settings.coordination_dir).list()
+    claims = SqliteLedger(settings.coordination_dir).list()
     assert len(claims) == len(request.tasks)
     assert all(c.status == "completed" and c.claims == 1 for c in claims)
     log = [e for e in read_log(settings) if e.get("run_id") == result.run_id]
@@ -183,7 +183,7 @@ def test_cli_swarm_run_with_agents_and_strategy(reactor_env, tmp_path):
     assert result.exit_code == 0, result.output
     run = SwarmResult.model_validate_json(result.stdout)
     assert run.strategy == "balanced" and len(run.agents) == 2 and run.success_rate == 1.0
-    assert ClaimLedger(elsewhere).counts() == {"completed": 12}
+    assert SqliteLedger(elsewhere).counts() == {"completed": 12}
 
 
 def test_run_log_tells_the_story(sample_run):

@@ -12,7 +12,7 @@ import pytest
 from prefect import flow
 
 from flows.swarm_coordination import load_sample, swarm_coordination
-from tasks.claims import ClaimLedger
+from tasks.claims import SqliteLedger
 from tasks.compensation import compensating
 from tasks.errors import RolledBack
 from tasks.swarm.errors import SwarmRolledBack
@@ -66,7 +66,7 @@ def test_low_success_rate_rolls_back_agents_and_claims(rolled_back_run):
     assert error.compensations == UNDONE
     agents = json.loads((settings.coordination_dir / "agent_status.json").read_text())
     assert agents == []
-    statuses = ClaimLedger(settings.coordination_dir).counts()
+    statuses = SqliteLedger(settings.coordination_dir).counts()
     assert statuses == {"completed": 1, "failed": 2}  # the handler really ran; nothing held
 
 
@@ -122,5 +122,5 @@ def test_crash_after_claiming_releases_every_claim_and_deregisters(reactor_env):
         "released 12 unfinished claim(s) of 12",
         "deregistered 3 agent(s) from agent_status.json",
     ]
-    assert ClaimLedger(reactor_env.coordination_dir).counts() == {"pending": 12}
+    assert SqliteLedger(reactor_env.coordination_dir).counts() == {"pending": 12}
     assert json.loads((reactor_env.coordination_dir / "agent_status.json").read_text()) == []

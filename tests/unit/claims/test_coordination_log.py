@@ -46,3 +46,16 @@ def test_lines_of_a_writer_that_died_are_counted_and_a_torn_line_cut(reactor_env
         fh.write('{"n": 3, "idem')  # killed mid-write
     assert append_entries([{"n": 2, "idempotency_key": "k2"}, {"n": 4}], reactor_env) == 3
     assert [e["n"] for e in read_log(reactor_env)] == [1, 2, 4]
+
+
+def test_complete_many_logs_its_entries_with_its_completions_on_both_backends(
+    ledger, ledger_settings
+):
+    from tasks.claims import WorkItem
+
+    ledger.add([WorkItem(work_item_id="a"), WorkItem(work_item_id="b")])
+    held = ledger.claim_many("agent_a", 2)
+    entries = [{"work_item_id": c.work_item_id, "by": "agent_a"} for c in held]
+    ledger.complete_many([(c.work_item_id, c.claim_id, None) for c in held], entries)
+    assert [e["work_item_id"] for e in read_log(ledger_settings)] == ["a", "b"]
+    assert ledger.counts() == {"completed": 2}

@@ -7,7 +7,7 @@ import gc
 import os
 import threading
 
-from tasks.claims import ClaimLedger, WorkItem, open_ledger
+from tasks.claims import SqliteLedger, WorkItem, open_ledger
 
 CALLS = 200
 
@@ -37,10 +37,10 @@ def test_ledgers_do_not_leak_descriptors_over_task_calls(ledger, ledger_settings
 
 
 def test_a_ledger_dropped_without_close_releases_its_descriptors(tmp_path):
-    ClaimLedger(tmp_path).add(WorkItem(work_item_id=f"w{n:04d}") for n in range(CALLS))
+    SqliteLedger(tmp_path).add(WorkItem(work_item_id=f"w{n:04d}") for n in range(CALLS))
     gc.collect()
     before = _open_fds()
     for n in range(CALLS):
-        ClaimLedger(tmp_path).claim(f"w{n:04d}", "agent_forgetful")  # never closed
+        SqliteLedger(tmp_path).claim(f"w{n:04d}", "agent_forgetful")  # never closed
     gc.collect()
     assert _open_fds() - before <= 2, f"{_open_fds() - before} descriptors leaked"

@@ -9,7 +9,7 @@ import threading
 import psycopg
 import pytest
 
-from tasks.claims import ClaimLedger, WorkItem
+from tasks.claims import SqliteLedger, WorkItem
 from tasks.claims.postgres import PostgresLedger
 from tasks.claims.schema import (
     POSTGRES_MIGRATIONS,
@@ -31,7 +31,7 @@ def test_a_ledger_made_before_versioning_is_migrated_in_place(tmp_path):
         "claim_id, claims) VALUES ('old', 'analysis', 'high', 1, 'claimed', 'agent_x', 'c1', 1)"
     )
     db.close()
-    with ClaimLedger(tmp_path) as ledger:
+    with SqliteLedger(tmp_path) as ledger:
         old = ledger.get("old")
         assert (old.status, old.agent_id, old.attempts, old.max_attempts) == (
             "claimed", "agent_x", 0, 3,
@@ -45,8 +45,9 @@ def test_a_ledger_made_before_versioning_is_migrated_in_place(tmp_path):
 
 def test_a_second_schema_version_migrates_the_postgres_database(pg_database, tmp_path):
     PostgresLedger(pg_database, tmp_path).add([WorkItem(work_item_id="kept")])
-    v3 = Migration(3, "work item notes", ("ALTER TABLE reactor_work_items ADD COLUMN note TEXT",))
-    newer = (*POSTGRES_MIGRATIONS, v3)
+    nxt = len(POSTGRES_MIGRATIONS) + 1
+    note = ("ALTER TABLE reactor_work_items ADD COLUMN note TEXT",)
+    newer = (*POSTGRES_MIGRATIONS, Migration(nxt, "work item notes", note))
     results: list[list[int]] = []
 
     def start_newer_version() -> None:
@@ -58,9 +59,9 @@ def test_a_second_schema_version_migrates_the_postgres_database(pg_database, tmp
         t.start()
     for t in threads:
         t.join()
-    assert sorted(results) == [[], [], [], [3]]  # four processes start, one migrates
+    assert sorted(results) == [[], [], [], [nxt]]  # four processes start, one migrates
     with psycopg.connect(pg_database, autocommit=True) as conn:
-        assert postgres_versions(conn) == [1, 2, 3]
+        assert postgres_versions(conn) == list(range(1, nxt + 1))
         note = conn.execute("SELECT note FROM reactor_work_items WHERE work_item_id = 'kept'")
         assert note.fetchone() == (None,)
 
@@ -70,7 +71,7 @@ def test_a_schema_newer_than_the_code_is_one_clear_error(tmp_path, pg_database):
     db.execute("PRAGMA user_version = 99")
     db.close()
     with pytest.raises(StoreUnavailable, match=r"claims\.sqlite3 has schema version 99"):
-        ClaimLedger(tmp_path)
+        SqliteLedger(tmp_path)
     with psycopg.connect(pg_database, autocommit=True) as conn:
         migrate_postgres(conn)
         conn.execute("INSERT INTO reactor_schema_migrations VALUES (99, 'from the future')")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from tasks.claims import ClaimLedger, WorkItem, open_ledger
+from tasks.claims import SqliteLedger, WorkItem, open_ledger
 
 
 def _items(n: int, prefix: str = "w") -> list[WorkItem]:
@@ -14,13 +14,13 @@ def _items(n: int, prefix: str = "w") -> list[WorkItem]:
 
 def test_nothing_configured_means_the_sqlite_ledger_in_the_coordination_dir(reactor_env):
     with open_ledger() as ledger:
-        assert isinstance(ledger, ClaimLedger) and ledger.backend == "sqlite"
+        assert isinstance(ledger, SqliteLedger) and ledger.backend == "sqlite"
         assert ledger.path == reactor_env.coordination_dir / "claims.sqlite3"
 
 
 def test_durability_is_a_choice_normal_by_default(tmp_path):
     for synchronous, code in (("NORMAL", 1), ("FULL", 2)):
-        with ClaimLedger(tmp_path / synchronous, synchronous=synchronous) as ledger:
+        with SqliteLedger(tmp_path / synchronous, synchronous=synchronous) as ledger:
             ledger.add(_items(1))
             assert ledger._handle().conn.execute("PRAGMA synchronous").fetchone()[0] == code
     mode = sqlite3.connect(tmp_path / "NORMAL" / "claims.sqlite3").execute("PRAGMA journal_mode")
@@ -32,7 +32,7 @@ def test_claim_cost_does_not_grow_with_the_number_of_claims(tmp_path):
     grows at most logarithmically with the ledger, a scan would grow 20x from 400 to 8000."""
 
     def cost(n: int) -> int:
-        ledger = ClaimLedger(tmp_path / str(n))
+        ledger = SqliteLedger(tmp_path / str(n))
         ledger.add(_items(n))
         ledger.claim_many("agent_fill", n - 300)  # most items already claimed
         steps = [0]

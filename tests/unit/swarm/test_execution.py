@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tasks.claims import ClaimLedger, WorkItem
+from tasks.claims import SqliteLedger, WorkItem
 from tasks.coordination_log import read_log
 from tasks.swarm import agents as registry
 from tasks.swarm.execution import ItemJob, execute_item
@@ -20,7 +20,7 @@ HANDLERS = "tests.unit.swarm.sample_handlers"
 
 
 def _setup(settings, *task_ids: str):
-    ledger = ClaimLedger(settings.coordination_dir)
+    ledger = SqliteLedger(settings.coordination_dir)
     (agent,) = registry.form_agents([AgentSpec(name="solo")])
     registry.register([agent], settings.coordination_dir)
     ledger.add(
@@ -31,7 +31,7 @@ def _setup(settings, *task_ids: str):
     return ledger, agent
 
 
-def _job(task: SwarmTask, agent_id: str, ledger: ClaimLedger, **job) -> ItemJob:
+def _job(task: SwarmTask, agent_id: str, ledger: SqliteLedger, **job) -> ItemJob:
     """The job of `task`, claimed by `agent_id` in `_setup`."""
     assignment = Assignment(
         task_id=task.id, work_item_id=f"work_{task.id}", agent_id=agent_id, slot=0,

@@ -11,7 +11,7 @@ from datetime import datetime
 
 import pytest
 
-from tasks.claims import ClaimLedger, WorkItem, open_ledger
+from tasks.claims import SqliteLedger, WorkItem, open_ledger
 from tasks.errors import CoordinationConflict, StoreUnavailable
 from tasks.swarm import agents as registry
 from tasks.swarm.execution import ItemJob, execute_item
@@ -32,7 +32,7 @@ def keeper_ledger(ledger_settings):
         with open_ledger(ledger_settings) as opened:
             yield opened
     else:
-        with ClaimLedger(ledger_settings.coordination_dir, busy_timeout_s=0.1) as opened:
+        with SqliteLedger(ledger_settings.coordination_dir, busy_timeout_s=0.1) as opened:
             yield opened
 
 
