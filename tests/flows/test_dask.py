@@ -13,8 +13,10 @@ from tasks.settings import Settings
 
 def test_spr_flow_runs_its_tasks_on_a_dask_local_cluster(reactor_env):
     with (
+        # one worker process: the tasks still leave this process for the cluster's, and each
+        # further worker is one more interpreter importing Prefect and the flow
         LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None
         ) as cluster,
         Client(cluster) as client,
     ):

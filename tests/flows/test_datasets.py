@@ -1,4 +1,4 @@
-"""Datasets read as datasets: three real runs of every flow that exports, then each dataset's
+"""Datasets read as datasets: two real runs of every flow that exports, then each dataset's
 folder is read whole by pandas, pyarrow (hive partitioning) and DuckDB with the right row counts
 and types, and the CSV and JSONL folders agree with the Parquet one."""
 
@@ -26,7 +26,7 @@ DATASETS = [
     "trace_hops",
     "worktree_deployments",
 ]
-RUNS = 3
+RUNS = 2  # several runs in one folder, read as one dataset
 
 ARROW = {
     Column.int: pa.int64(),
@@ -117,7 +117,7 @@ def _worktree(n: int, root: Path) -> None:
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory) -> Path:
-    """Three runs of every exporting flow into one exports root."""
+    """RUNS runs of every exporting flow into one exports root."""
     root = tmp_path_factory.mktemp("datasets")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("REACTOR_COORDINATION_DIR", str(root / "coordination"))

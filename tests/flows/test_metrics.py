@@ -84,6 +84,9 @@ def worker(deployment, tmp_path):
         **os.environ,
         "PREFECT_API_URL": PREFECT_API_URL.value(),
         "REACTOR_METRICS_PORT": str(port),
+        # poll every second, not every 10 s: the run is created once the metrics endpoint is
+        # up, which can be just after the worker's first poll
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
         "REACTOR_EXPORTS_DIR": str(tmp_path / "exports"),
         "REACTOR_COORDINATION_DIR": str(tmp_path / "coordination"),
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",

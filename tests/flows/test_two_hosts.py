@@ -41,6 +41,7 @@ from tasks.claims import open_ledger
 from tasks.jsonl import iter_jsonl
 from tasks.settings import Settings
 from tasks.swarm.models import SwarmRequest
+from tests.flows.test_server import expect_prefect_toml_settings
 from tests.loopback import free_port
 from tests.postgres import drop_database, fresh_database
 
@@ -50,8 +51,8 @@ DEPLOYMENT = "swarm-hourly"
 FLOW = "swarm-coordination"
 HANDLER = "tests.flows.two_host_handler:record"
 WORK_TYPE = "twohost.record"
-ITEMS = 12
-RUNS = 3  # drains started at once, ITEMS / RUNS items each
+ITEMS = 8
+RUNS = 2  # drains started at once, ITEMS / RUNS items each
 SLEEP_S = 1.0  # each handler call's work
 LEASE_S = 15.0  # short, so the killed host's claims expire within the test
 
@@ -92,6 +93,8 @@ class PrefectOnPostgres:
     api_url: str
     database_url: str  # postgresql://… (psycopg's form)
     home: Path
+    state: Path  # deployments.server's record of the process
+    server: local.Server
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +110,7 @@ def prefect_on_pg(pg_url, tmp_path_factory) -> Iterator[PrefectOnPostgres]:
     state = root / "state"
     try:
         server = local.start_server(state, timeout_s=300, port=free_port(), env=env)
-        yield PrefectOnPostgres(server.api_url, database, root / "home")
+        yield PrefectOnPostgres(server.api_url, database, root / "home", state, server)
     finally:
         local.stop_server(state)  # the process its record names (and what it spawned)
         drop_database(database, pg_url)
@@ -121,6 +124,14 @@ def _api(prefect: PrefectOnPostgres, method: str, path: str, **kwargs) -> Any:
 
 @pytest.mark.timeout(900)  # includes a real server start: minutes on loaded cores
 def test_server_started_with_a_postgres_url_stores_its_runs_in_that_database(prefect_on_pg):
+    """Also `make server`'s own checks (once tests/flows/test_server.py's, on a second server of
+    its own): it records the process it started, reads prefect.toml and points the UI at its
+    API when it is not on 127.0.0.1:4200."""
+    server, state = prefect_on_pg.server, prefect_on_pg.state
+    assert server.started_here and local.running_server(state).api_url == server.api_url
+    settings = _api(prefect_on_pg, "GET", "/admin/settings")
+    expect_prefect_toml_settings(settings)
+    assert settings["server"]["ui"]["api_url"] == server.api_url
     flow = _api(prefect_on_pg, "POST", "/flows/", json={"name": "two-hosts-probe"})
     run = _api(prefect_on_pg, "POST", "/flow_runs/", json={"flow_id": flow["id"]})
     with psycopg.connect(prefect_on_pg.database_url) as conn:
@@ -434,3 +445,11 @@ def _infra_pid(flow_run: dict[str, Any]) -> int | None:
     """The pid of a flow run's process, from the `host:pid` its worker reported."""
     pid = (flow_run.get("infrastructure_pid") or "").rpartition(":")[2]
     return int(pid) if pid.isdigit() else None
+
+
+def test_stop_server_stops_the_server_it_started(prefect_on_pg):
+    """Last in this module: it stops the module's server."""
+    state = prefect_on_pg.state
+    assert local.stop_server(state)
+    assert local.running_server(state) is None
+    assert not local.api_healthy(prefect_on_pg.api_url)
