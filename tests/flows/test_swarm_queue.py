@@ -21,7 +21,7 @@ from tasks.claims import open_ledger
 from tasks.export import read_export
 from tasks.swarm.models import SwarmRequest, SwarmResult
 from tasks.swarm.queue.enqueue import enqueue
-from tasks.swarm.report import time_lines
+from tasks.swarm.story import time_lines
 from tasks.telemetry import read_spans, spans_path
 from tasks.trace.sample import rebase_urls, sample_trace_request
 from tasks.trace.standins import Behaviour, StandinConfig, run_standins
