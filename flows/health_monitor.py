@@ -16,7 +16,7 @@ from tasks.runtime import unpersisted_results
 from tasks.telemetry import configure_telemetry
 from tasks.worktree.models import MonitorCheck, MonitorRequest, MonitorResult
 from tasks.worktree.prefect_tasks import monitor_round
-from tasks.worktree.report import publish_health
+from tasks.worktree.publish import publish_health
 
 ALERTING = ("alert", "restarted", "restart_failed", "capped")
 
