@@ -59,7 +59,7 @@ def check_success_rate(
     if (error := execution.shortfall(records, minimum)) is not None:
         emit("swarm", "below_min_success_rate", run_id, shortfall_facts(records, rate, minimum))
         raise error
-    logger.info(f"success rate {rate:.0%} (minimum {minimum:.0%})")
+    logger.info("success rate %.0f%% (minimum %.0f%%)", 100 * rate, 100 * minimum)
     return rate
 
 

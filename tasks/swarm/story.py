@@ -196,7 +196,7 @@ def pending_age(seconds: float | None) -> str:
 def log_outcome(logger: Any, record: ExecutionRecord) -> None:
     """One line per executed item; one finished by the dead attempt says so (not run again)."""
     if record.resumed:
-        logger.info(f"{record.task_id}: {record.status} by the dead attempt, not run again")
+        logger.info("%s: %s by the dead attempt, not run again", record.task_id, record.status)
     else:
         logger.log(logging.INFO if record.status == "completed" else logging.WARNING,
                    outcome_line(record))  # fmt: skip
@@ -225,7 +225,7 @@ def log_exports(
 ) -> dict[str, list[str]]:
     """Log where each dataset went; dataset -> its files."""
     if snap.moved_aside:
-        logger.warning(f"{snap.path} was not valid JSON: kept it as {snap.moved_aside}")
+        logger.warning("%s was not valid JSON: kept it as %s", snap.path, snap.moved_aside)
     for name, done in exported.items():
         logger.info(dataset_line(name, done))
     return {name: [str(f.path) for f in done.files] for name, done in exported.items()}
@@ -233,7 +233,7 @@ def log_exports(
 
 def log_agents(logger: Any, agents: list[Agent], kept: set[str]) -> None:
     for a in agents:
-        logger.info(agent_line(a) + (" (kept from the dead attempt)" if a.agent_id in kept else ""))
+        logger.info("%s%s", agent_line(a), " (kept from the dead attempt)" * (a.agent_id in kept))
 
 
 def logged(logger: Any, value: T, line: str) -> T:
