@@ -13,6 +13,7 @@ from tasks.redaction import redact
 from tasks.trace.models import SystemResult, TraceAnalysis
 
 HOPS_DATASET = "trace_hops"
+_FROM_RESULT = {"status", "simulated", "reason", "execution_id", "span_id", "started_at"}
 
 
 class HopRow(BaseModel):
@@ -51,31 +52,21 @@ def hop_rows(
     """One `trace_hops` row per hop (dependency edge into a system), as JSON-ready dicts (they
     are also the hop table artifact's rows), secrets redacted (a reason can quote what a remote
     system answered)."""
-    latency = {s.name: s for s in analysis.systems}
+    latency = {s.name: s.step_ms for s in analysis.systems}
+    same = {"run_id": run_id, "workflow_id": workflow_id, "correlation_id": correlation_id}
     rows = []
     for hop in analysis.hops:
         r = results[hop.system]
         row = HopRow(
-            run_id=run_id,
-            workflow_id=workflow_id,
+            **same,
+            **hop.model_dump(include={"source", "system", "handoff_ms", "call_ms", "server_ms"}),
+            **r.model_dump(include=_FROM_RESULT),
             trace_id=analysis.trace_id,
-            correlation_id=correlation_id,
-            source=hop.source,
-            system=hop.system,
             system_type=r.type,
-            status=r.status,
-            simulated=r.simulated,
-            reason=r.reason,
-            execution_id=r.execution_id,
             attempts=len(r.attempts),
-            handoff_ms=hop.handoff_ms,
-            call_ms=hop.call_ms,
-            server_ms=hop.server_ms,
-            step_ms=latency[hop.system].step_ms,
+            step_ms=latency[hop.system],
             on_critical_path=hop.system in analysis.critical_path,
             bottleneck=hop.system in analysis.bottlenecks,
-            span_id=r.span_id,
-            started_at=r.started_at,
             traceparents=[a.traceparent for a in r.attempts],
         )
         rows.append(row.model_dump(mode="json"))
