@@ -101,12 +101,13 @@ def export_dataset(
     records: Iterable[Mapping[str, Any] | BaseModel] | pd.DataFrame,
     dataset: str,
     run_id: str,
-    schema: Schema | type[BaseModel],
+    row_model: type[BaseModel],
     formats: Sequence[Format] = ALL_FORMATS,
     root: Location = Path("exports"),
     day: date | None = None,
 ) -> ExportResult:
-    """Write `records` as `dataset` for `run_id` in every format of `formats`, into the day's
+    """Write `records` as `dataset` for `run_id` in every format of `formats`, typed by the
+    dataset's `row_model` (its columns and types through `schema_of`), into the day's
     partition of each format's dataset folder under `root` (a path or an object-store URI);
     the run's manifest is created last, only if it does not exist yet: it is the commit marker.
     A run whose manifest exists is not written again (a resumed run); one whose manifest is
@@ -117,7 +118,7 @@ def export_dataset(
     for part, label in ((dataset, "dataset"), (run_id, "run_id")):
         if not part or "/" in part or part.startswith((".", "_")) or "\\" in part:
             raise InvalidInput(f"{label} {part!r} must be a plain file name")
-    schema = as_schema(schema)
+    schema = as_schema(row_model)
     storage = open_storage(root)
     day = day or datetime.now(UTC).date()
     manifest = manifest_path(storage.root, dataset, day, run_id)

@@ -70,14 +70,16 @@ def schema_of(model: type[BaseModel]) -> dict[str, Column]:
     return {name: _column_of(field.annotation) for name, field in model.model_fields.items()}
 
 
-def as_schema(schema: Schema | type[BaseModel]) -> dict[str, Column]:
-    """`schema` as column types (a row model through `schema_of`), checked for the reserved
-    partition column."""
-    if isinstance(schema, type) and issubclass(schema, BaseModel):
-        schema = schema_of(schema)
+def as_schema(row_model: type[BaseModel]) -> dict[str, Column]:
+    """The column types of a dataset's row model, checked for the reserved partition column."""
+    if not (isinstance(row_model, type) and issubclass(row_model, BaseModel)):
+        raise InvalidInput(
+            f"a dataset's schema is its row model (a pydantic model class), not {row_model!r}"
+        )
+    schema = schema_of(row_model)
     if PARTITION in schema:
         raise InvalidInput(
             f"column {PARTITION!r} is reserved for the date partition of every dataset; "
             "rename it (e.g. 'day' or 'created_on')"
         )
-    return {name: Column(kind) for name, kind in schema.items()}
+    return schema
