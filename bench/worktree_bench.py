@@ -27,14 +27,10 @@ DELAYS = {"db": 0.6, "api": 0.4, "web": 0.2, "gateway": 0.3}  # START_DELAY_S: t
 
 
 def spec(name: str, deps=(), delay: float = 0.3) -> dict:
-    return {
-        "name": name,
-        "branch": f"service/{name}",
-        "type": "python",
-        "dependencies": list(deps),
-        "start_command": ["python", "service.py"],
-        "environment_variables": {"START_DELAY_S": str(delay)},
-    }
+    """The sample service taking `delay` seconds to boot."""
+    from tasks.worktree.sample_repo import sample_service
+
+    return sample_service(name, deps, env={"START_DELAY_S": str(delay)})
 
 
 def own_start_s(repo: Path, delay: float, runs: int = 3) -> float:

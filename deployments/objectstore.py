@@ -13,8 +13,6 @@ exports datasets or stores task results there gets the variables `start` prints.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import secrets
 import shutil
@@ -25,7 +23,10 @@ import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
+from deployments import local_service
+from deployments.local_service import LocalService
 from tasks.net import free_port, port_is_free
 from tasks.worktree.identity import identify_spawned
 from tasks.worktree.models import ProcessIdentity
@@ -71,22 +72,27 @@ def free_ports(count: int) -> list[int]:
 
 
 @dataclass
-class LocalObjectStore:
-    """A SeaweedFS server in `root`: data/, server.log and state.json (ports, keys, pid)."""
+class LocalObjectStore(LocalService):
+    """A SeaweedFS server in `root`: data/, server.log and state.json (ports, keys, process)."""
 
-    root: Path
     memory_limit: str = "512MiB"  # GOMEMLIMIT: the Go runtime's soft cap
 
-    @property
-    def state_file(self) -> Path:
-        return self.root / "state.json"
+    show_command: ClassVar[str] = "env"
+    not_running: ClassVar[str] = "no object store running: run 'make objectstore'"
 
-    @property
-    def log(self) -> Path:
-        return self.root / "server.log"
+    def address(self) -> str:
+        return self.endpoint
 
-    def state(self) -> dict:
-        return json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+    def show(self) -> str:
+        return _exports(self.env())
+
+    def announce(self) -> None:
+        print(self.show())
+        print(
+            f"SeaweedFS S3 on {self.endpoint}, bucket {BUCKET!r} (log {self.log});"
+            ' export these on every host (eval "$(make -s objectstore)")',
+            file=sys.stderr,
+        )
 
     @property
     def endpoint(self) -> str:
@@ -115,8 +121,8 @@ class LocalObjectStore:
         """Start the server (unless it runs), create `buckets`, return `env()`."""
         if self.running():
             return self.env()
-        (self.root / "data").mkdir(parents=True, exist_ok=True)
-        os.chmod(self.root, 0o700)
+        self.make_root()
+        (self.root / "data").mkdir(exist_ok=True)
         state = self.state() or {
             "access_key": "reactor" + secrets.token_hex(6),
             "secret_key": secrets.token_urlsafe(30),
@@ -152,13 +158,12 @@ class LocalObjectStore:
                 start_new_session=True,
             )
         state["process"] = identify_spawned(proc.pid).model_dump()
-        self.state_file.write_text(json.dumps(state))
-        os.chmod(self.state_file, 0o600)
+        self.save_state(state)
         deadline = time.monotonic() + timeout_s
         while not _answers(ports["s3"]):
             if proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                tail = self.log.read_text(errors="replace")[-1500:]
+                tail = self.log_tail(1500)
                 raise RuntimeError(f"SeaweedFS did not start on {HOST}:{ports['s3']}\n{tail}")
             time.sleep(0.1)
         for bucket in buckets:
@@ -197,7 +202,7 @@ class LocalObjectStore:
         stop_process(self._process(), grace_s=timeout_s)
         state = self.state()
         state.pop("process", None)
-        self.state_file.write_text(json.dumps(state))
+        self.save_state(state)
 
 
 def _answers(port: int) -> bool:
@@ -218,33 +223,8 @@ def _exports(env: dict[str, str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["start", "stop", "env", "status"])
-    parser.add_argument("--dir", type=Path, default=STATE_DIR, help="data and state directory")
-    args = parser.parse_args(argv)
-    server = LocalObjectStore(args.dir.resolve())
-    try:
-        if args.command == "start":
-            env = server.start()
-            print(_exports(env))
-            print(
-                f"SeaweedFS S3 on {env['AWS_ENDPOINT_URL']}, bucket {BUCKET!r} (log {server.log});"
-                ' export these on every host (eval "$(make -s objectstore)")',
-                file=sys.stderr,
-            )
-        elif args.command == "stop":
-            server.stop()
-            print(f"stopped (data kept in {server.root})", file=sys.stderr)
-        elif server.running():
-            env_text = _exports(server.env())
-            print(env_text if args.command == "env" else f"running: {server.endpoint}")
-        else:
-            print("no object store running: run 'make objectstore'", file=sys.stderr)
-            return 1
-    except (ObjectStoreNotInstalled, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    errors = (ObjectStoreNotInstalled, RuntimeError)
+    return local_service.main(LocalObjectStore, argv, __doc__.splitlines()[0], STATE_DIR, errors)
 
 
 if __name__ == "__main__":

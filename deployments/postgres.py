@@ -13,8 +13,6 @@ Export the URL it prints as `REACTOR_DATABASE_URL` on every worker.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import secrets
 import shutil
@@ -24,6 +22,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
+
+from deployments import local_service
+from deployments.local_service import LocalService
+from tasks.net import free_port, port_is_free
 
 HOST = "127.0.0.1"
 USER = "reactor"
@@ -52,12 +55,6 @@ def find_bin(name: str) -> Path:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
 def _as_root() -> bool:
     return os.geteuid() == 0
 
@@ -75,28 +72,29 @@ def _chown(path: Path) -> None:
 
 
 @dataclass
-class LocalPostgres:
+class LocalPostgres(LocalService):
     """A PostgreSQL cluster in `root` (data/, its socket dir, its log and a state file with the
     port and password). `durable=False` turns fsync off: for throwaway test servers only."""
 
-    root: Path
     durable: bool = True
     settings: dict[str, str] = field(default_factory=dict)
+
+    show_command: ClassVar[str] = "url"
+    not_running: ClassVar[str] = "no PostgreSQL running: run 'make postgres'"
+
+    def address(self) -> str:
+        return self.url()
+
+    def show(self) -> str:
+        return self.url()
+
+    def announce(self) -> None:
+        print(self.url())
+        print(f"export REACTOR_DATABASE_URL='{self.url()}'", file=sys.stderr)
 
     @property
     def data(self) -> Path:
         return self.root / "data"
-
-    @property
-    def state_file(self) -> Path:
-        return self.root / "state.json"
-
-    @property
-    def log(self) -> Path:
-        return self.root / "server.log"
-
-    def state(self) -> dict:
-        return json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
 
     def url(self, database: str = "postgres") -> str:
         s = self.state()
@@ -107,8 +105,7 @@ class LocalPostgres:
 
     def init(self) -> None:
         """initdb with a generated password; listen on 127.0.0.1 only."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.root, 0o700)
+        self.make_root()
         _chown(self.root)
         password = secrets.token_urlsafe(18)
         pwfile = self.root / "pwfile"
@@ -133,9 +130,7 @@ class LocalPostgres:
         with open(self.data / "postgresql.conf", "a", encoding="utf-8") as fh:
             fh.write("\n# reactor-flows\n")
             fh.writelines(f"{k} = {v}\n" for k, v in conf.items())
-        state = {"password": password, "port": _free_port(), "durable": self.durable}
-        self.state_file.write_text(json.dumps(state))
-        os.chmod(self.state_file, 0o600)
+        self.save_state({"password": password, "port": free_port(HOST), "durable": self.durable})
 
     def running(self) -> bool:
         if not self.initialised():
@@ -154,9 +149,9 @@ class LocalPostgres:
         if self.running():
             return self.url()
         state = self.state()
-        if not _port_free(state["port"]):
-            state["port"] = _free_port()
-            self.state_file.write_text(json.dumps(state))
+        if not port_is_free(state["port"], HOST):
+            state["port"] = free_port(HOST)
+            self.save_state(state)
         self.log.touch()
         _chown(self.log)
         try:
@@ -165,7 +160,7 @@ class LocalPostgres:
                 "-w", "-t", str(timeout_s), "-o", f"-p {state['port']}", "start",
             ])  # fmt: skip
         except subprocess.CalledProcessError as exc:
-            tail = self.log.read_text(errors="replace")[-2000:]
+            tail = self.log_tail()
             raise RuntimeError(f"PostgreSQL did not start: {exc.stderr.strip()}\n{tail}") from None
         _wait_accepting(state["port"], timeout_s)
         return self.url()
@@ -179,16 +174,6 @@ def _wrap(args: list[str]) -> list[str]:
     return ["runuser", "-u", SYSTEM_USER, "--", *args] if _as_root() else args
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-        return True
-
-
 def _wait_accepting(port: int, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -200,29 +185,8 @@ def _wait_accepting(port: int, timeout_s: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["start", "stop", "url", "status"])
-    parser.add_argument("--dir", type=Path, default=STATE_DIR, help="cluster directory")
-    args = parser.parse_args(argv)
-    server = LocalPostgres(args.dir.resolve())
-    try:
-        if args.command == "start":
-            url = server.start()
-            print(url)
-            print(f"export REACTOR_DATABASE_URL='{url}'", file=sys.stderr)
-        elif args.command == "stop":
-            server.stop()
-            print(f"stopped (data kept in {server.root})", file=sys.stderr)
-        elif server.running():
-            print(server.url() if args.command == "url" else f"running: {server.url()}")
-        else:
-            print("no PostgreSQL running: run 'make postgres'", file=sys.stderr)
-            return 1
-    except (PostgresNotInstalled, RuntimeError, subprocess.CalledProcessError) as exc:
-        detail = getattr(exc, "stderr", None) or str(exc)
-        print(f"error: {detail.strip()}", file=sys.stderr)
-        return 1
-    return 0
+    errors = (PostgresNotInstalled, RuntimeError, subprocess.CalledProcessError)
+    return local_service.main(LocalPostgres, argv, __doc__.splitlines()[0], STATE_DIR, errors)
 
 
 if __name__ == "__main__":

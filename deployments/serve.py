@@ -65,17 +65,23 @@ def to_runner_deployment(entry: dict[str, Any]):
     )
 
 
-def main() -> None:
+def main() -> int:
     from prefect import serve
 
-    from tasks.metrics import serve_metrics
+    from tasks.errors import ReactorError
+    from tasks.metrics_endpoint import serve_metrics
 
     # flow runs execute in subprocesses of this one and push their metrics to its endpoint
-    endpoint = serve_metrics()
+    try:
+        endpoint = serve_metrics()
+    except ReactorError as exc:  # e.g. REACTOR_METRICS_PORT=abc, or the port is taken
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if endpoint is not None:
         print(f"metrics: {endpoint.scrape_url}")
     serve(*(to_runner_deployment(e) for e in load_deployments()))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -46,6 +46,7 @@ import httpx
 from pydantic import BaseModel
 
 from tasks.net import free_port, port_is_free
+from tasks.redaction import url_password, without_credentials
 from tasks.worktree.models import ProcessIdentity
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -116,11 +117,7 @@ def ui_url_of(api_url: str) -> str:
 
 def masked(url: str) -> str:
     """`url` with its password replaced by `***` (for printing a database URL)."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    return without_credentials(url, mask="***")
 
 
 def server_database(url: str) -> str:
@@ -136,13 +133,7 @@ def _scrub(text: str, url: str) -> str:
     """`text` without the password of `url`, in any spelling a driver may quote it."""
     from urllib.parse import unquote
 
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        password = None
-    # a URL urlsplit cannot read still has its password between "://user:" and "@"
-    if password is None and "@" in url and ":" in url.partition("://")[2].rpartition("@")[0]:
-        password = url.partition("://")[2].rpartition("@")[0].partition(":")[2]
+    password = url_password(url)  # found even in a URL urlsplit cannot read
     for secret in {password, unquote(password or "")} - {None, ""}:
         text = text.replace(secret, "***")
     return text

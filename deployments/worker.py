@@ -5,18 +5,16 @@
 Every argument is passed to `prefect worker start --pool reactor-process --type process` (the
 pool can be changed with `--pool`). Each flow run executes in a short-lived subprocess of this
 worker; with `REACTOR_METRICS_PORT` set, this process serves the Prometheus endpoint and its
-flow runs push their metrics to it (`tasks.metrics.serve_metrics`), so one scrape target shows
-the totals of every run the worker executed. See docs/operations.md.
+flow runs push their metrics to it (`tasks.metrics_endpoint.serve_metrics`), so one scrape
+target shows the totals of every run the worker executed. See docs/operations.md.
 """
 
 from __future__ import annotations
 
 import sys
 
-from pydantic import ValidationError
-
 from tasks.errors import ReactorError
-from tasks.metrics import serve_metrics
+from tasks.metrics_endpoint import serve_metrics
 
 POOL = "reactor-process"  # the work pool prefect.yaml names
 
@@ -28,21 +26,10 @@ def worker_argv(argv: list[str]) -> list[str]:
     return ["worker", "start", "--type", "process", *([] if named else ["--pool", POOL]), *argv]
 
 
-def settings_message(exc: ValidationError) -> str:
-    """One line naming the environment variable whose value is wrong (never the value: it may
-    be a secret)."""
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
-    return f"REACTOR_{where.upper()}: {first['msg']}" if where else first["msg"]
-
-
 def main(argv: list[str]) -> int:
     try:
         endpoint = serve_metrics()
-    except ValidationError as exc:  # e.g. REACTOR_METRICS_PORT=abc
-        print(f"error: {settings_message(exc)}", file=sys.stderr)
-        return 2
-    except ReactorError as exc:  # e.g. the metrics port is taken
+    except ReactorError as exc:  # e.g. REACTOR_METRICS_PORT=abc, or the port is taken
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if endpoint is not None:

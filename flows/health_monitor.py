@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 
-from prefect import flow, get_run_logger
-from prefect.context import SyncClientContext
+from prefect import get_run_logger
 
-from tasks.runtime import unpersisted_results
-from tasks.telemetry import configure_telemetry
+from tasks.runtime import reactor_flow
 from tasks.worktree.models import MonitorCheck, MonitorRequest, MonitorResult
 from tasks.worktree.prefect_tasks import monitor_round
 from tasks.worktree.publish import publish_health
@@ -21,9 +19,9 @@ from tasks.worktree.publish import publish_health
 ALERTING = ("alert", "restarted", "restart_failed", "capped")
 
 
-@flow(name="worktree-health-monitor", validate_parameters=True, **unpersisted_results())
+# one task at a time; the runner's one API client serves every pass (docs/worktree.md)
+@reactor_flow("worktree-health-monitor", concurrent=False)
 async def health_monitor(request: MonitorRequest | None = None) -> MonitorResult:
-    configure_telemetry()
     logger = get_run_logger()
     request = request or MonitorRequest()
     rounds = 1 if request.once else request.rounds
@@ -32,8 +30,7 @@ async def health_monitor(request: MonitorRequest | None = None) -> MonitorResult
     while rounds is None or done < rounds:
         if done:
             await asyncio.sleep(request.interval_s)
-        with SyncClientContext.get_or_create():  # one API client per pass (docs/worktree.md)
-            checks = monitor_round(request, done + 1)
+        checks = monitor_round(request, done + 1)
         done += 1
         logger.info(
             "round %d: %d service(s) checked, %d healthy, actions %s",

@@ -12,13 +12,12 @@ import asyncio
 from pathlib import Path
 
 from opentelemetry import trace
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
 from prefect.utilities.annotations import quote
 
 from tasks.events import emit
-from tasks.resume import resumable
-from tasks.runtime import current_run_id, task_runner
+from tasks.runtime import current_run_id, reactor_flow
 from tasks.spr import story, summary
 from tasks.spr.files import batch_documents
 from tasks.spr.learning import relevant_adjustments
@@ -35,11 +34,7 @@ from tasks.spr.prefect_tasks import (
     write_spr_files,
 )
 from tasks.spr.sprfile import with_spr_files
-from tasks.telemetry import configure_telemetry
-
-# also at import: Prefect opens the flow-run span before the body runs, and that span (whose
-# trace id goes into the .spr headers and the log) is only recorded once a provider exists
-configure_telemetry()
+from tasks.tracing import format_trace_id
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "samples" / "spr"
 
@@ -51,21 +46,26 @@ def sample_request(**overrides) -> SPRRequest:
 
 def _trace_id() -> str | None:
     context = trace.get_current_span().get_span_context()
-    return format(context.trace_id, "032x") if context.is_valid else None
+    return format_trace_id(context.trace_id) if context.is_valid else None
 
 
-@flow(name="spr-pipeline", task_runner=task_runner(), validate_parameters=True, **resumable())
+@reactor_flow("spr-pipeline", resumable=True)
 async def spr_pipeline(request: SPRRequest) -> SPRRunResult:
-    configure_telemetry()
     logger = get_run_logger()
     run_id, trace_id = current_run_id(), _trace_id()
     docs = batch_documents(request)
     labels, chunks = map(list, zip(*chunked(docs, request.chunk_size_for(len(docs))), strict=True))
     files = sum(isinstance(d, DocumentFile) for d in docs)
     logger.info(
-        f"SPR batch: {len(docs)} documents ({len(docs) - files} inline, {files} files), "
-        f"chunks: {len(chunks)}; formats {', '.join(request.formats)}; compressor "
-        f"{request.compressor}; quality threshold {request.quality_threshold}"
+        "SPR batch: %d documents (%d inline, %d files), chunks: %d; formats %s; compressor %s; "
+        "quality threshold %s",
+        len(docs),
+        len(docs) - files,
+        files,
+        len(chunks),
+        ", ".join(request.formats),
+        request.compressor,
+        request.quality_threshold,
     )
     emit("spr", "started", run_id, {"documents": len(docs), "formats": request.formats})
 
@@ -105,7 +105,7 @@ async def spr_pipeline(request: SPRRequest) -> SPRRunResult:
         learned = save_adjustments(
             quote(results), request.optimization_step, request.quality_threshold, run_id
         )
-        logger.info(f"learned ratio adjustments (persisted): {learned or 'none'}")
+        logger.info("learned ratio adjustments (persisted): %s", learned or "none")
 
     # 6. .spr files, exports, coordination log, UI
     if request.write_spr_files:
@@ -113,20 +113,23 @@ async def spr_pipeline(request: SPRRequest) -> SPRRunResult:
     spr_files = [fr.spr_file for d in results for fr in d.formats if fr.spr_file]
     if spr_files:
         folder = str(spr_files[0]).rpartition("/")[0]  # a local path or an object-store URI
-        logger.info(f"wrote {len(spr_files)} .spr files under {folder}")
+        logger.info("wrote %d .spr files under %s", len(spr_files), folder)
     export = export_results(quote(results), run_id, request.export_formats)
     if export is not None:
-        logger.info(
-            f"exported {export.dataset} ({export.rows} rows) to "
-            + ", ".join(str(f.path) for f in export.files)
-        )
+        files_to = ", ".join(str(f.path) for f in export.files)
+        logger.info("exported %s (%d rows) to %s", export.dataset, export.rows, files_to)
     stats = summary.stats(results)
     log_size = log_run(run_id, trace_id, {**stats, "documents": len(results)})
     publish_report(quote(results), run_id, learned, request.quality_threshold)
     logger.info(
-        f"SPR run done: {stats['processed']} processed, {stats['failed']} with errors, median "
-        f"quality {stats['median_quality']}, passed {stats['passed_rate']:.0%}; "
-        f"{cached}/{len(futures)} chunks from cache"
+        "SPR run done: %s processed, %s with errors, median quality %s, passed %.0f%%; "
+        "%d/%d chunks from cache",
+        stats["processed"],
+        stats["failed"],
+        stats["median_quality"],
+        100 * stats["passed_rate"],
+        cached,
+        len(futures),
     )
     emit("spr", "completed", run_id, stats)
     return SPRRunResult(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
@@ -18,11 +18,10 @@ from prefect.runtime import flow_run
 from tasks.compensation import compensating
 from tasks.errors import RolledBack
 from tasks.events import emit
-from tasks.runtime import current_run_id, task_runner, unpersisted_results
-from tasks.settings import get_settings
+from tasks.runtime import current_run_id, reactor_flow
 from tasks.swarm.agents import heartbeating
 from tasks.swarm.errors import SwarmRolledBack
-from tasks.swarm.execution import submission_order, success_rate
+from tasks.swarm.execution import ItemJob, submission_order, success_rate
 from tasks.swarm.models import ExecutionRecord, SwarmRequest, SwarmResult, TakenWork, WorkPlan
 from tasks.swarm.prefect_tasks import (
     aggregate_telemetry,
@@ -40,33 +39,21 @@ from tasks.swarm.queue.draining import dependency_items
 from tasks.swarm.queue.prefect_tasks import assign_work, summarize_drain, take_work
 from tasks.swarm.results import empty_run
 from tasks.swarm.story import request_line
-from tasks.telemetry import configure_telemetry
-
-# also at import: Prefect opens the flow-run span before the body runs, and that span (the parent
-# of every task span, and through them of every scenario subflow's spans: one trace per run) is
-# only recorded once a provider exists
-configure_telemetry()
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "swarm" / "tasks.json"
 
 
-@flow(
-    name="swarm-coordination",
-    task_runner=task_runner(),
-    validate_parameters=True,
-    # no Prefect result needed to resume: each step finds its dead attempt's work in the
-    # ledger and the registry (docs/swarm.md, "After a crash")
-    **unpersisted_results(),
-)
+# not `resumable`: each step finds its dead attempt's work in the ledger and the registry, no
+# Prefect result needed (docs/swarm.md, "After a crash")
+@reactor_flow("swarm-coordination")
 async def swarm_coordination(request: SwarmRequest) -> SwarmResult:
-    configure_telemetry(get_settings())
     logger, run_id = get_run_logger(), current_run_id()
     logger.info(request_line(request))
     # a retry of this run (same id, `reactor runs resume`): each step finds what its dead
     # attempt did in the ledger and the agent registry and continues from there
     resuming = (flow_run.run_count or 1) > 1
     if resuming:
-        logger.info(f"resuming run {run_id}: attempt {flow_run.run_count}")
+        logger.info("resuming run %s: attempt %d", run_id, flow_run.run_count)
     emit("swarm", "started", run_id, {"tasks": len(request.tasks), "drain": bool(request.queue)})
 
     # 0 and 2-5 change shared state, so they run as one transaction: a failure (or a success
@@ -112,7 +99,7 @@ async def swarm_coordination(request: SwarmRequest) -> SwarmResult:
         if not executions:  # failed before the plan ran: the error says what was undone
             raise
         failure = undone
-        logger.error(f"rolled back: {undone.message}; undone: {'; '.join(undone.compensations)}")
+        logger.error("rolled back: %s; undone: %s", undone.message, "; ".join(undone.compensations))
 
     # 6. telemetry aggregation from the spans this run wrote, the queue's state, datasets, UI
     result = SwarmResult(
@@ -121,11 +108,11 @@ async def swarm_coordination(request: SwarmRequest) -> SwarmResult:
         analysis=analysis,
         agents=agents,
         plan=plan,
+        telemetry=aggregate_telemetry(run_id, agents, plan, startup_ms),
         executions=executions,
         success_rate=success_rate(executions),
-        telemetry=aggregate_telemetry(run_id, agents, plan, startup_ms),
-        compensations=failure.compensations if failure else [],
         queue=summarize_drain(batch, executions, run_id) if batch else None,
+        compensations=failure.compensations if failure else [],
     )
     if failure:  # the summary still shows what ran and what was undone; the run fails
         publish_summary(result, failure=failure.message)
@@ -143,15 +130,16 @@ async def execute_plan(
     items = {a.task_id: a.work_item_id for a in plan.assignments}
     futures: dict[str, PrefectFuture[ExecutionRecord]] = {}
     for a, after in submission_order(plan, tasks):
-        futures[a.task_id] = execute_work_item.submit(
-            tasks[a.task_id],
-            a,
-            dependency_items(batch, tasks[a.task_id], items),
-            work.handlers,
-            work.lease_s,
-            run_id,
-            wait_for=[futures[t] for t in after],
+        task = tasks[a.task_id]
+        job = ItemJob(
+            task=task,
+            assignment=a,
+            run_id=run_id,
+            lease_s=work.lease_s,
+            dependency_items=dependency_items(batch, task, items),
+            handlers=work.handlers,
         )
+        futures[a.task_id] = execute_work_item.submit(job, wait_for=[futures[t] for t in after])
     progress = await acreate_progress_artifact(0.0, description=f"{run_id}: tasks done")
     finished = []
     for future in futures.values():

@@ -9,19 +9,15 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from prefect import flow
-
 from tasks.claims import open_ledger
-from tasks.runtime import unpersisted_results
+from tasks.runtime import reactor_flow
 from tasks.settings import get_settings
 from tasks.swarm.models import EnqueueRequest, EnqueueResult
 from tasks.swarm.queue.prefect_tasks import enqueue_items
-from tasks.telemetry import configure_telemetry
 
 
-@flow(name="swarm-enqueue", validate_parameters=True, **unpersisted_results())
+@reactor_flow("swarm-enqueue", concurrent=False)
 async def swarm_enqueue(request: EnqueueRequest) -> EnqueueResult:
-    configure_telemetry(get_settings())
     ids = enqueue_items(request.items, request.source)
     with open_ledger(get_settings()) as ledger:
         depth = ledger.queue_depth()

@@ -13,16 +13,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from prefect.futures import PrefectFuture
 
 from tasks.errors import ServiceUnhealthy
 from tasks.events import emit
 from tasks.graph import batches
-from tasks.resume import resumable
-from tasks.runtime import current_run_id, task_runner
+from tasks.runtime import current_run_id, reactor_flow
 from tasks.settings import get_settings
-from tasks.telemetry import configure_telemetry, spans_path
+from tasks.span_log import spans_path
 from tasks.trace.analysis import simulated_failure
 from tasks.trace.context import enclosing_traceparent, open_trace
 from tasks.trace.datasets import hop_rows
@@ -40,16 +39,10 @@ from tasks.trace.results import path_of
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "trace" / "systems.json"
 
 
-@flow(
-    name="trace-orchestration",
-    flow_run_name="trace-{request.workflow_id}",
-    task_runner=task_runner(),
-    **resumable(),
-)
+@reactor_flow("trace-orchestration", resumable=True, flow_run_name="trace-{request.workflow_id}")
 async def trace_orchestration(request: TraceRequest) -> TraceRunResult:
     logger = get_run_logger()
     settings = get_settings()
-    configure_telemetry(settings)
     run_id = current_run_id()
     order = batches(request.graph, "system")
     logger.info(
@@ -64,12 +57,9 @@ async def trace_orchestration(request: TraceRequest) -> TraceRunResult:
     # its first attempt's trace id and correlation id back)
     identity = trace_identity(request.workflow_id, enclosing_traceparent())
     with open_trace(request, identity) as trace:
-        # 2. Every system in dependency order. All calls are submitted up front with their
-        # upstream futures as arguments, so independent systems run concurrently and each one
-        # starts as soon as its own dependencies finished (bench/trace_bench.py: 20 systems at
-        # 1.20-1.25x the slowest chain, against 1.37-1.50x when submitting a system only after
-        # its dependencies finished). Submitting in dependency order keeps the bounded pool
-        # deadlock-free: a task only waits on tasks submitted, so started, before it.
+        # 2. Every system, submitted up front in dependency order with its upstream futures as
+        # arguments: each starts once its own dependencies finished, and the bounded pool cannot
+        # deadlock (measured: docs/trace.md, "Decisions and their measured reasons").
         calls: dict[str, PrefectFuture[SystemResult]] = {}
         for name in (n for batch in order for n in batch):
             upstream = {dep: calls[dep] for dep in request.graph[name]}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from prefect.context import SyncClientContext
 from prefect.futures import PrefectFuture, as_completed, wait
 
@@ -16,8 +16,7 @@ from tasks.compensation import compensating
 from tasks.errors import RolledBack, ServiceUnhealthy
 from tasks.events import emit
 from tasks.graph import ReadySet
-from tasks.runtime import current_run_id, task_runner, unpersisted_results
-from tasks.telemetry import configure_telemetry
+from tasks.runtime import current_run_id, reactor_flow
 from tasks.worktree import adopt
 from tasks.worktree.errors import DeploymentRolledBack, WorktreeError
 from tasks.worktree.models import (
@@ -39,16 +38,10 @@ from tasks.worktree.publish import publish_deployment
 from tasks.worktree.registry import open_registry
 
 
-@flow(
-    name="worktree-deployment",
-    task_runner=task_runner(),
-    validate_parameters=True,
-    **unpersisted_results(),
-)
+@reactor_flow("worktree-deployment")
 async def worktree_deployment(request: DeploymentRequest) -> DeploymentResult:
-    configure_telemetry()
-    # One sync API client for every task this flow starts: without it, each sync task of an
-    # async flow opens its own and starts 0.4-0.7 s late (measured, docs/worktree.md).
+    # one sync API client for every task this flow starts, whatever the runner: each would open
+    # its own and start late (docs/worktree.md, "Design decisions and their measured reasons")
     with SyncClientContext.get_or_create():
         return _deploy(request)
 

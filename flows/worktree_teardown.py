@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from prefect.context import SyncClientContext
 from prefect.futures import wait
 
-from tasks.runtime import task_runner, unpersisted_results
-from tasks.telemetry import configure_telemetry
+from tasks.runtime import reactor_flow
 from tasks.worktree.errors import UnsavedWorkError
 from tasks.worktree.gitops import prune
 from tasks.worktree.models import TeardownRequest, TeardownResult
@@ -22,14 +21,8 @@ from tasks.worktree.registry import open_registry
 from tasks.worktree.teardown import select
 
 
-@flow(
-    name="worktree-teardown",
-    task_runner=task_runner(),
-    validate_parameters=True,
-    **unpersisted_results(),
-)
+@reactor_flow("worktree-teardown")
 async def worktree_teardown(request: TeardownRequest | None = None) -> TeardownResult:
-    configure_telemetry()
     # one sync API client for every task (each would open its own: docs/worktree.md)
     with SyncClientContext.get_or_create():
         return _teardown(request or TeardownRequest())

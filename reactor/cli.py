@@ -24,19 +24,6 @@ from typer.core import TyperGroup
 
 from reactor.commands import _common, claims, demo, runs, spr, swarm, trace, worktree
 
-# The commands that run flows or call the Prefect API: they say which server they use before
-# they start (`_common.use_server`); the others never need one.
-# (`worktree teardown` chooses its server itself, after it has checked what it is asked to remove)
-NEEDS_SERVER = {
-    ("spr", "batch"),
-    ("swarm", "run"),
-    ("swarm", "drain"),
-    ("trace", "run"),
-    ("worktree", "deploy"),
-    ("worktree", "monitor"),
-    ("runs", "resume"),
-}
-
 
 class _Reactor(typer.Typer):
     """Typer, run so that every way a command can end is one `error:` line (usage errors,
@@ -94,17 +81,18 @@ def _named_values(command: Any) -> None:
 
 
 def command() -> TyperGroup:
-    """The click command tree, with the server choice in front of `NEEDS_SERVER`."""
+    """The click command tree, with the server choice in front of every `@needs_server`
+    command."""
     root = typer.main.get_command(app)
     assert isinstance(root, TyperGroup)
     _named_values(root)
-    for group_name, group in root.commands.items():
+    for group in root.commands.values():
         _named_values(group)
         if not isinstance(group, TyperGroup):
             continue
-        for name, leaf in group.commands.items():
+        for leaf in group.commands.values():
             _named_values(leaf)
-            if (group_name, name) in NEEDS_SERVER and leaf.callback is not None:
+            if getattr(leaf.callback, "needs_server", False):
                 leaf.callback = _with_server(leaf.callback)
     return root
 

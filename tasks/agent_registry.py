@@ -98,12 +98,9 @@ def fold_outcome(record: dict[str, Any], duration_ms: float, succeeded: bool) ->
 class AgentRegistry(Protocol):
     name: str  # the store, for messages
 
-    def register(
-        self,
-        agents: list[Agent],
-        heartbeat_timeout_s: float | None = None,
-        run_id: str | None = None,
-    ) -> None: ...
+    def add(self, records: list[dict[str, Any]]) -> None:
+        """Store new agents' records (`agent_record`) as the module's `register` says."""
+
     def deregister(self, agent_ids: Iterable[str]) -> int: ...
     def set_status(self, agent_ids: Iterable[str], status: str) -> None: ...
     def set_workload(self, agent_id: str, delta: int) -> None: ...
@@ -136,24 +133,19 @@ class JsonAgentRegistry:
 
         self.store.update(mutate)
 
-    def register(
-        self,
-        agents: list[Agent],
-        heartbeat_timeout_s: float | None = None,
-        run_id: str | None = None,
-    ) -> None:
-        now = _now()
-        records = {a.agent_id: agent_record(a, now, heartbeat_timeout_s, run_id) for a in agents}
+    def add(self, records: list[dict[str, Any]]) -> None:
+        new_records = {r["agent_id"]: r for r in records}
 
         def upsert(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             # finished runs' agents leave; ours, if already there (a resumed run), stay
-            kept = [r for r in rows if r.get("status") != IDLE or r.get("agent_id") in records]
+            pending = dict(new_records)
+            kept = [r for r in rows if r.get("status") != IDLE or r.get("agent_id") in pending]
             for r in kept:  # already registered (a resumed run): active again, metrics kept
-                if (new := records.pop(r.get("agent_id"), None)) is not None:
-                    r.update(status=ACTIVE, last_heartbeat=now)
+                if (new := pending.pop(r.get("agent_id"), None)) is not None:
+                    r.update(status=ACTIVE, last_heartbeat=new["last_heartbeat"])
                     if TIMEOUT_FIELD in new:
                         r[TIMEOUT_FIELD] = new[TIMEOUT_FIELD]
-            return kept + list(records.values())
+            return kept + list(pending.values())
 
         self.store.update(upsert)
 
@@ -229,21 +221,15 @@ class PostgresAgentRegistry:
             cur = conn.execute(sql, args)
             return cur.fetchall() if cur.description else []
 
-    def register(
-        self,
-        agents: list[Agent],
-        heartbeat_timeout_s: float | None = None,
-        run_id: str | None = None,
-    ) -> None:
+    def add(self, records: list[dict[str, Any]]) -> None:
         from psycopg.types.json import Jsonb
 
         from tasks.claims.pg import connection
 
-        now, timeout_s = _now(), heartbeat_timeout_s
         with connection(self._dsn) as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute(  # finished runs' agents leave; ours (a resumed run) stay
                 "DELETE FROM reactor_agents WHERE status = %s AND NOT agent_id = ANY(%s)",
-                (IDLE, [a.agent_id for a in agents]),
+                (IDLE, [r["agent_id"] for r in records]),
             )
             cur.executemany(
                 "INSERT INTO reactor_agents (agent_id, status, last_heartbeat, record) "
@@ -253,10 +239,7 @@ class PostgresAgentRegistry:
                 "record = reactor_agents.record || jsonb_strip_nulls(jsonb_build_object("
                 "'status', EXCLUDED.status, 'last_heartbeat', EXCLUDED.record->'last_heartbeat',"
                 f" '{TIMEOUT_FIELD}', EXCLUDED.record->'{TIMEOUT_FIELD}'))",
-                [
-                    (a.agent_id, ACTIVE, now, Jsonb(agent_record(a, now, timeout_s, run_id)))
-                    for a in agents
-                ],
+                [(r["agent_id"], ACTIVE, r["last_heartbeat"], Jsonb(r)) for r in records],
             )
 
     def deregister(self, agent_ids: Iterable[str]) -> int:
@@ -345,7 +328,8 @@ def register(
     `heartbeat_timeout_s`: after that long without a heartbeat the agent counts as dead
     (`mark_lapsed`), whatever timeout the sweeper uses; `run_id`: the run that formed them (a
     resumed run finds its agents by it, `agents_of_run`)."""
-    open_registry(where).register(agents, heartbeat_timeout_s, run_id)
+    now = _now()
+    open_registry(where).add([agent_record(a, now, heartbeat_timeout_s, run_id) for a in agents])
 
 
 def agents_of_run(run_id: str, where: Where = None) -> dict[str, str]:

@@ -62,7 +62,7 @@ def compensated(action: str) -> None:
         logger = get_run_logger()
     except MissingContextError:
         logger = get_logger("transactions")
-    logger.warning(f"compensation: {action}")
+    logger.warning("compensation: %s", action)
 
 
 def remember(**values: Any) -> None:

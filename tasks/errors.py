@@ -43,7 +43,8 @@ class DependencyCycle(InvalidInput):
 
 
 class CorruptStore(ReactorError):
-    """A shared JSON file cannot be parsed; it is left untouched for a human to inspect."""
+    """A coordination store cannot be read (a JSON or JSON Lines file that does not parse, a
+    SQLite file that is not a database); it is left untouched for a human to inspect."""
 
 
 class LockTimeout(ReactorError):

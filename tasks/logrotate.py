@@ -1,4 +1,4 @@
-"""Size-based rotation shared by the span log (`tasks/telemetry.py`) and services' logs
+"""Size-based rotation shared by the span log (`tasks/span_log.py`) and services' logs
 (`tasks/worktree/log_relay.py`): `<path>` → `<path>.1` … `<path>.<backups>`, the oldest dropped,
 under a file lock so that processes sharing a file rotate it once. Python's
 `RotatingFileHandler` keeps its stream open, so a second process would go on writing into the

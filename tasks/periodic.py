@@ -36,8 +36,11 @@ def every(interval_s: float, call: Callable[[], bool | None], name: str) -> Iter
                 failures += 1
                 error = redact_text(f"{type(exc).__name__}: {exc}", known_secrets())
                 logger.warning(
-                    f"{name}: beat failed ({error}); {failures} in a row, "
-                    f"trying again in {interval_s:g} s"
+                    "%s: beat failed (%s); %d in a row, trying again in %g s",
+                    name,
+                    error,
+                    failures,
+                    interval_s,
                 )
             else:
                 failures = 0

@@ -25,7 +25,7 @@ import logging
 import os
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, get_args
 
 REDACTED = "[REDACTED]"
 SENSITIVE_NAME = re.compile(
@@ -34,6 +34,30 @@ SENSITIVE_NAME = re.compile(
 _MIN_SECRET_LEN = 8  # shorter values would redact ordinary words
 
 _extra_secrets: set[str] = set()
+# a URL's userinfo as urllib splits it (up to the last @ before the path), so a URL no parser
+# accepts (a bad port, an unclosed [) still loses its credentials
+_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#]*)@")
+
+
+def url_password(url: str) -> str | None:
+    """The password in `url`'s userinfo (`scheme://user:password@…`) as written, or None."""
+    found = _USERINFO.match(url)
+    if not found:
+        return None
+    _, colon, password = found["userinfo"].partition(":")
+    return password if colon and password else None
+
+
+def without_credentials(url: str, mask: str | None = None) -> str:
+    """`url` without its userinfo (`user:password@`), or, given `mask`, with the user kept and
+    the password replaced by `mask`; a URL without userinfo is returned as it is."""
+    found = _USERINFO.match(url)
+    if not found:
+        return url
+    if mask is None:
+        return found["scheme"] + url[found.end() :]
+    user, colon, _ = found["userinfo"].partition(":")
+    return f"{found['scheme']}{user}{':' + mask if colon else ''}@{url[found.end() :]}"
 
 
 def register_secret(value: str) -> None:
@@ -48,16 +72,13 @@ _cache: tuple[int, list[str]] | None = None
 def known_secrets() -> list[str]:
     """Every secret value this process knows of, longest first."""
     global _cache
-    # Building Settings costs ~1.2 ms and this runs on every span end (measured in
-    # bench/trace_bench.py); the answer only changes when the environment or the registered
-    # secrets do, so it is cached on a fingerprint of both (~20 us).
+    # runs on every span end, where building Settings is too slow (bench/trace_bench.py): the
+    # answer changes only with the environment or the registered secrets, its cache key
     key = hash((frozenset(os.environ.items()), frozenset(_extra_secrets)))
     cached = _cache
     if cached is not None and cached[0] == key:
         return list(cached[1])
-    from tasks.settings import get_settings  # local: settings read the environment each call
-
-    found = set(_extra_secrets) | set(get_settings().secret_values())
+    found = set(_extra_secrets) | set(_configured_secrets())
     found.update(v for name, v in os.environ.items() if SENSITIVE_NAME.search(name))
     # one minimum for every source: a configured secret shorter than this (a database password
     # "ok" or "2024") would redact ordinary words and numbers, so it is not redacted at all
@@ -65,6 +86,25 @@ def known_secrets() -> list[str]:
     secrets = sorted(found, key=len, reverse=True)
     _cache = (key, secrets)
     return list(secrets)
+
+
+def _configured_secrets() -> list[str]:
+    """The settings' secret values; while the settings do not validate (a bad `REACTOR_*` value),
+    the raw values of their secret variables, so that the error saying so can still be raised."""
+    from pydantic import SecretStr, ValidationError
+
+    from tasks.settings import Settings, get_settings  # local: settings raise errors.py's errors
+
+    try:
+        return get_settings().secret_values()
+    except ValidationError:
+        prefix = Settings.model_config.get("env_prefix", "")
+        names = {
+            f"{prefix}{name}".upper()
+            for name, field in Settings.model_fields.items()
+            if SecretStr in (field.annotation, *get_args(field.annotation))
+        }
+        return [value for name, value in os.environ.items() if name.upper() in names]
 
 
 def redact_text(text: str, secrets: Iterable[str]) -> str:

@@ -1,21 +1,26 @@
-"""How the flows run: the task runner chosen from settings (a bounded thread pool sharing one
-API client, by default; Dask when asked), the result options every `@flow` states explicitly,
-and the console log without tracebacks when the CLI asks for it. Imports Prefect (edge
-module)."""
+"""How the flows run: `reactor_flow`, the one decorator every flow in flows/ is made with (the
+task runner chosen from settings, parameter validation, the result options, telemetry), and the
+console log without tracebacks when the CLI asks for it. Imports Prefect (edge module)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, ParamSpec, TypeVar
 
+from prefect import Flow, flow
 from prefect.context import SyncClientContext
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from tasks import resume
 from tasks.resume import result_storage
 from tasks.settings import Settings, get_settings
+from tasks.telemetry import configure_telemetry
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # "0": Prefect's console log leaves tracebacks out (the run's logs on the server keep them), so
 # a failed run ends in the CLI's one `error:` line; the CLI sets it (`reactor --verbose`: "1")
@@ -62,11 +67,10 @@ class SharedClientTaskRunner(ThreadPoolTaskRunner):
     `prefect/task_engine.py`); each new client parses certifi's CA bundle into a TLS context,
     even for an `http://` API. A sync flow's own client context reaches its task threads, so
     there the client is shared; an `async def` flow has only an async client, so every task run
-    of our flows paid for two clients. Measured: an async flow of 20 no-op tasks took 3.0 s of
-    CPU without a shared client and 0.5 s with one (load ≈ 7). This runner is what a sync flow
-    gets for free: the client is opened with the runner and closed after its last task run
-    (httpx clients are thread-safe). A runner inside a task run that already has one (a
-    subflow, or the copy Prefect enters per task run) uses that one."""
+    of our flows paid for two clients (what that cost: docs/operations.md, "What it costs").
+    This runner is what a sync flow gets for free: the client is opened with the runner and
+    closed after its last task run (httpx clients are thread-safe). A runner inside a task run
+    that already has one (a subflow, or the copy Prefect enters per task run) uses that one."""
 
     def __enter__(self) -> SharedClientTaskRunner:
         super().__enter__()
@@ -102,11 +106,13 @@ class SharedClientTaskRunner(ThreadPoolTaskRunner):
             return super().submit(*args, **kwargs)
 
 
-def task_runner(settings: Settings | None = None) -> TaskRunner:
+def task_runner(settings: Settings | None = None, concurrent: bool = True) -> TaskRunner:
     """`REACTOR_TASK_RUNNER=threads` (default, `REACTOR_MAX_WORKERS` threads) or `dask`
-    (`REACTOR_DASK_ADDRESS` of a running scheduler, else a local cluster)."""
+    (`REACTOR_DASK_ADDRESS` of a running scheduler, else a local cluster). A flow that is not
+    `concurrent` (it calls its tasks one at a time) gets the threads whatever the setting: no
+    cluster is started for a flow that submits nothing."""
     settings = settings or get_settings()
-    if settings.task_runner == "dask":
+    if settings.task_runner == "dask" and concurrent:
         from prefect_dask import DaskTaskRunner
 
         if settings.dask_address:
@@ -120,12 +126,49 @@ def unpersisted_results() -> dict[str, Any]:
     `tasks/resume.py` is the persisted counterpart): persistence off and the project's result
     storage, both stated on the decorator.
 
-    Left unset, Prefect 3.9.1 asks the server for its default result storage at every flow run,
-    twice (a sync and an async `GET /api/admin/storage`: 31 ms of an empty run on 127.0.0.1 at
-    load ≈ 3-4, more on a busier machine; docs/operations.md#what-it-costs); stated, it asks
-    nothing. A task that persists its own result (`persist_result=True`) writes it where
-    `result_storage()` says, like the tasks of the resumable flows."""
+    Left unset, Prefect 3.9.1 asks the server for its default result storage twice at every
+    flow run (a sync and an async `GET /api/admin/storage`; what that costs:
+    docs/operations.md, "What it costs"); stated, it asks nothing. A task that persists its own
+    result (`persist_result=True`) writes it where `result_storage()` says, like the tasks of
+    the resumable flows."""
     return {"persist_result": False, "result_storage": result_storage()}
+
+
+def _telemetry_for_this_run(*_: Any) -> None:
+    # an `on_running` hook: the run's own settings (a test's or a worker's coordination dir)
+    configure_telemetry(get_settings())
+
+
+def reactor_flow(
+    name: str, *, resumable: bool = False, concurrent: bool = True, **options: Any
+) -> Callable[[Callable[P, R]], Flow[P, R]]:
+    """The project's `@flow`: a Prefect `Flow` of the decorated function (so entrypoints,
+    `prefect deploy`, `.serve` and `from_source` load it as any flow), with
+
+    - the task runner of `task_runner(concurrent=…)`;
+    - parameters validated against the signature (`validate_parameters=True`);
+    - its result persisted where `tasks.resume.result_storage()` says when `resumable` (a
+      retried run loads what its tasks finished), else `unpersisted_results()`;
+    - telemetry: configured when the flow is defined, because Prefect opens the flow-run span
+      (the parent of every task span) before any hook or body runs and records it only if a
+      provider exists by then; and again as each run starts, for the run's own settings.
+
+    `options` are any other `@flow` options (`flow_run_name`, `retries`, …)."""
+    configure_telemetry()
+    results = resume.resumable() if resumable else unpersisted_results()
+
+    def decorate(fn: Callable[P, R]) -> Flow[P, R]:
+        return flow(
+            fn,
+            name=name,
+            task_runner=task_runner(concurrent=concurrent),
+            validate_parameters=True,
+            on_running=[_telemetry_for_this_run],
+            **results,
+            **options,
+        )
+
+    return decorate
 
 
 def current_run_id() -> str:

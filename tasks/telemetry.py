@@ -1,131 +1,36 @@
-"""The one telemetry setup: an OpenTelemetry TracerProvider with
+"""The one telemetry setup (`configure_telemetry`): an OpenTelemetry TracerProvider with
 
-- a JSONL exporter writing one span record per line (`span_record`: trace_id, span_id,
-  parent_span_id, operation_name, span_kind, status, start_time, duration_ms, service,
-  resource_attributes, span_attributes) to `<coordination_dir>/telemetry_spans.jsonl`, rotated
-  by size (`REACTOR_SPANS_MAX_BYTES`, `REACTOR_SPANS_BACKUPS`),
+- the span log's JSONL exporter (`tasks/span_log.py`),
 - the real OTLP/HTTP exporter when `OTEL_EXPORTER_OTLP_ENDPOINT` (or the traces variant) is set,
 - any extra exporter (tests add an InMemorySpanExporter),
 
 every one behind a redacting processor: no exporter sees a known secret in a span's name,
 attributes, status description or events (an exception event's message and stacktrace
-included). Prefect starts its own flow/task-run spans through the global provider, so spans
-made here inside a task are children of the task-run span.
+included). The MeterProvider is installed beside it (`tasks/metrics_setup.py`). Prefect starts
+its own flow/task-run spans through the global provider, so spans made here inside a task are
+children of the task-run span.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import threading
-from collections.abc import Sequence
-from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
-from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    SimpleSpanProcessor,
-    SpanExporter,
-    SpanExportResult,
-)
-from opentelemetry.trace import Link, Status, StatusCode
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.trace import Link, Status
 
-from tasks.jsonl import iter_lines_backwards
-from tasks.logrotate import rotate, rotated, size_of
-from tasks.metrics import configure_metrics
+from tasks.metrics_setup import configure_metrics
+from tasks.otel_env import VERSION, otlp_configured, process_resource
 from tasks.redaction import install_log_redaction, known_secrets, redact, redact_text
 from tasks.settings import Settings, get_settings
-from tasks.tracing import format_span_id, format_trace_id
-
-SPANS_FILE = "telemetry_spans.jsonl"
-STATUS_ATTRIBUTE = "reactor.status"  # set to "timeout" to mark a timed-out span
-
-try:
-    VERSION = version("reactor-flows")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    VERSION = "0.0.0"
+from tasks.span_log import JsonlSpanExporter, spans_path
 
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
 _jsonl: JsonlSpanExporter | None = None
 _extra: list[int] = []
-
-
-def span_status(span: ReadableSpan) -> str:
-    """ok | error | timeout: `reactor.status` when set, else from the status and events."""
-    explicit = (span.attributes or {}).get(STATUS_ATTRIBUTE)
-    if explicit in ("ok", "error", "timeout"):
-        return str(explicit)
-    if span.status.status_code is not StatusCode.ERROR:
-        return "ok"
-    text = (span.status.description or "") + " ".join(
-        str(e.attributes.get("exception.type", "")) for e in span.events if e.attributes
-    )
-    return "timeout" if "timeout" in text.lower() else "error"
-
-
-def _iso(ns: int | None) -> str | None:
-    if ns is None:
-        return None
-    return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat(timespec="microseconds")
-
-
-def span_record(span: ReadableSpan) -> dict[str, Any]:
-    """The JSONL record of a finished span (ids as W3C hex, times ISO-8601 UTC)."""
-    ctx = span.get_span_context()
-    resource = dict(span.resource.attributes) if span.resource else {}
-    start, end = span.start_time or 0, span.end_time or span.start_time or 0
-    return {
-        "trace_id": format_trace_id(ctx.trace_id),
-        "span_id": format_span_id(ctx.span_id),
-        "parent_span_id": format_span_id(span.parent.span_id) if span.parent else None,
-        "operation_name": span.name,
-        "span_kind": span.kind.name.lower(),
-        "status": span_status(span),
-        "start_time": _iso(start),
-        "end_time": _iso(end),
-        "duration_ms": round((end - start) / 1e6, 3),
-        "service": {
-            "name": resource.get("service.name", "reactor-flows"),
-            "version": resource.get("service.version", VERSION),
-        },
-        "resource_attributes": resource,
-        "span_attributes": dict(span.attributes or {}),
-    }
-
-
-class JsonlSpanExporter(SpanExporter):
-    """Appends one JSON record per span (`span_record`); the path can be moved between runs.
-    Before a write would take the file past `max_bytes`, it is rotated: `.1` … `.<backups>`
-    (the oldest dropped), under a file lock so that processes sharing the file rotate it once."""
-
-    def __init__(self, path: Path, max_bytes: int = 32 * 1024 * 1024, backups: int = 3) -> None:
-        self.path = Path(path)
-        self.max_bytes, self.backups = max_bytes, backups
-        self._lock = threading.Lock()
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        lines = "".join(json.dumps(span_record(s), default=str) + "\n" for s in spans).encode()
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            if size_of(self.path) + len(lines) > self.max_bytes:
-                self._rotate(len(lines))
-            # one write() per batch on an O_APPEND file: processes never interleave lines
-            with open(self.path, "ab") as fh:
-                fh.write(lines)
-        return SpanExportResult.SUCCESS
-
-    def _rotate(self, incoming: int) -> None:
-        rotate(self.path, incoming, self.max_bytes, self.backups)
-
-    def shutdown(self) -> None:
-        return None
 
 
 class RedactingSpanProcessor(SpanProcessor):
@@ -195,13 +100,6 @@ def redacted_span(span: ReadableSpan, secrets: list[str]) -> ReadableSpan:
     )
 
 
-def _otlp_configured() -> bool:
-    return bool(
-        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    )
-
-
 def configure_telemetry(
     settings: Settings | None = None, extra_exporter: SpanExporter | None = None
 ) -> TracerProvider:
@@ -211,19 +109,16 @@ def configure_telemetry(
     global _provider, _jsonl
     settings = settings or get_settings()
     install_log_redaction()
-    configure_metrics(settings)  # the MeterProvider beside the traces (tasks/metrics.py)
+    configure_metrics(settings)  # the MeterProvider beside the traces
     with _lock:
         if _provider is None:
             current = trace.get_tracer_provider()
             if isinstance(current, TracerProvider):
                 _provider = current
             else:
-                resource = Resource.create(
-                    {"service.name": settings.service_name, "service.version": VERSION}
-                )
-                _provider = TracerProvider(resource=resource)
+                _provider = TracerProvider(resource=process_resource(settings))
                 trace.set_tracer_provider(_provider)
-            if _otlp_configured():
+            if otlp_configured("traces"):
                 from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
                     OTLPSpanExporter,
                 )
@@ -232,13 +127,11 @@ def configure_telemetry(
                     RedactingSpanProcessor(BatchSpanProcessor(OTLPSpanExporter()))
                 )
             _jsonl = JsonlSpanExporter(
-                settings.coordination_dir / SPANS_FILE,
-                settings.spans_max_bytes,
-                settings.spans_backups,
+                spans_path(settings), settings.spans_max_bytes, settings.spans_backups
             )
             _provider.add_span_processor(RedactingSpanProcessor(SimpleSpanProcessor(_jsonl)))
         assert _jsonl is not None
-        _jsonl.path = Path(settings.coordination_dir) / SPANS_FILE
+        _jsonl.path = spans_path(settings)
         _jsonl.max_bytes, _jsonl.backups = settings.spans_max_bytes, settings.spans_backups
         if extra_exporter is not None and id(extra_exporter) not in _extra:
             _extra.append(id(extra_exporter))
@@ -249,67 +142,5 @@ def configure_telemetry(
 
 
 def get_tracer(name: str = "reactor") -> trace.Tracer:
+    """A tracer of the global provider (a no-op one until a provider is installed)."""
     return trace.get_tracer(name, VERSION)
-
-
-def spans_path(settings: Settings | None = None) -> Path:
-    return Path((settings or get_settings()).coordination_dir) / SPANS_FILE
-
-
-def span_logs(path: Path) -> list[Path]:
-    """The span log's generations that exist, newest first: `path`, `path.1`, `path.2`, …"""
-    logs = [path] if path.exists() else []
-    n = 1
-    while (older := rotated(path, n)).exists():
-        logs.append(older)
-        n += 1
-    return logs
-
-
-# Span records are appended as spans end; across threads and processes an earlier-ending span
-# may be written a little later, so a backwards reader looks this far past `since`.
-_WRITE_SKEW_NS = 30 * 10**9
-
-
-def read_spans(
-    path: Path, trace_id: str | None = None, since_ns: int | None = None
-) -> list[dict[str, Any]]:
-    """The span records of the span log `path` and its rotated generations, oldest first
-    (optionally one trace's), skipping none silently: a malformed line raises ValueError
-    naming the file and line. With `since_ns` (a wall-clock time in ns) only spans that ended
-    then or later are returned, and the log is read from its end until the records are older:
-    one run's spans cost what that run wrote, not everything ever written."""
-    if since_ns is not None:
-        return _read_recent(path, trace_id, since_ns)
-    records = []
-    for log in reversed(span_logs(path)):
-        with open(log, encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                if line.strip():
-                    record = _span_line(line, log, number)
-                    if trace_id is None or record["trace_id"] == trace_id:
-                        records.append(record)
-    return records
-
-
-def _read_recent(path: Path, trace_id: str | None, since_ns: int) -> list[dict[str, Any]]:
-    since = datetime.fromtimestamp(since_ns / 1e9, tz=UTC)
-    horizon = datetime.fromtimestamp((since_ns - _WRITE_SKEW_NS) / 1e9, tz=UTC)
-    newest_first = []
-    for log in span_logs(path):
-        for line in iter_lines_backwards(log):
-            record = _span_line(line, log, None)
-            ended = datetime.fromisoformat(record.get("end_time") or record["start_time"])
-            if ended < horizon:
-                return newest_first[::-1]
-            if ended >= since and (trace_id is None or record["trace_id"] == trace_id):
-                newest_first.append(record)
-    return newest_first[::-1]
-
-
-def _span_line(line: str | bytes, log: Path, number: int | None) -> dict[str, Any]:
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError as exc:
-        where = f"{log}:{number}" if number is not None else str(log)
-        raise ValueError(f"{where} holds a line that is not a JSON span record ({exc})") from exc

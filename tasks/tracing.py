@@ -34,12 +34,10 @@ from opentelemetry import baggage as otel_baggage
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import (
     CarrierT,
     Getter,
     Setter,
-    TextMapPropagator,
     default_setter,
 )
 from opentelemetry.trace import (
@@ -196,62 +194,28 @@ def add_tracestate_entry(state: TraceState, key: str, value: str) -> TraceState:
 def with_tracestate(key: str, value: str, context: Context | None = None) -> Context:
     """`context` (default: current) whose span context carries `key=value` leftmost in its
     tracestate; spans started under it inherit the new tracestate."""
-    ctx = context if context is not None else otel_context.get_current()
+    ctx = _or_current(context)
     span_ctx = trace.get_current_span(ctx).get_span_context()
     if not span_ctx.is_valid:
         raise ValueError("with_tracestate needs a context with a valid span")
+    state = add_tracestate_entry(span_ctx.trace_state, key, value)
+    return _with_span(ctx, span_ctx, state, remote=span_ctx.is_remote)
+
+
+def _or_current(context: Context | None) -> Context:
+    return context if context is not None else otel_context.get_current()
+
+
+def _with_span(ctx: Context, span_ctx: SpanContext, state: TraceState, remote: bool) -> Context:
+    """`ctx` whose current span is `span_ctx` with tracestate `state` (not recording)."""
     new = SpanContext(
         trace_id=span_ctx.trace_id,
         span_id=span_ctx.span_id,
-        is_remote=span_ctx.is_remote,
+        is_remote=remote,
         trace_flags=span_ctx.trace_flags,
-        trace_state=add_tracestate_entry(span_ctx.trace_state, key, value),
+        trace_state=state,
     )
     return trace.set_span_in_context(NonRecordingSpan(new), ctx)
-
-
-class _TraceContextPropagator(TraceContextTextMapPropagator):
-    """OTel's traceparent handling with the tracestate rules above."""
-
-    def inject(
-        self,
-        carrier: CarrierT,
-        context: Context | None = None,
-        setter: Setter[CarrierT] = default_setter,
-    ) -> None:
-        span_context = trace.get_current_span(context).get_span_context()
-        if not span_context.is_valid:
-            return
-        trace_id, span_id = (
-            format_trace_id(span_context.trace_id),
-            format_span_id(span_context.span_id),
-        )
-        flags = f"{span_context.trace_flags:02x}"
-        setter.set(carrier, "traceparent", f"00-{trace_id}-{span_id}-{flags}")
-        state = truncate_tracestate(span_context.trace_state)
-        if state:
-            setter.set(carrier, "tracestate", state.to_header())
-
-    def extract(
-        self,
-        carrier: CarrierT,
-        context: Context | None = None,
-        getter: Getter[CarrierT] = _GETTER,
-    ) -> Context:
-        base = context if context is not None else Context()
-        ctx = super().extract(carrier, context=base, getter=getter)
-        if ctx is base:  # no valid traceparent: nothing was extracted
-            return ctx
-        span_ctx = trace.get_current_span(ctx).get_span_context()
-        state = parse_tracestate(getter.get(carrier, "tracestate"))
-        fixed = SpanContext(
-            trace_id=span_ctx.trace_id,
-            span_id=span_ctx.span_id,
-            is_remote=True,
-            trace_flags=span_ctx.trace_flags,
-            trace_state=state,
-        )
-        return trace.set_span_in_context(NonRecordingSpan(fixed), base)
 
 
 # --- baggage ------------------------------------------------------------------------------
@@ -294,24 +258,9 @@ def is_baggage_key(key: str) -> bool:
     return bool(_TOKEN.fullmatch(key))
 
 
-class _PercentBaggagePropagator(TextMapPropagator):
-    def extract(
-        self,
-        carrier: CarrierT,
-        context: Context | None = None,
-        getter: Getter[CarrierT] = _GETTER,
-    ) -> Context:
-        ctx = context if context is not None else otel_context.get_current()
-        values = getter.get(carrier, "baggage")
-        if not values:
-            return ctx
-        try:
-            entries = decode_baggage(",".join(values))
-        except UnicodeDecodeError:
-            return ctx  # not UTF-8 after decoding: the header is malformed, drop it
-        for key, value in entries.items():
-            ctx = otel_baggage.set_baggage(key, value, context=ctx)
-        return ctx
+class _W3CPropagator(TraceContextTextMapPropagator):
+    """OTel's traceparent handling, with the tracestate rules and percent-encoded baggage
+    above."""
 
     def inject(
         self,
@@ -319,16 +268,46 @@ class _PercentBaggagePropagator(TextMapPropagator):
         context: Context | None = None,
         setter: Setter[CarrierT] = default_setter,
     ) -> None:
+        span_context = trace.get_current_span(context).get_span_context()
+        if span_context.is_valid:
+            trace_id = format_trace_id(span_context.trace_id)
+            span_id = format_span_id(span_context.span_id)
+            flags = f"{span_context.trace_flags:02x}"
+            setter.set(carrier, "traceparent", f"00-{trace_id}-{span_id}-{flags}")
+            state = truncate_tracestate(span_context.trace_state)
+            if state:
+                setter.set(carrier, "tracestate", state.to_header())
         header = encode_baggage(otel_baggage.get_all(context=context))
         if header:
             setter.set(carrier, "baggage", header)
 
+    def extract(
+        self, carrier: CarrierT, context: Context | None = None, getter: Getter[CarrierT] = _GETTER
+    ) -> Context:
+        base = context if context is not None else Context()
+        ctx = super().extract(carrier, context=base, getter=getter)
+        if ctx is not base:  # a valid traceparent was extracted: apply our tracestate rules
+            span_ctx = trace.get_current_span(ctx).get_span_context()
+            state = parse_tracestate(getter.get(carrier, "tracestate"))
+            ctx = _with_span(base, span_ctx, state, remote=True)
+        return _extract_baggage(getter.get(carrier, "baggage"), ctx)
+
     @property
     def fields(self) -> set[str]:
-        return {"baggage"}
+        return {"traceparent", "tracestate", "baggage"}
 
 
-PROPAGATOR = CompositePropagator([_TraceContextPropagator(), _PercentBaggagePropagator()])
+def _extract_baggage(values: list[str] | None, ctx: Context) -> Context:
+    if not values:
+        return ctx
+    try:
+        entries = decode_baggage(",".join(values))
+    except UnicodeDecodeError:
+        return ctx  # not UTF-8 after decoding: the header is malformed, drop it
+    return with_baggage(entries, ctx)
+
+
+PROPAGATOR = _W3CPropagator()
 
 
 def inject_headers(
@@ -349,7 +328,7 @@ def extract_context(headers: Any, context: Context | None = None) -> Context:
 
 def with_baggage(entries: Mapping[str, str], context: Context | None = None) -> Context:
     """`context` (default: current) plus baggage `entries`."""
-    ctx = context if context is not None else otel_context.get_current()
+    ctx = _or_current(context)
     for key, value in entries.items():
         ctx = otel_baggage.set_baggage(key, str(value), context=ctx)
     return ctx

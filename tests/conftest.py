@@ -9,6 +9,7 @@ fixture; tests/flows/ requests it for every test automatically.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -94,6 +95,15 @@ def reactor_env(tmp_path, monkeypatch):
     return get_settings()
 
 
+@contextlib.contextmanager
+def _started(server):
+    """What `server.start()` returns; the server stopped afterwards even when tests fail."""
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
 # -- PostgreSQL (the shared coordination backend) -------------------------------------------------
 @pytest.fixture(scope="session")
 def pg_url():
@@ -104,11 +114,8 @@ def pg_url():
     if os.environ.get(ENV_URL):
         yield os.environ[ENV_URL]
         return
-    server = ThrowawayPostgres()
-    try:
-        yield server.start()
-    finally:
-        server.stop()
+    with _started(ThrowawayPostgres()) as url:
+        yield url
 
 
 @pytest.fixture
@@ -148,11 +155,8 @@ def s3_server():
     removed at the end even when tests fail."""
     from tests.objectstore import S3Server
 
-    server = S3Server()
-    try:
-        yield server.start()
-    finally:
-        server.stop()
+    with _started(S3Server()) as server:
+        yield server
 
 
 @pytest.fixture

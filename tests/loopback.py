@@ -1,5 +1,6 @@
-"""Loopback helpers shared by tests: a free port, and an HTTP echo server that answers each POST
-with the task id it was sent and the `traceparent` header it received."""
+"""Loopback helpers shared by tests: a free port, a small HTTP server in a thread (`serving`,
+`QuietHandler`, `reply`), an echo server that answers each POST with the task id it was sent and
+the `traceparent` header it received, and an OTLP/HTTP collector."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 def free_port() -> int:
@@ -18,35 +20,55 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class _Echo(BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-        answer = json.dumps(
-            {"task_id": body["task_id"], "traceparent": self.headers.get("traceparent")}
-        ).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing to stderr."""
 
-    def log_message(self, *args):
+    def log_message(self, *args: Any) -> None:
         pass
 
 
+def reply(
+    handler: BaseHTTPRequestHandler,
+    body: bytes,
+    status: int = 200,
+    content_type: str = "application/json",
+) -> None:
+    """Answer the request `handler` is serving with `body`."""
+    handler.send_response(status)
+    handler.send_header("content-type", content_type)
+    handler.send_header("content-length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 @contextlib.contextmanager
-def echo_server(path: str = "/run") -> Iterator[str]:
-    """Serve the echo handler on 127.0.0.1 in a thread; yields the URL of `path`."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+def serving(handler: type[BaseHTTPRequestHandler], port: int = 0) -> Iterator[ThreadingHTTPServer]:
+    """`handler` served on 127.0.0.1:`port` (0: a free one) by a daemon thread until the block
+    ends."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}{path}"
+        yield server
     finally:
         server.shutdown()
         server.server_close()
 
 
-class _Collector(BaseHTTPRequestHandler):
+class _Echo(QuietHandler):
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        answer = {"task_id": body["task_id"], "traceparent": self.headers.get("traceparent")}
+        reply(self, json.dumps(answer).encode())
+
+
+@contextlib.contextmanager
+def echo_server(path: str = "/run") -> Iterator[str]:
+    """Serve the echo handler on 127.0.0.1 in a thread; yields the URL of `path`."""
+    with serving(_Echo) as server:
+        yield f"http://127.0.0.1:{server.server_address[1]}{path}"
+
+
+class _Collector(QuietHandler):
     """Keeps (path, body) of every POST on the server's `received` list; answers 200."""
 
     def do_POST(self):
@@ -55,19 +77,11 @@ class _Collector(BaseHTTPRequestHandler):
         self.send_response(200)
         self.end_headers()
 
-    def log_message(self, *args):
-        pass
-
 
 @contextlib.contextmanager
 def otlp_collector() -> Iterator[tuple[str, list[tuple[str, bytes]]]]:
     """A loopback OTLP/HTTP collector in a thread: yields (its URL, the (path, body) of each
     request it received), for `OTEL_EXPORTER_OTLP_ENDPOINT`."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
-    server.received = []  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
+    with serving(_Collector) as server:
+        server.received = []  # type: ignore[attr-defined]
         yield f"http://127.0.0.1:{server.server_address[1]}", server.received  # type: ignore[attr-defined]
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -14,10 +14,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import unquote
@@ -27,6 +26,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from tasks.errors import ReactorError
+from tasks.redaction import url_password, without_credentials
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -95,7 +95,8 @@ def error_message(exc: BaseException) -> tuple[str, int]:
             EXIT_FAILED,
         )
     if _is(exc, "httpx", "TransportError"):
-        where = _url_of(exc) or os.environ.get("PREFECT_API_URL") or "the Prefect API"
+        configured = without_credentials(os.environ.get("PREFECT_API_URL", ""))
+        where = _url_of(exc) or configured or "the Prefect API"
         return (
             f"cannot reach {where} ({type(exc).__name__}: {_first_line(exc)}); is the Prefect"
             " server up? (`make server`, or check PREFECT_API_URL)",
@@ -110,16 +111,13 @@ def error_message(exc: BaseException) -> tuple[str, int]:
     return f"{type(exc).__name__}: {_first_line(exc)}", EXIT_FAILED
 
 
-_URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@:]*:([^@/]+)@")
-
-
 def _url_passwords() -> set[str]:
-    """The passwords in the environment's URLs (`scheme://user:password@…`), as written and
-    decoded: found even where the URL is malformed and no parser would name them."""
+    """The passwords in the environment's URLs, as written and decoded: found even where the
+    URL is malformed and no parser would name them."""
     found = set()
     for value in os.environ.values():
-        if match := _URL_PASSWORD.match(value):
-            found |= {match.group(1), unquote(match.group(1))}
+        if password := url_password(value):
+            found |= {password, unquote(password)}
     return {p for p in found if len(p) >= 4}
 
 
@@ -179,6 +177,16 @@ def use_server() -> None:
     # tasks.runtime.CONSOLE_TRACEBACKS_ENV, read when the flows are imported (importing
     # tasks.runtime here would load Prefect before an input error is reported)
     os.environ["REACTOR_CONSOLE_TRACEBACKS"] = "1" if verbose() else "0"
+
+
+C = TypeVar("C", bound=Callable[..., Any])
+
+
+def needs_server(command: C) -> C:
+    """Mark a command that runs flows or calls the Prefect API: `reactor` chooses its server
+    and says which (`use_server`) after the arguments are parsed, before the command starts."""
+    command.needs_server = True  # type: ignore[attr-defined]
+    return command
 
 
 def load_document(path: Path) -> Any:

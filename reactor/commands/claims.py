@@ -1,5 +1,5 @@
-"""`reactor claims`: the claim ledger and its queue — the operations the old coordination shell
-helper offered (add, claim, progress, complete, list; plus heartbeat, fail, release, blocked).
+"""`reactor claims`: the claim ledger and its queue from the shell (add, claim, progress,
+complete, list, heartbeat, fail, release, blocked).
 
 Holder commands take the claim id that `claim` printed (the fencing token), not the agent id:
 a claim that lost its lease to someone else cannot be completed by mistake. The backend is the

@@ -25,7 +25,7 @@ from uuid import UUID
 import typer
 from pydantic import BaseModel
 
-from reactor.commands._common import EXIT_FAILED, fail, print_json
+from reactor.commands._common import EXIT_FAILED, fail, needs_server, print_json
 
 app = typer.Typer(
     help="Flow runs after a crash: resume one under its own id.", no_args_is_help=True
@@ -81,17 +81,6 @@ async def last_sign_of_life(client, flow_run) -> datetime | None:
     return max(beats, default=flow_run.state.timestamp if flow_run.state else since)
 
 
-def api_url() -> str:
-    """The Prefect API this process talks to, without any credentials in the URL."""
-    import httpx
-    from prefect.settings import get_current_settings
-
-    url = get_current_settings().api.url
-    if not url:
-        return "(a temporary server)"
-    return str(httpx.URL(url).copy_with(username=None, password=None))
-
-
 def heartbeat_interval_s() -> int:
     from prefect.settings import get_current_settings
 
@@ -144,33 +133,27 @@ async def resume_run(
                 raise NotResumable(f"flow {flow.name!r} is not a Reactor flow: pass --entrypoint")
             loaded = load_flow_from_entrypoint(entrypoint)  # before Scheduled: a bad one fails
         await client.set_flow_run_state(flow_run.id, Scheduled(), force=True)
-        if flow_run.deployment_id is not None:
+        flow_run = await client.read_flow_run(flow_run.id)
+    action, state = "scheduled-for-worker", None
+    if flow_run.deployment_id is None:
+        ran = await run_flow_async(
+            loaded, flow_run=flow_run, parameters=flow_run.parameters, return_type="state"
+        )
+        action, state = "resumed", ran.name or ran.type.value
+        async with get_client() as client:
             flow_run = await client.read_flow_run(flow_run.id)
-            return ResumeOutcome(
-                flow_run_id=flow_run.id,
-                flow=flow.name,
-                previous_state=previous,
-                action="scheduled-for-worker",
-                state=flow_run.state_name or "Scheduled",
-                run_count=flow_run.run_count,
-            )
-        flow_run = await client.read_flow_run(flow_run.id)
-    state = await run_flow_async(
-        loaded, flow_run=flow_run, parameters=flow_run.parameters, return_type="state"
-    )
-    async with get_client() as client:
-        flow_run = await client.read_flow_run(flow_run.id)
     return ResumeOutcome(
         flow_run_id=flow_run.id,
         flow=flow.name,
         previous_state=previous,
-        action="resumed",
-        state=state.name or state.type.value,
+        action=action,
+        state=state or flow_run.state_name or "Scheduled",
         run_count=flow_run.run_count,
     )
 
 
 @app.command("resume")
+@needs_server
 def resume(
     flow_run_id: str = typer.Argument(..., help="the flow run to finish (its id in the UI)"),
     force: bool = typer.Option(
@@ -183,7 +166,6 @@ def resume(
 ) -> None:
     """Resume a crashed run under the same flow-run id: tasks that finished are loaded from
     their persisted results; a deployment run is handed back to its worker."""
-    import httpx
     from prefect.exceptions import ObjectNotFound
 
     try:
@@ -194,11 +176,6 @@ def resume(
         fail(f"no flow run {flow_run_id} on this Prefect server")
     except ValueError as exc:  # not a UUID
         fail(f"{flow_run_id!r} is not a flow run id: {exc}")
-    except httpx.TransportError as exc:  # connection refused, timed out, cut off
-        fail(
-            f"cannot reach the Prefect API at {api_url()} ({type(exc).__name__}: {exc}): start "
-            "it (make server) or point PREFECT_API_URL at a running server"
-        )
     if json_output:
         print_json(outcome)
     else:

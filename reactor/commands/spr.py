@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from reactor.commands._common import cli_errors, fail, print_json
+from reactor.commands._common import cli_errors, fail, needs_server, print_json
 
 app = typer.Typer(
     help="SPR compression: compress, decompress, roundtrip, batch, validate, metrics.",
@@ -76,10 +76,11 @@ def _source(result) -> str:
 
 def _trace_id(name: str) -> str:
     from tasks.telemetry import configure_telemetry, get_tracer
+    from tasks.tracing import format_trace_id
 
     configure_telemetry()
     with get_tracer().start_as_current_span(name) as span:
-        return format(span.get_span_context().trace_id, "032x")
+        return format_trace_id(span.get_span_context().trace_id)
 
 
 @app.command()
@@ -181,6 +182,7 @@ def roundtrip(
 
 
 @app.command()
+@needs_server
 def batch(
     directory: Annotated[Path, typer.Argument(metavar="DIRECTORY", show_default=False)],
     target_ratio: Annotated[

@@ -10,7 +10,14 @@ from typing import get_args
 
 import typer
 
-from reactor.commands._common import EXIT_FAILED, cli_errors, fail, load_model, print_json
+from reactor.commands._common import (
+    EXIT_FAILED,
+    cli_errors,
+    fail,
+    load_model,
+    needs_server,
+    print_json,
+)
 
 app = typer.Typer(
     help="AI swarm coordination: run a task set, or drain the work queue, through the swarm flow.",
@@ -44,6 +51,7 @@ def _run_flow(request, coordination_dir: Path | None):
 
 
 @app.command()
+@needs_server
 def run(
     tasks_file: Path = typer.Argument(..., help="SwarmRequest as JSON or YAML."),
     agents: int | None = typer.Option(
@@ -79,6 +87,7 @@ def run(
 
 
 @app.command()
+@needs_server
 def drain(
     limit: int = typer.Option(100, "--limit", min=1, help="Take at most this many items."),
     agents: int = typer.Option(

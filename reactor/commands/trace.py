@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from reactor.commands._common import cli_errors, load_document, load_model, print_json
+from reactor.commands._common import cli_errors, load_document, load_model, needs_server, print_json
 
 app = typer.Typer(
     help="Multi-system trace orchestration and the loopback stand-ins.", no_args_is_help=True
@@ -16,6 +16,7 @@ app = typer.Typer(
 
 
 @app.command("run")
+@needs_server
 def run(
     systems: Path = typer.Argument(..., help="TraceRequest as JSON or YAML"),
     json_output: bool = typer.Option(False, "--json", help="print the result as JSON"),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from reactor.commands._common import cli_errors, load_model, print_json, use_server
+from reactor.commands._common import cli_errors, load_model, needs_server, print_json, use_server
 
 app = typer.Typer(
     help="Git-worktree deployment: deploy, status, monitor, teardown.", no_args_is_help=True
@@ -15,6 +15,7 @@ app = typer.Typer(
 
 
 @app.command()
+@needs_server
 def deploy(
     spec: Path = typer.Argument(..., help="DeploymentRequest as YAML or JSON"),
     json_out: bool = typer.Option(False, "--json", help="print the result as JSON on stdout"),
@@ -76,6 +77,7 @@ def status(
 
 
 @app.command()
+@needs_server
 def monitor(
     once: bool = typer.Option(False, "--once", help="one round of checks, then exit"),
     interval: float = typer.Option(30.0, help="seconds between rounds"),

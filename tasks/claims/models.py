@@ -176,10 +176,12 @@ def current_telemetry() -> tuple[str | None, str | None]:
     """The trace/span id of the caller's current OpenTelemetry span, if any."""
     from opentelemetry import trace
 
+    from tasks.tracing import format_span_id, format_trace_id
+
     ctx = trace.get_current_span().get_span_context()
     if not ctx.is_valid:
         return None, None
-    return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+    return format_trace_id(ctx.trace_id), format_span_id(ctx.span_id)
 
 
 def _iso(value: Any) -> str | None:

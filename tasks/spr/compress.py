@@ -245,19 +245,14 @@ def compress(
     chosen = _select(units, budget, weights, _totals(units))
     chosen = _fill(units, chosen, budget, (low, high), tolerance)
     chosen.sort(key=lambda u: u.order)
-    statements = [_tidy(u.tokens) for u in chosen]
-    compressed = sum(len(s.split()) for s in statements)
-    protected_kept = len({u.sentence for u in chosen if u.protected})
-    return Compression(
-        format=format,  # type: ignore[arg-type]
-        target_ratio=round(ratio, 4),
-        achieved_ratio=round(compressed / total_words, 4),
-        original_words=total_words,
-        compressed_words=compressed,
-        statements=statements,
-        protected_sentences=protected_kept,
+    return Compression.measured(
+        format,
+        ratio,
+        total_words,
+        [_tidy(u.tokens) for u in chosen],
+        started,
+        protected_sentences=len({u.sentence for u in chosen if u.protected}),
         protected_total=protected_total,
-        compression_ms=round((time.perf_counter() - started) * 1000, 3),
     )
 
 

@@ -63,16 +63,14 @@ def claude_compress(text: str, fmt: str, ratio: float, claude: Claude) -> Compre
         used += len(words)
     if not statements:
         raise LLMUnavailable("Claude returned no usable statements")
-    return Compression(
-        format=fmt,  # type: ignore[arg-type]
-        target_ratio=round(ratio, 4),
-        achieved_ratio=round(used / total, 4),
-        original_words=total,
-        compressed_words=used,
-        statements=statements,
+    return Compression.measured(
+        fmt,
+        ratio,
+        total,
+        statements,
+        started,
         source="claude",
         model=claude.settings.anthropic_model,
-        compression_ms=round((time.perf_counter() - started) * 1000, 3),
     )
 
 

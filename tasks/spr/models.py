@@ -4,8 +4,9 @@ the documents between tasks, and every result the flow returns."""
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -85,6 +86,31 @@ class Compression(BaseModel):
     @property
     def spr_text(self) -> str:
         return "\n".join(self.statements)
+
+    @classmethod
+    def measured(
+        cls,
+        format: str,
+        target_ratio: float,
+        original_words: int,
+        statements: list[str],
+        started: float,
+        **labels: Any,
+    ) -> Compression:
+        """`statements` made of a document of `original_words`: the words and ratio counted
+        here, the time since `started` (a `time.perf_counter()` reading); `labels` are the
+        other fields (source, model, protected sentences)."""
+        compressed = sum(len(s.split()) for s in statements)
+        return cls(
+            format=format,  # type: ignore[arg-type]
+            target_ratio=round(target_ratio, 4),
+            achieved_ratio=round(compressed / original_words, 4),
+            original_words=original_words,
+            compressed_words=compressed,
+            statements=statements,
+            compression_ms=round((time.perf_counter() - started) * 1000, 3),
+            **labels,
+        )
 
 
 class ContentAnalysis(BaseModel):

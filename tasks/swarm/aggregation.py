@@ -9,11 +9,11 @@ from typing import Any
 
 from tasks.ids import id_timestamp_ns
 from tasks.settings import Settings
+from tasks.span_log import read_spans, spans_path
 from tasks.swarm import agents as registry
 from tasks.swarm.execution import SPAN_NAME, SUBFLOW_ATTRIBUTE
 from tasks.swarm.handlers import HANDLER_MS_ATTRIBUTE
 from tasks.swarm.models import Agent, AgentUtilisation, TelemetrySummary
-from tasks.telemetry import read_spans, spans_path
 
 
 def _ts(value: str) -> float:

@@ -10,12 +10,12 @@ from pydantic import (
     ConfigDict,
     Field,
     SkipValidation,
-    field_validator,
     model_validator,
 )
 
 from tasks.claims.models import LeaseSeconds, WorkItem
 from tasks.errors import InvalidInput
+from tasks.fields import PositiveNumber
 from tasks.graph import validate_graph
 
 Priority = Literal["critical", "high", "medium", "low"]
@@ -37,17 +37,10 @@ class SwarmTask(BaseModel):
     priority: Priority = "medium"
     payload: dict[str, Any] = Field(default_factory=dict)
     dependencies: list[str] = Field(default_factory=list)
-    estimated_duration_ms: float
+    estimated_duration_ms: PositiveNumber
     description: str = ""
     timeout_s: float = Field(default=30.0, gt=0)
     retries: int = Field(default=1, ge=0, le=10)
-
-    @field_validator("estimated_duration_ms")
-    @classmethod
-    def _positive(cls, value: float) -> float:
-        if not value > 0:
-            raise ValueError(f"estimated_duration_ms must be > 0, got {value}")
-        return value
 
 
 class AgentSpec(BaseModel):

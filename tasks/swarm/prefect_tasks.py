@@ -26,11 +26,10 @@ from tasks.swarm import (
     publish,
     story,
 )
+from tasks.swarm.execution import ItemJob
 from tasks.swarm.models import (
     Agent,
-    Assignment,
     ExecutionRecord,
-    HandlerSpec,
     PriorityAnalysis,
     SwarmRequest,
     SwarmResult,
@@ -130,21 +129,13 @@ def _release_claims(txn) -> None:
     compensated(f"released {released} unfinished claim(s) of {len(txn.get('claims'))}")
 
 
-@task(task_run_name="execute-{task.id}", **_TASK)
-def execute_work_item(
-    task: SwarmTask,
-    assignment: Assignment,
-    dependency_items: dict[str, str],
-    handlers: dict[str, HandlerSpec],
-    lease_s: float,
-    run_id: str,
-) -> ExecutionRecord:
+@task(task_run_name="execute-{job.task.id}", **_TASK)
+def execute_work_item(job: ItemJob) -> ExecutionRecord:
     """Step 5 for one claimed item: its handler, under its lease, with timeout and retries."""
     settings, logger, t0 = get_settings(), get_run_logger(), time.perf_counter()
-    on_retry = story.retry_logger(logger, assignment)
+    on_retry = story.retry_logger(logger, job.assignment)
     with open_ledger(settings) as ledger:
-        item = (task, assignment, dependency_items, handlers, run_id, lease_s, on_retry)
-        record = execution.execute_item(ledger, settings, *item)
+        record = execution.execute_item(ledger, settings, job, on_retry)
     return publish.executed(logger, record, time.perf_counter() - t0)
 
 

@@ -4,6 +4,7 @@ its imports are most of what starting a worker costs."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import select
@@ -84,19 +85,11 @@ def _exit_with(owner_pid: int) -> None:
         owner = os.pidfd_open(owner_pid)
     except ProcessLookupError:  # already gone
         os._exit(1)
-    except (AttributeError, OSError):  # no pidfd (not Linux >= 5.3): ask once a second
-        while _alive(owner_pid):
-            time.sleep(1.0)
+    except (AttributeError, OSError):  # no pidfd (not Linux >= 5.3): psutil polls the pid
+        import psutil
+
+        with contextlib.suppress(psutil.NoSuchProcess):
+            psutil.Process(owner_pid).wait()
         os._exit(1)
     select.select([owner], [], [])  # readable once the owner has exited
     os._exit(1)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

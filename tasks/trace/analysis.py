@@ -1,6 +1,6 @@
 """Cross-system performance analysis from the spans a run wrote: per-system latency, per-hop
 latency, the critical path, bottlenecks and recommendations. Pure functions over the span
-records of `tasks/telemetry.py` (`span_record`); the span layout is in spans.py."""
+records of `tasks/span_log.py` (`span_record`); the span layout is in spans.py."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +27,8 @@ from tasks.errors import ServiceUnhealthy
 from tasks.health import HealthCheck, probe
 from tasks.redaction import redact
 from tasks.retry import backoff_delays
-from tasks.telemetry import STATUS_ATTRIBUTE, get_tracer
+from tasks.span_log import STATUS_ATTRIBUTE
+from tasks.telemetry import get_tracer
 from tasks.trace.models import (
     EXECUTION_ID_FIELDS,
     UNKNOWN_EXECUTION,
@@ -253,7 +255,7 @@ def execute_system(
     token = otel_context.attach(extract_context(ctx.carrier))
     start = time.perf_counter()
     try:
-        result = _run_step(spec, ctx, upstream, client, sleep, on_retry)
+        result = _run_step(spec, ctx, upstream, _Calls(client, sleep, on_retry))
     except ServiceUnhealthy:
         _record(spec, "error", time.perf_counter() - start)
         raise
@@ -269,19 +271,23 @@ def _record(spec: SystemSpec, status: str, seconds: float) -> None:
         metrics.trace_fallbacks.add(1, {"system": spec.name})
 
 
+@dataclass(frozen=True)
+class _Calls:
+    """How a step reaches its system: the HTTP client, the backoff's sleep, the retry hook."""
+
+    client: httpx.Client
+    sleep: Callable[[float], None]
+    on_retry: RetryHook | None
+
+
 def _call_with_retries(
-    spec: SystemSpec,
-    ctx: CallContext,
-    body: dict[str, Any],
-    client: httpx.Client,
-    sleep: Callable[[float], None],
-    on_retry: RetryHook | None,
+    spec: SystemSpec, ctx: CallContext, body: dict[str, Any], calls: _Calls
 ) -> tuple[list[Attempt], Any, str | None]:
     """Every attempt, the answer (None when all failed) and the last failure's reason."""
     attempts: list[Attempt] = []
     delays = backoff_delays(tries=spec.retries + 1)  # the one backoff policy (tasks/retry.py)
     for number in range(1, spec.retries + 2):
-        attempt, answer, failure = _attempt(spec, ctx, body, number, client)
+        attempt, answer, failure = _attempt(spec, ctx, body, number, calls.client)
         attempts.append(attempt)
         if failure is None:
             return attempts, answer, None
@@ -289,19 +295,14 @@ def _call_with_retries(
         if not failure.retryable or delay is None:
             return attempts, None, f"{failure.reason} after {number} attempt(s)"
         delay = max(delay, failure.retry_after_s or 0.0)
-        if on_retry is not None:
-            on_retry(attempt, delay)
-        sleep(delay)
+        if calls.on_retry is not None:
+            calls.on_retry(attempt, delay)
+        calls.sleep(delay)
     raise AssertionError("unreachable: the last attempt returns")
 
 
 def _run_step(
-    spec: SystemSpec,
-    ctx: CallContext,
-    upstream: Mapping[str, SystemResult],
-    client: httpx.Client,
-    sleep: Callable[[float], None],
-    on_retry: RetryHook | None,
+    spec: SystemSpec, ctx: CallContext, upstream: Mapping[str, SystemResult], calls: _Calls
 ) -> SystemResult:
     started_at, start = _now_iso(), time.perf_counter()
     attrs = {
@@ -312,14 +313,14 @@ def _run_step(
         "correlation.id": ctx.correlation_id,
     }
     with get_tracer().start_as_current_span(f"system {spec.name}", attributes=attrs) as span:
-        health = check_system_health(spec, ctx, client) if spec.health_url else None
+        health = check_system_health(spec, ctx, calls.client) if spec.health_url else None
         attempts: list[Attempt] = []
         answer: Any = None
         if health is not None and not health.healthy:
             reason: str | None = f"health check {spec.health_url} failed: {health.detail}"
         else:
             body = request_body(spec, ctx, upstream)
-            attempts, answer, reason = _call_with_retries(spec, ctx, body, client, sleep, on_retry)
+            attempts, answer, reason = _call_with_retries(spec, ctx, body, calls)
         if reason is not None:
             if not ctx.enable_fallback:
                 error = ServiceUnhealthy(f"system {spec.name!r} ({spec.endpoint}) failed: {reason}")

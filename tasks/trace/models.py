@@ -12,8 +12,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tasks.fields import PositiveNumber
 from tasks.graph import validate_graph
 from tasks.health import HealthCheck
+from tasks.redaction import without_credentials
 from tasks.tracing import is_baggage_key
 
 SystemType = Literal["phoenix", "n8n", "xavos", "generic"]
@@ -97,7 +99,7 @@ class SystemSpec(BaseModel):
         default=None,
         description="GET path; defaults by type (n8n /healthz, others /health); null skips it",
     )
-    timeout_s: float = 5.0
+    timeout_s: PositiveNumber = 5.0
     retries: int = Field(default=2, ge=0, le=10)
     payload: dict[str, Any] = Field(default_factory=dict)
     depends_on: list[str] = Field(default_factory=list)
@@ -113,9 +115,8 @@ class SystemSpec(BaseModel):
     @classmethod
     def _url(cls, url: str) -> str:
         problem = url_problem(url)
-        if problem:  # a URL with userinfo is not echoed: it may carry credentials
-            shown = "" if "@" in url else f" {url!r}"
-            raise ValueError(f"url{shown} is malformed: {problem}")
+        if problem:  # echoed without its userinfo: it may carry credentials
+            raise ValueError(f"url {without_credentials(url)!r} is malformed: {problem}")
         return url.rstrip("/")
 
     @field_validator("path", "health_path")
@@ -124,13 +125,6 @@ class SystemSpec(BaseModel):
         if path is not None and (not path.startswith("/") or " " in path or "?" in path):
             raise ValueError(f"path {path!r} must start with '/' and carry no spaces or query")
         return path
-
-    @field_validator("timeout_s")
-    @classmethod
-    def _timeout(cls, timeout_s: float) -> float:
-        if not timeout_s > 0:
-            raise ValueError(f"timeout_s {timeout_s} must be a positive number of seconds")
-        return timeout_s
 
     @model_validator(mode="after")
     def _default_paths(self) -> SystemSpec:
@@ -161,7 +155,7 @@ class TraceRequest(BaseModel):
     workflow_id: str = Field(min_length=1, max_length=200)
     systems: list[SystemSpec] = Field(min_length=1)
     enable_fallback: bool = True
-    timeout_multiplier: float = 1.0
+    timeout_multiplier: PositiveNumber = 1.0
     baggage: dict[str, str] = Field(default_factory=dict, description="extra W3C baggage")
     max_simulated_share: float | None = Field(
         default=None,
@@ -170,13 +164,6 @@ class TraceRequest(BaseModel):
         description="the run fails when more than this share of its systems was simulated "
         "(fallback); it always fails when all of them were",
     )
-
-    @field_validator("timeout_multiplier")
-    @classmethod
-    def _multiplier(cls, value: float) -> float:
-        if not value > 0:
-            raise ValueError(f"timeout_multiplier {value} must be a positive number")
-        return value
 
     @field_validator("baggage")
     @classmethod
@@ -215,7 +202,7 @@ class CallContext(BaseModel):
     workflow_id: str
     correlation_id: str
     carrier: dict[str, str]
-    timeout_multiplier: float = 1.0
+    timeout_multiplier: PositiveNumber = 1.0
     enable_fallback: bool = True
 
 

@@ -18,7 +18,8 @@ from tasks.errors import ServiceUnhealthy
 from tasks.events import emit
 from tasks.export import export_dataset
 from tasks.settings import Settings, get_settings
-from tasks.telemetry import configure_telemetry, read_spans
+from tasks.span_log import read_spans
+from tasks.telemetry import configure_telemetry
 from tasks.trace.analysis import analyze_spans
 from tasks.trace.calls import execute_system
 from tasks.trace.context import new_identity, parent_of

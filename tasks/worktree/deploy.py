@@ -3,7 +3,10 @@ Plain functions (no Prefect); the @task wrappers and their undo hooks are in `pr
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import psutil
 
@@ -84,34 +87,32 @@ def make_worktree(
     return WorktreeAttempt(name=spec.name, info=info)
 
 
-def run_service(
-    spec: WorktreeSpec,
-    worktree: WorktreeInfo,
-    port: int,
-    request: DeploymentRequest,
-    registry: EnvironmentRegistry,
-    owner: str | None = None,
-) -> ServiceOutcome:
-    """`launch_service` in its own span; never raises (an unexpected error is a failed start)."""
-    with get_tracer().start_as_current_span("worktree.deploy_service") as span:
-        try:
-            outcome = launch_service(spec, worktree, port, request, registry, owner)
-        except Exception as exc:
-            outcome = ServiceOutcome(
-                name=spec.name,
-                status=ServiceStatus.start_failed,
-                port=port,
-                reason=_clean(f"{type(exc).__name__}: {exc}"),
+def _traced_start(launch: Callable[..., ServiceOutcome]) -> Callable[..., ServiceOutcome]:
+    """`launch` in its own span, never raising: an unexpected error is a failed start."""
+
+    @functools.wraps(launch)
+    def run(spec: WorktreeSpec, worktree: WorktreeInfo, port: int, *args: Any) -> ServiceOutcome:
+        with get_tracer().start_as_current_span("worktree.deploy_service") as span:
+            try:
+                outcome = launch(spec, worktree, port, *args)
+            except Exception as exc:
+                outcome = ServiceOutcome(
+                    name=spec.name,
+                    status=ServiceStatus.start_failed,
+                    port=port,
+                    reason=_clean(f"{type(exc).__name__}: {exc}"),
+                )
+            span.set_attributes(
+                {
+                    "worktree.name": spec.name,
+                    "worktree.port": port,
+                    "worktree.status": outcome.status.value,
+                    "worktree.time_to_healthy_ms": outcome.time_to_healthy_ms or -1.0,
+                }
             )
-        span.set_attributes(
-            {
-                "worktree.name": spec.name,
-                "worktree.port": port,
-                "worktree.status": outcome.status.value,
-                "worktree.time_to_healthy_ms": outcome.time_to_healthy_ms or -1.0,
-            }
-        )
-    return outcome
+        return outcome
+
+    return run
 
 
 def _outcome(spec: WorktreeSpec, worktree: WorktreeInfo, port: int) -> ServiceOutcome:
@@ -145,7 +146,8 @@ def adopt_service(
         return _await_health(spec, request, registry, outcome, identity, started, url)
 
 
-def launch_service(
+@_traced_start
+def run_service(
     spec: WorktreeSpec,
     worktree: WorktreeInfo,
     port: int,
@@ -153,11 +155,11 @@ def launch_service(
     registry: EnvironmentRegistry,
     owner: str | None = None,
 ) -> ServiceOutcome:
-    """Install, start and wait for health, recording each step in the registry. Never raises
-    for the service's own failures: the outcome says what failed, and a service that started
-    but never became healthy has been stopped again (failed never means left running). A port
-    something else listens on fails the start: that process's answers are not our health.
-    `owner` marks the process (`identity.owner`)."""
+    """Install, start and wait for health (in its own span), recording each step in the
+    registry. Never raises: the outcome says what failed (an unexpected error is a failed
+    start), and a service that started but never became healthy has been stopped again (failed
+    never means left running). A port something else listens on fails the start: that
+    process's answers are not our health. `owner` marks the process (`identity.owner`)."""
     for value in secret_values(spec.environment_variables):
         register_secret(value)  # logs, spans, artifacts and events redact it from now on
     commands = process.commands_for(spec)

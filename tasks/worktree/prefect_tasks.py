@@ -1,13 +1,15 @@
 """The worktree scenario's Prefect tasks: every side effect registers an undo hook, so a failure
-anywhere inside `compensating(...)` leaves no worktree, branch, process, port or registry entry."""
+anywhere inside `compensating(...)` leaves no worktree, branch, process, port or registry entry.
+The hooks record what they undid without logging it: the flow logs every compensation once,
+with the failed services' stops that no hook made."""
 
 from __future__ import annotations
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.transactions import Transaction, get_transaction
+from prefect.transactions import Transaction
 
-from tasks.compensation import record_compensation
+from tasks.compensation import record_compensation, remember
 from tasks.events import emit
 from tasks.settings import get_settings
 from tasks.telemetry import get_tracer
@@ -41,8 +43,7 @@ def allocate_ports(request: DeploymentRequest, run_id: str | None = None) -> dic
     earlier = [n for n in adopt.owned(registry, run_id) if n not in new] if run_id else []
     if earlier:
         get_run_logger().info("adopted the ports of %s from this run's dead attempt", earlier)
-    get_transaction().set("allocated", [*new, *earlier])
-    get_transaction().set("ports", ports)
+    remember(allocated=[*new, *earlier], ports=ports)
     get_run_logger().info("ports %s (%d newly allocated)", ports, len(new))
     return ports
 
@@ -65,8 +66,7 @@ def create_worktree(
     logger = get_run_logger()
     attempt = adopt.worktree(preflight, spec, port, open_registry(), run_id, logger)
     if attempt.info is not None:  # made: the undo hook must see it, whatever came after
-        get_transaction().set("worktree", attempt.info)
-        get_transaction().set("repo_path", preflight.repo_path)
+        remember(worktree=attempt.info, repo_path=preflight.repo_path)
     story.log_worktree(logger, spec, attempt)
     return attempt
 
@@ -96,8 +96,7 @@ def deploy_service(
     recording it) is adopted; one that is gone is started again."""
     logger, registry = get_run_logger(), open_registry()
     outcome = adopt.service(request, spec, worktree, port, registry, run_id, resuming, logger)
-    get_transaction().set("process", outcome.process)
-    get_transaction().set("name", spec.name)
+    remember(process=outcome.process, name=spec.name)
     story.log_service(logger, outcome)
     event = "service.healthy" if outcome.ok else "service.failed"
     emit(SCENARIO, event, spec.name, outcome.model_dump(mode="json", exclude={"process"}))

@@ -4,7 +4,9 @@ and creates branch `service/<name>` per service with one commit of its own."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import git
 import yaml
@@ -12,6 +14,22 @@ import yaml
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "worktree"
 SERVICE_SOURCE = SAMPLES / "service.py"
 SAMPLE_SPEC = SAMPLES / "spec.yaml"
+
+
+def sample_service(
+    name: str, deps: Iterable[str] = (), env: dict[str, str] | None = None, **extra: Any
+) -> dict[str, Any]:
+    """A worktree spec of the sample service (`python service.py`) on branch `service/<name>`,
+    with `env` as its environment variables; `extra` sets any other field of the spec."""
+    return {
+        "name": name,
+        "branch": f"service/{name}",
+        "type": "python",
+        "dependencies": list(deps),
+        "start_command": ["python", "service.py"],
+        "environment_variables": dict(env or {}),
+        **extra,
+    }
 
 
 def make_sample_repo(path: Path, services: list[str] | tuple[str, ...] = ()) -> Path:

@@ -19,6 +19,7 @@ import pytest
 from tasks.claims import SEED_FIELDS, WorkItem, open_ledger
 from tasks.errors import CoordinationConflict, CorruptStore, InvalidInput, StoreUnavailable
 from tasks.settings import Settings
+from tasks.tracing import format_span_id, format_trace_id
 from tests.contract import workers
 from tests.waiting import passed, wait_until
 
@@ -417,8 +418,8 @@ def test_snapshot_writes_seed_shaped_work_claims_json(ledger):
     (record,) = records  # only claimed items, like the original file
     assert list(record)[: len(SEED_FIELDS)] == list(SEED_FIELDS)
     assert record["telemetry"] == {
-        "trace_id": format(span.trace_id, "032x"),
-        "span_id": format(span.span_id, "016x"),
+        "trace_id": format_trace_id(span.trace_id),
+        "span_id": format_span_id(span.span_id),
     }
     assert (record["agent_id"], record["status"], record["estimated_duration"]) == (
         "agent_a", "claimed", 250,

@@ -25,7 +25,7 @@ from tasks.coordination_log import LOG_FILE, read_log
 from tasks.errors import InvalidInput, LockTimeout
 from tasks.swarm import agents as registry
 from tasks.swarm.builtins import analysis
-from tasks.swarm.execution import execute_item
+from tasks.swarm.execution import ItemJob, execute_item
 from tasks.swarm.models import AgentSpec, Assignment, QueueSelection, SwarmRequest, SwarmTask
 from tasks.swarm.queue import draining
 
@@ -284,7 +284,9 @@ def _execute(ledger, settings, task: SwarmTask):
         task_id=task.id, work_item_id=claim.work_item_id, agent_id=agent.agent_id, slot=0,
         planned_start_ms=0, planned_finish_ms=1, order=0, claim_id=claim.claim_id,
     )  # fmt: skip
-    return execute_item(ledger, settings, task, assignment, {}, {}, "run1", 30)
+    return execute_item(
+        ledger, settings, ItemJob(task=task, assignment=assignment, run_id="run1", lease_s=30)
+    )
 
 
 def test_an_analysis_of_huge_values_executes_and_completes_on_both_backends(

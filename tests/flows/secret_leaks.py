@@ -11,10 +11,10 @@ import json
 import os
 import shutil
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from tests.loopback import QuietHandler, reply, serving
 
 SECRET_ENV = "SERVICE_API_SECRET"  # a configured secret: its name says it is one
 
@@ -39,26 +39,13 @@ def _run(flow_fn, *args):
 def _echoing_system():
     """A system that refuses every call with 401, quoting the key it was 'given'."""
 
-    class Refuse(BaseHTTPRequestHandler):
+    class Refuse(QuietHandler):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("content-length") or 0))
-            body = f"invalid key {secret()}".encode()
-            self.send_response(401)
-            self.send_header("content-type", "text/plain")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            reply(self, f"invalid key {secret()}".encode(), 401, "text/plain")
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
+    with serving(Refuse) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def swarm_request(min_success_rate: float) -> dict[str, Any]:

@@ -12,8 +12,8 @@ import pytest
 from flows.spr_pipeline import spr_pipeline
 from tasks.coordination_log import read_log
 from tasks.export import dataset_folder, read_export
+from tasks.span_log import read_spans, spans_path
 from tasks.spr.models import SPRDocument, SPRRequest
-from tasks.telemetry import read_spans, spans_path
 from tests.crash import persisted_results, resume, run_and_kill
 from tests.flows.test_spr_pipeline import _docs
 

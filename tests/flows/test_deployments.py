@@ -48,7 +48,8 @@ def deployed():
 @pytest.mark.timeout(900)  # includes `make deploy` of every deployment: minutes on loaded cores
 def test_every_deployment_registers_with_its_schedule(deployed):
     by_name = {d.name.split("/", 1)[1]: d for d in deployed}
-    assert set(by_name) == {e["name"] for e in DEFINITIONS}
+    # the session's server also holds the deployments other test files made (health monitor's)
+    assert {e["name"] for e in DEFINITIONS} <= set(by_name)
     for entry in DEFINITIONS:
         got = by_name[entry["name"]]
         assert got.schedules == _expected_schedule(entry), entry["name"]

@@ -22,6 +22,7 @@ from tasks.worktree.models import DeploymentRequest, MonitorRequest, TeardownReq
 from tasks.worktree.monitor import ALERTS_FILE, read_alerts
 from tasks.worktree.registry import open_registry
 from tasks.worktree.sample_repo import make_sample_repo
+from tests.flows.run_helpers import line_with
 from tests.prefect_api import run_logs
 from tests.unit.worktree.helpers import port_range, processes_under, service, worktree_paths
 
@@ -187,9 +188,11 @@ def test_the_monitor_logs_its_decisions(deployed):
         health_monitor(MonitorRequest(**{**ONCE, "failure_threshold": 1}), return_state=True)
     )
     logs = run_logs(state.state_details.flow_run_id, expect="round 1")
-    assert f"api: unhealthy (process {api.pid} is gone)" in logs, logs
-    assert "action: restarted, now pid" in logs, logs
-    assert "round 1: 1 service(s) checked" in logs and "actions ['api:restarted']" in logs, logs
+    (check,) = state.result().checks
+    assert check.action == "restarted" and check.pid != api.pid
+    assert line_with(logs, "api", "unhealthy", api.pid), logs  # the process that was gone
+    assert line_with(logs, "restarted", check.pid), logs  # the one that replaced it
+    assert line_with(logs, "round 1", "1 service(s)", "api:restarted"), logs
 
 
 def test_the_health_monitor_deployment_is_limited_to_one_active_run_cancelling_new_ones():

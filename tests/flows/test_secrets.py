@@ -18,6 +18,7 @@ from uuid import UUID
 
 import pytest
 
+from tests.flows.run_helpers import line_with
 from tests.flows.secret_leaks import SECRET_ENV, swarm_request
 from tests.loopback import otlp_collector
 from tests.prefect_api import run_logs
@@ -171,8 +172,8 @@ def test_no_log_line_on_the_server_holds_the_secret(leaked, scenario):
 
 def test_trace_logs_show_the_redacted_failure(leaked):
     _, _, logs, _, _ = leaked
-    assert "hook: fallback, simulated result" in logs["trace"]
-    assert "HTTP 401: invalid key [REDACTED]" in logs["trace"]
+    assert line_with(logs["trace"], "hook", "simulated")  # the fallback answered
+    assert line_with(logs["trace"], "401", "invalid key [REDACTED]")
     assert "/hooks/[REDACTED]" in logs["trace"]  # the failed run's error names the endpoint
 
 

@@ -19,10 +19,10 @@ from flows.swarm_coordination import swarm_coordination
 from reactor.cli import app
 from tasks.claims import open_ledger
 from tasks.export import read_export
+from tasks.span_log import read_spans, spans_path
 from tasks.swarm.models import SwarmRequest, SwarmResult
 from tasks.swarm.queue.enqueue import enqueue
 from tasks.swarm.story import time_lines
-from tasks.telemetry import read_spans, spans_path
 from tasks.trace.sample import rebase_urls, sample_trace_request
 from tasks.trace.standins import Behaviour, StandinConfig, run_standins
 from tests.loopback import free_port

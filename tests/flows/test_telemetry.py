@@ -10,7 +10,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Status, StatusCode
 from prefect import flow, task
 
-from tasks.telemetry import configure_telemetry, get_tracer, read_spans, spans_path
+from tasks.span_log import read_spans, spans_path
+from tasks.telemetry import configure_telemetry, get_tracer
 
 SECRET = "sk-ant-secret-value-0123456789"
 

@@ -16,10 +16,11 @@ from tasks.coordination_log import read_log
 from tasks.errors import ServiceUnhealthy
 from tasks.export import read_export
 from tasks.settings import get_settings
-from tasks.telemetry import read_spans, spans_path
+from tasks.span_log import read_spans, spans_path
 from tasks.trace.sample import SAMPLE_SYSTEMS, rebase_urls, sample_trace_request
 from tasks.trace.standins import Behaviour, StandinConfig, run_standins
 from tasks.tracing import decode_baggage
+from tests.flows.run_helpers import isolated_settings, line_with
 from tests.loopback import free_port
 from tests.prefect_api import run_logs
 
@@ -52,13 +53,10 @@ def standins():
 @pytest.fixture(scope="module")
 def sample_run(standins, tmp_path_factory):
     """The bundled sample, run once; the tests below read what it left behind."""
-    root = tmp_path_factory.mktemp("trace")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("REACTOR_COORDINATION_DIR", str(root / "coordination"))
-        mp.setenv("REACTOR_EXPORTS_DIR", str(root / "exports"))
+    with isolated_settings(tmp_path_factory, "trace") as settings:
         standins.configure(FAST)
         result, run_id = run_trace(rebase_urls(sample_request(), standins.base_url))
-        yield result, standins.received(), get_settings(), run_id
+        yield result, standins.received(), settings, run_id
 
 
 def test_every_system_received_the_same_trace_id_and_distinct_parent_ids(sample_run):
@@ -190,20 +188,16 @@ def test_dashboard_broadcast_reaches_the_configured_sink(standins, reactor_env, 
 def test_run_logs_tell_the_story(standins, reactor_env):
     standins.configure(FAST)  # n8n fails once, then answers
     result, run_id = run_trace(_sample_with_down("audit", standins))
-    logs = run_logs(run_id, expect="dataset trace_hops")
-    assert (
-        "trace trace-flow-reactor: 4 systems in, in dependency order audit, phoenix | n8n" in logs
-    )
+    logs = run_logs(run_id, expect="trace_hops")
+    assert line_with(logs, result.workflow_id, 4, "audit, phoenix | n8n")  # the start order
     for system in ("phoenix", "n8n", "xavos"):
-        assert f"{system} ok in " in logs
-    assert "n8n: attempt 1 failed (HTTP 503); retrying in " in logs
+        assert line_with(logs, system, result.results[system].status)
+    assert line_with(logs, "n8n", "attempt 1", "HTTP 503")  # the retried failure
     audit = result.results["audit"]
-    assert f"audit: fallback, simulated result {audit.execution_id} because health check" in logs
-    assert "ConnectError" in logs.split("audit: fallback", 1)[1].splitlines()[0]
-    assert "simulated (fallback): audit" in logs
-    assert "critical path phoenix -> n8n -> xavos" in logs
+    assert line_with(logs, "audit", audit.status, audit.execution_id, "ConnectError")
+    assert line_with(logs, "phoenix -> n8n -> xavos")  # the critical path
     parquet = next(p for p in result.exports if p.endswith(".parquet"))
-    assert "dataset trace_hops: 4 rows to " in logs and parquet in logs
+    assert line_with(logs, "trace_hops", 4, parquet)
 
 
 def test_artifact_keys_are_stable_across_runs_and_progress_completes(standins, reactor_env):

@@ -26,8 +26,8 @@ from pydantic import BaseModel
 from deployments.storage import save_result_storage
 from tasks.export import export_dataset
 from tasks.settings import Settings
+from tasks.span_log import read_spans, spans_path
 from tasks.spr.models import SPRRequest
-from tasks.telemetry import read_spans, spans_path
 from tests.crash import run_and_kill, state_of
 from tests.flows.test_spr_pipeline import _docs
 

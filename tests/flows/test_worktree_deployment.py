@@ -17,11 +17,12 @@ import pytest
 from flows.worktree_deployment import worktree_deployment
 from flows.worktree_teardown import worktree_teardown
 from tasks.errors import InvalidInput, RolledBack
-from tasks.telemetry import read_spans, spans_path
+from tasks.span_log import read_spans, spans_path
 from tasks.worktree.errors import DeploymentRolledBack, UnsavedWorkError
 from tasks.worktree.models import DeploymentRequest, ServiceStatus, TeardownRequest
 from tasks.worktree.registry import open_registry
 from tasks.worktree.sample_repo import make_sample_repo
+from tests.flows.run_helpers import line_with
 from tests.prefect_api import run_logs
 from tests.unit.worktree.helpers import (
     branches,
@@ -295,7 +296,7 @@ def test_secrets_reach_the_service_but_no_file_the_run_wrote(repo, reactor_env):
             assert value.encode() not in data, f"{value} in {path}"
     assert open_registry().entry("db").service_env["API_SECRET"] == "[REDACTED]"
     logs = run_logs(run_id, expect="db healthy")
-    assert "db healthy" in logs and not any(v in logs for v in secrets.values())
+    assert line_with(logs, "db", "healthy") and not any(v in logs for v in secrets.values())
 
 
 # -- what was undone is reported -----------------------------------------------------------------
@@ -315,8 +316,8 @@ def test_a_rollback_lists_what_was_undone_in_its_result_and_summary(repo):
     markdown = summary_markdown(run_id, "worktree-deployment-summary")
     assert "rolled back" in markdown and "## Undone" in markdown
     assert all(c in markdown for c in undone)
-    logs = run_logs(run_id, expect="compensated: released port")
-    assert all(f"compensated: {c}" in logs for c in undone)
+    logs = run_logs(run_id, expect="released port")
+    assert all(line_with(logs, c) for c in undone)
 
 
 def test_keep_healthy_result_lists_the_failed_service_it_stopped(repo):
@@ -339,27 +340,28 @@ def test_the_run_logs_tell_the_deployment_and_teardown_story(repo):
         service("bad", ["db"], env={"HEALTH_MODE": "never"}),
         service("web", ["bad"]),
     ]
-    run_id, _ = deploy_state(
+    run_id, result = deploy_state(
         request(repo, worktrees, on_failure="keep_healthy", health_check_timeout_s=1.0)
     )
     logs = run_logs(run_id, expect="skipped in")
-    for line in (
-        "deploying 4 worktree(s)",
-        "worktree db created at",
-        "(adopted service/db)",
-        "(new branch feature/api-log from main)",
-        "starting api on port",
-        "db healthy (pid",
-        "bad unhealthy:",
-        "skipping web: dependency bad unhealthy",
-        "compensated: stopped bad",
-        "monitor watches ['db', 'api']",
-        "2 healthy, 1 failed, 1 skipped in",
+    db, api = result.service("db"), result.service("api")
+    for facts in (
+        ("4 worktree(s)",),
+        ("db", db.worktree_path),  # its worktree, created
+        ("service/db",),  # an existing branch adopted
+        ("feature/api-log", "main"),  # a new branch from its base
+        ("api", api.port),
+        ("db", "healthy", db.pid),
+        ("bad", "unhealthy"),
+        ("web", "bad", "unhealthy"),  # skipped, naming the dependency that failed
+        (result.compensations[0],),
+        ("['db', 'api']",),  # what the monitor watches
+        ("2 healthy", "1 failed", "1 skipped"),
     ):
-        assert line in logs, f"{line!r} not in the run's logs:\n{logs}"
+        assert line_with(logs, *facts), f"no line with {facts} in the run's logs:\n{logs}"
     state = asyncio.run(worktree_teardown(TeardownRequest(repo_path=repo), return_state=True))
     down = run_logs(state.state_details.flow_run_id, expect="pruned")
-    for line in ("tearing down 4 environment(s)", "teardown api: stopped pid", "pruned"):
-        assert line in down, f"{line!r} not in the teardown's logs:\n{down}"
+    for facts in (("4 environment(s)",), ("api", api.pid), ("pruned",)):
+        assert line_with(down, *facts), f"no line with {facts} in the teardown's logs:\n{down}"
     markdown = summary_markdown(state.state_details.flow_run_id, "worktree-teardown-summary")
     assert "4 environment(s) removed" in markdown

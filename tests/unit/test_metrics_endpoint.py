@@ -1,22 +1,33 @@
-"""The metrics endpoint's aggregate: deltas pushed by several processes add up, and they are
-exposed under the names, labels and buckets the OpenTelemetry Prometheus exporter gives."""
+"""The metrics endpoint: deltas pushed by several processes add up and are exposed under the
+names, labels and buckets the OpenTelemetry Prometheus exporter gives; the push receiver bounds
+what it reads; a bad metrics setting is one `error:` line from every caller."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import os
 import socket
-import threading
-from http.server import ThreadingHTTPServer
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tasks.metrics_endpoint import _DELTA, MAX_PUSH_BYTES, MetricsAggregate
+from tasks.errors import InvalidInput
+from tasks.metrics_endpoint import MAX_PUSH_BYTES, serve_metrics, start_push_receiver
+from tasks.metrics_setup import DELTA
+from tasks.prometheus_translation import MetricsAggregate
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Exposed:
@@ -42,18 +53,14 @@ def _samples(text: str) -> set[tuple[str, tuple, float]]:
     }
 
 
-def _process(temporality=_DELTA):
+def _process(temporality=DELTA):
     """A MeterProvider standing for one process, with the project's two kinds of instrument."""
     reader = InMemoryMetricReader(preferred_temporality=temporality)
     meter = MeterProvider(metric_readers=[reader]).get_meter("reactor-flows")
-    counter = meter.create_counter(
-        "reactor.trace.fallbacks", unit="1", description="Simulated results recorded"
-    )
+    counter = meter.create_counter("reactor.trace.fallbacks", unit="1")
+    bounds = [0.1, 1, 10]
     hist = meter.create_histogram(
-        "reactor.trace.hop.duration",
-        unit="s",
-        description="Latency",
-        explicit_bucket_boundaries_advisory=[0.1, 1, 10],
+        "reactor.trace.hop.duration", explicit_bucket_boundaries_advisory=bounds, unit="s"
     )
     return reader, counter, hist
 
@@ -64,7 +71,7 @@ def test_deltas_from_several_processes_add_up():
         reader, counter, hist = _process()
         counter.add(simulated, {"system": "n8n"})
         hist.record(0.5, {"system": "n8n"})
-        aggregate.add_otlp(encode_metrics(reader.get_metrics_data()).SerializeToString())
+        aggregate.push(encode_metrics(reader.get_metrics_data()).SerializeToString())
         counter.add(1, {"system": "n8n"})  # recorded after the first push
         aggregate.add_metrics_data(reader.get_metrics_data())
     samples = _samples(_text(aggregate))
@@ -76,32 +83,47 @@ def test_deltas_from_several_processes_add_up():
     assert ("reactor_trace_hop_duration_seconds_bucket", (("le", "0.1"), *n8n), 0.0) in samples
 
 
-def test_exposed_like_the_opentelemetry_prometheus_exporter():
+@contextlib.contextmanager
+def _both_ways() -> Iterator[Meter]:
+    """A meter read by the OpenTelemetry Prometheus exporter and, as deltas, by the aggregate;
+    at the end of the block both expositions must hold the same samples."""
     registry = CollectorRegistry()
     prometheus = PrometheusMetricReader(
         registry=registry, disable_target_info=True, scope_info_enabled=False
     )
-    delta = InMemoryMetricReader(preferred_temporality=_DELTA)
-    meter = MeterProvider(metric_readers=[prometheus, delta]).get_meter("reactor-flows")
-    counter = meter.create_counter(
-        "reactor.trace.fallbacks", unit="1", description="Simulated results recorded"
-    )
-    hist = meter.create_histogram("reactor.trace.hop.duration", unit="s", description="Latency")
-    counter.add(2, {"system": "n8n"})
-    counter.add(1, {"system": "xavos"})
-    hist.record(0.3, {"system": "n8n"})
-    hist.record(7.0, {"system": "n8n"})
+    delta = InMemoryMetricReader(preferred_temporality=DELTA)
+    yield MeterProvider(metric_readers=[prometheus, delta]).get_meter("reactor-flows")
     aggregate = MetricsAggregate()
     aggregate.add_metrics_data(delta.get_metrics_data())
-    assert _samples(_text(aggregate)) == _samples(generate_latest(registry).decode())
+    expected = _samples(generate_latest(registry).decode())
+    assert expected and _samples(_text(aggregate)) == expected
+
+
+def test_exposed_like_the_opentelemetry_prometheus_exporter():
+    with _both_ways() as meter:
+        counter = meter.create_counter("reactor.trace.fallbacks", unit="1", description="Sims")
+        hist = meter.create_histogram("reactor.trace.hop.duration", unit="s")
+        counter.add(2, {"system": "n8n"})
+        counter.add(1, {"system": "xavos"})
+        hist.record(0.3, {"system": "n8n"})
+        hist.record(7.0, {"system": "n8n"})
+
+
+def test_odd_names_units_and_keys_are_translated_like_the_exporter():
+    with _both_ways() as meter:
+        attributes = {"http.status-code": 200, "9lives": "x", "flags": (True, False)}
+        for i, unit in enumerate(["ms", "By", "{request}", "m/s", "%", "KiBy/h", "w@tt$", "/s"]):
+            meter.create_counter(f"reactor.unit-{i}", unit=unit).add(i + 1, attributes)
+        meter.create_up_down_counter("reactor.queue/depth", unit="1").add(-3, {"a b": "c"})
+        meter.create_histogram("reactor.size", unit="KiBy").record(5, attributes)
 
 
 def test_cumulative_points_are_not_added_twice():
     aggregate = MetricsAggregate()
-    cumulative = dict.fromkeys(_DELTA, AggregationTemporality.CUMULATIVE)
+    cumulative = dict.fromkeys(DELTA, AggregationTemporality.CUMULATIVE)
     reader, counter, _ = _process(cumulative)
     counter.add(5, {"system": "n8n"})
-    assert aggregate.add_metrics_data(reader.get_metrics_data()) == 0
+    aggregate.add_metrics_data(reader.get_metrics_data())
     assert "reactor_trace_fallbacks_total" not in _text(aggregate)
 
 
@@ -109,15 +131,10 @@ def test_cumulative_points_are_not_added_twice():
 
 
 @pytest.fixture
-def receiver(monkeypatch):
+def receiver():
     """The push receiver on a loopback port, over a fresh aggregate of at most 2 series."""
-    from tasks import metrics_endpoint
-
     aggregate = MetricsAggregate(max_series=2)
-    monkeypatch.setattr(metrics_endpoint, "_aggregate", aggregate)
-    monkeypatch.setattr(metrics_endpoint._PushReceiver, "timeout", 1.0)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), metrics_endpoint._PushReceiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = start_push_receiver(aggregate, read_timeout_s=1.0)
     yield server.server_address[1], aggregate
     server.shutdown()
     server.server_close()
@@ -199,3 +216,41 @@ def test_series_past_the_bound_are_rejected_as_a_partial_success(receiver):
     assert _status(_post(port, again, content_length=str(len(again)))) == 200
     total = ("reactor_trace_fallbacks_total", (("system", "n8n"),), 2.0)
     assert total in _samples(_text(aggregate))
+
+
+# --- a bad metrics setting: InvalidInput naming the variable, one `error:` line in every CLI ---
+
+
+def test_a_metrics_port_that_is_not_a_number_is_invalid_input(monkeypatch):
+    monkeypatch.setenv("REACTOR_METRICS_PORT", "nine")
+    with pytest.raises(InvalidInput, match="REACTOR_METRICS_PORT") as caught:
+        serve_metrics()
+    assert "nine" not in str(caught.value)  # the value is never echoed: it may be a secret
+
+
+@pytest.mark.parametrize("entry_point", ["deployments.serve", "deployments.worker"])
+def test_a_bad_metrics_port_is_one_error_line(entry_point):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = str(taken.getsockname()[1])
+        for port in ("nine", busy):
+            env = {**os.environ, "REACTOR_METRICS_PORT": port}
+            done = subprocess.run(
+                [sys.executable, "-m", entry_point],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                cwd=ROOT,
+            )
+            assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+            errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+            assert len(errors) == 1 and "REACTOR_METRICS_PORT" in errors[0], done.stderr
+
+
+def test_secrets_stay_redacted_while_a_setting_is_invalid(monkeypatch):
+    url = "postgresql://reactor:pw-0123456789@127.0.0.1:5432/reactor"
+    monkeypatch.setenv("REACTOR_DATABASE_URL", url)
+    monkeypatch.setenv("REACTOR_METRICS_PORT", "nine")
+    assert "pw-0123456789" not in str(InvalidInput(f"cannot reach {url}"))

@@ -4,7 +4,17 @@ import json
 import logging
 from pathlib import Path
 
-from tasks.redaction import REDACTED, RedactingFilter, dumps_redacted, known_secrets, redact
+import pytest
+
+from tasks.redaction import (
+    REDACTED,
+    RedactingFilter,
+    dumps_redacted,
+    known_secrets,
+    redact,
+    url_password,
+    without_credentials,
+)
 
 
 def test_configured_secret_is_redacted_everywhere_it_appears(monkeypatch):
@@ -91,3 +101,24 @@ def test_dumps_redacted_redacts_values_not_keys_or_structure(monkeypatch):
         "error": f"bad {REDACTED}",
         "when": f"/x/{REDACTED}",
     }
+
+
+@pytest.mark.parametrize(
+    ("url", "bare", "masked"),
+    [
+        ("postgresql://u:pw@db:5432/x", "postgresql://db:5432/x", "postgresql://u:***@db:5432/x"),
+        ("http://token@h/p", "http://h/p", "http://token@h/p"),
+        ("http://a:p@ss@h:99999", "http://h:99999", "http://a:***@h:99999"),  # bad port, @ in pw
+        ("http://a:pw@[::1", "http://[::1", "http://a:***@[::1"),  # no parser accepts it
+        ("http://h/a@b", "http://h/a@b", "http://h/a@b"),  # an @ in the path is not userinfo
+        ("not a url", "not a url", "not a url"),
+    ],
+)
+def test_without_credentials_drops_userinfo_even_from_malformed_urls(url, bare, masked):
+    assert without_credentials(url) == bare
+    assert without_credentials(url, mask="***") == masked
+
+
+def test_url_password_is_the_userinfo_password_as_written():
+    assert url_password("postgresql://u:p%40ss@db/x") == "p%40ss"
+    assert url_password("http://token@h") is None and url_password("http://h") is None

@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from tasks.jsonl import iter_lines_backwards
 from tasks.logrotate import rotated
-from tasks.telemetry import JsonlSpanExporter, read_spans
+from tasks.span_log import JsonlSpanExporter, read_spans
 
 
 def _write_spans(exporter: JsonlSpanExporter, n: int, name: str = "work") -> None:

@@ -8,14 +8,12 @@ import contextlib
 import http.client
 import json
 import re
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 from urllib.parse import urlsplit
 
+from tests.loopback import QuietHandler, reply, serving
 from tests.w3c.service import serve_adapter
 
 Headers = list[tuple[str, str]]
@@ -63,20 +61,13 @@ class Callback:
         return members
 
 
-class _Recorder(BaseHTTPRequestHandler):
+class _Recorder(QuietHandler):
     received: dict[str, Headers]
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length") or 0))
         self.received[self.path.lstrip("/")] = list(self.headers.items())
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", "4")
-        self.end_headers()
-        self.wfile.write(b"null")
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        reply(self, b"null")
 
 
 class Harness:
@@ -117,13 +108,5 @@ def run_harness() -> Iterator[Harness]:
     """The adapter service and a callback recorder, both on loopback threads."""
     received: dict[str, Headers] = {}
     handler = type("Recorder", (_Recorder,), {"received": received})
-    recorder = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(
-        target=recorder.serve_forever, args=(0.05,), name="w3c-recorder", daemon=True
-    ).start()
-    try:
-        with serve_adapter() as service:
-            yield Harness(service, f"http://127.0.0.1:{recorder.server_address[1]}", received)
-    finally:
-        recorder.shutdown()
-        recorder.server_close()
+    with serving(handler) as recorder, serve_adapter() as service:
+        yield Harness(service, f"http://127.0.0.1:{recorder.server_address[1]}", received)

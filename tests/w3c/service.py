@@ -17,7 +17,6 @@ import json
 import sys
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -26,6 +25,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 
 from tasks.tracing import extract_context, inject_headers
+from tests.loopback import QuietHandler, reply, serving
 
 TRACER = TracerProvider().get_tracer("w3c-adapter")
 
@@ -46,21 +46,13 @@ def forward(incoming: list[tuple[str, str]], actions: Any, client: httpx.Client)
     return len(actions)
 
 
-class _Adapter(BaseHTTPRequestHandler):
+class _Adapter(QuietHandler):
     client: httpx.Client
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
         calls = forward(list(self.headers.items()), json.loads(body or b"[]"), self.client)
-        answer = json.dumps({"calls": calls}).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        reply(self, json.dumps({"calls": calls}).encode())
 
 
 @contextlib.contextmanager
@@ -68,16 +60,8 @@ def serve_adapter(port: int = 0) -> Iterator[str]:
     """Serve the adapter on 127.0.0.1:`port` (0: a free one) in a thread; yields its URL."""
     client = httpx.Client(trust_env=False, timeout=10)
     handler = type("Adapter", (_Adapter,), {"client": client})
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-    threading.Thread(
-        target=server.serve_forever, args=(0.05,), name="w3c-adapter", daemon=True
-    ).start()
-    try:
+    with client, serving(handler, port) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}/test"
-    finally:
-        server.shutdown()
-        server.server_close()
-        client.close()
 
 
 if __name__ == "__main__":

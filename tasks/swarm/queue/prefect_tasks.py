@@ -8,10 +8,9 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.transactions import get_transaction
 
 from tasks.claims import WorkItem, open_ledger
-from tasks.compensation import record_compensation
+from tasks.compensation import compensated, remember
 from tasks.events import emit
 from tasks.settings import get_settings
 from tasks.swarm.agents import agents_of_run
@@ -30,8 +29,7 @@ def take_work(request: SwarmRequest, run_id: str, resuming: bool = False) -> Tak
     earlier = agents_of_run(run_id, settings).values() if resuming else ()
     with open_ledger(settings) as ledger:
         batch = draining.take(ledger, request, run_id, resuming, earlier)
-    if (txn := get_transaction()) is not None:
-        txn.set("taken", batch.claims)  # for the undo hook
+    remember(taken=batch.claims)
     if batch.resumed is not None:
         logger.info(resume_line(batch.resumed))
     logger.info(take_line(request, batch))
@@ -44,9 +42,7 @@ def _give_back(txn) -> None:
     taken = txn.get("taken")
     with open_ledger(get_settings()) as ledger:
         released = draining.release_held(ledger, taken)
-    action = f"gave back {released} taken item(s) of {len(taken)} to the queue"
-    record_compensation(action)
-    get_run_logger().warning(f"compensation: {action}")
+    compensated(f"gave back {released} taken item(s) of {len(taken)} to the queue")
 
 
 @task(task_run_name="assign-taken", **_TASK)
@@ -66,13 +62,15 @@ def summarize_drain(batch: TakenWork, executions: list[ExecutionRecord], run_id:
     oldest pending age, blocked items), read back from the ledger."""
     with open_ledger(get_settings()) as ledger:
         summary: DrainSummary = draining.summarize(ledger, batch, executions)
-    get_run_logger().info(drain_line(summary))
+    logger = get_run_logger()
+    logger.info(drain_line(summary))
     for wid, roots in list(summary.blocked.items())[:20]:
-        get_run_logger().warning(f"{wid} is blocked: it depends on failed {', '.join(roots)}")
+        logger.warning("%s is blocked: it depends on failed %s", wid, ", ".join(roots))
     if summary.dead_letters:
-        get_run_logger().warning(
-            f"{summary.dead_letters} item(s) failed for good in the queue (out of attempts; "
-            "`reactor claims blocked` lists them with their last error)"
+        logger.warning(
+            "%d item(s) failed for good in the queue (out of attempts; `reactor claims blocked` "
+            "lists them with their last error)",
+            summary.dead_letters,
         )
     emit("swarm", "drained", run_id, summary.model_dump(exclude={"blocked", "last_errors"}))
     return summary
@@ -83,6 +81,6 @@ def enqueue_items(items: list[WorkItem | dict[str, Any]], source: str) -> list[s
     """Add the items to the queue, all or none; their ids."""
     added = enqueue.enqueue(items, get_settings())
     types = sorted({c.work_type for c in added})
-    get_run_logger().info(f"enqueued {len(added)} item(s) from {source} ({', '.join(types)})")
+    get_run_logger().info("enqueued %d item(s) from %s (%s)", len(added), source, ", ".join(types))
     emit("swarm", "enqueued", source, {"items": [c.work_item_id for c in added][:100]})
     return [c.work_item_id for c in added]

@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from tasks.claims import ClaimLedger, WorkItem
 from tasks.coordination_log import read_log
 from tasks.swarm import agents as registry
-from tasks.swarm.execution import execute_item
+from tasks.swarm.execution import ItemJob, execute_item
 from tasks.swarm.models import AgentSpec, Assignment, HandlerSpec, SwarmTask
 
 HANDLERS = "tests.unit.swarm.sample_handlers"
@@ -29,12 +31,14 @@ def _setup(settings, *task_ids: str):
     return ledger, agent
 
 
-def _assignment(task_id: str, agent_id: str, ledger: ClaimLedger) -> Assignment:
-    return Assignment(
-        task_id=task_id, work_item_id=f"work_{task_id}", agent_id=agent_id, slot=0,
+def _job(task: SwarmTask, agent_id: str, ledger: ClaimLedger, **job) -> ItemJob:
+    """The job of `task`, claimed by `agent_id` in `_setup`."""
+    assignment = Assignment(
+        task_id=task.id, work_item_id=f"work_{task.id}", agent_id=agent_id, slot=0,
         planned_start_ms=0, planned_finish_ms=1, order=0,
-        claim_id=ledger.get(f"work_{task_id}").claim_id,
+        claim_id=ledger.get(f"work_{task.id}").claim_id,
     )  # fmt: skip
+    return ItemJob(task=task, assignment=assignment, run_id="r", lease_s=30, **job)
 
 
 def test_completed_item_is_logged_with_its_fields_and_counted(reactor_env):
@@ -43,9 +47,7 @@ def test_completed_item_is_logged_with_its_fields_and_counted(reactor_env):
         id="stats", type="analysis", priority="high", estimated_duration_ms=300,
         payload={"values": [2, 4, 6]},
     )  # fmt: skip
-    record = execute_item(
-        ledger, reactor_env, task, _assignment("stats", agent.agent_id, ledger), {}, {}, "run1", 30
-    )
+    record = execute_item(ledger, reactor_env, _job(task, agent.agent_id, ledger))
     assert record.status == "completed" and record.result["mean"] == 4.0
     assert ledger.get("work_stats").status == "completed"
     (entry,) = read_log(reactor_env)
@@ -64,13 +66,12 @@ def test_failed_handler_fails_the_item_and_dependents_are_skipped(reactor_env):
     after = SwarmTask(
         id="after", type="analysis", estimated_duration_ms=100, dependencies=["broken"]
     )
-    assignment = _assignment("broken", agent.agent_id, ledger)
-    first = execute_item(ledger, reactor_env, broken, assignment, {}, handlers, "r", 30)
+    first = execute_item(
+        ledger, reactor_env, _job(broken, agent.agent_id, ledger, handlers=handlers)
+    )
     assert first.status == "failed" and first.attempts == 2 and "TypeError" in first.error
-    second = execute_item(
-        ledger, reactor_env, after, _assignment("after", agent.agent_id, ledger),
-        {"broken": "work_broken"}, handlers, "r", 30,
-    )  # fmt: skip
+    job = _job(after, agent.agent_id, ledger, dependency_items={"broken": "work_broken"})
+    second = execute_item(ledger, reactor_env, job)
     assert second.status == "skipped" and "broken" in second.error
     assert ledger.counts() == {"failed": 2}
     assert read_log(reactor_env) == []  # nothing completed, nothing logged
@@ -80,27 +81,24 @@ def test_failed_handler_fails_the_item_and_dependents_are_skipped(reactor_env):
 
 def _run_one(settings, task: SwarmTask, handlers: dict) -> tuple:
     ledger, agent = _setup(settings, task.id)
-    record = execute_item(
-        ledger, settings, task, _assignment(task.id, agent.agent_id, ledger), {}, handlers, "r", 30
-    )
+    record = execute_item(ledger, settings, _job(task, agent.agent_id, ledger, handlers=handlers))
     return record, ledger
 
 
-def test_rejected_input_reports_the_one_attempt_that_ran(reactor_env):
-    handlers = {"strict": HandlerSpec(kind="python", target=f"{HANDLERS}:rejects_input")}
-    task = SwarmTask(id="strict", type="strict", estimated_duration_ms=100, retries=3)
-    record, _ = _run_one(reactor_env, task, handlers)
-    assert record.status == "failed" and record.attempts == 1
-    assert "InvalidInput" in record.error
-
-
-def test_a_handler_that_cannot_be_imported_reports_zero_attempts(reactor_env):
-    handlers = {"ghost": HandlerSpec(kind="python", target=f"{HANDLERS}:missing")}
-    task = SwarmTask(id="ghost", type="ghost", estimated_duration_ms=100, retries=2)
+@pytest.mark.parametrize(
+    ("handler", "attempts", "error"),
+    [
+        ("rejects_input", 1, "InvalidInput"),  # not retried: the input will not get better
+        ("missing", 0, "cannot be imported"),  # nothing ran
+    ],
+)
+def test_a_failed_item_reports_the_attempts_that_ran(reactor_env, handler, attempts, error):
+    handlers = {"kind": HandlerSpec(kind="python", target=f"{HANDLERS}:{handler}")}
+    task = SwarmTask(id="one", type="kind", estimated_duration_ms=100, retries=3)
     record, ledger = _run_one(reactor_env, task, handlers)
-    assert record.status == "failed" and record.attempts == 0
-    assert "cannot be imported" in record.error
-    assert ledger.get("work_ghost").status == "failed"
+    assert record.status == "failed" and record.attempts == attempts
+    assert error in record.error
+    assert ledger.get("work_one").status == "failed"
 
 
 def test_timed_out_item_fails_and_its_side_effect_never_happens(reactor_env, tmp_path):

@@ -19,6 +19,7 @@ from tasks.swarm.builtins import BUILTINS
 from tasks.swarm.handlers import HandlerRef, import_handler, resolve, run_with_retries
 from tasks.swarm.models import HandlerSpec
 from tasks.telemetry import configure_telemetry, get_tracer
+from tasks.tracing import format_span_id, format_trace_id
 from tests import loopback
 
 HANDLERS = "tests.unit.swarm.sample_handlers"
@@ -97,8 +98,8 @@ def test_http_handler_posts_with_trace_headers(echo_server, reactor_env):
     context = span.get_span_context()
     _, trace_id, parent_id, _ = outcome.result["traceparent"].split("-")
     assert outcome.result["task_id"] == "remote-1"
-    assert trace_id == format(context.trace_id, "032x")
-    assert parent_id != format(context.span_id, "016x")  # a client span of its own per call
+    assert trace_id == format_trace_id(context.trace_id)
+    assert parent_id != format_span_id(context.span_id)  # a client span of its own per call
 
 
 def test_timed_out_handler_is_killed_and_never_overlaps_its_retry(tmp_path):

@@ -14,7 +14,7 @@ import pytest
 from tasks.claims import ClaimLedger, WorkItem, open_ledger
 from tasks.errors import CoordinationConflict, StoreUnavailable
 from tasks.swarm import agents as registry
-from tasks.swarm.execution import execute_item
+from tasks.swarm.execution import ItemJob, execute_item
 from tasks.swarm.models import AgentSpec, Assignment, HandlerSpec, SwarmTask
 
 HANDLERS = {
@@ -89,7 +89,13 @@ def _start(ledger, settings, tmp_path, sleep_s: float):
     box: list = []
     thread = threading.Thread(
         target=lambda: box.append(
-            execute_item(ledger, settings, task, assignment, {}, HANDLERS, "r", LEASE_S)
+            execute_item(
+                ledger,
+                settings,
+                ItemJob(
+                    task=task, assignment=assignment, run_id="r", lease_s=LEASE_S, handlers=HANDLERS
+                ),
+            )
         )
     )
     thread.start()

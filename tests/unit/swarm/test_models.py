@@ -38,7 +38,9 @@ def test_cycle_is_named_in_error():
 
 @pytest.mark.parametrize("duration", [0, -5])
 def test_non_positive_durations_are_rejected(duration):
-    with pytest.raises(ValidationError, match="estimated_duration_ms must be > 0"):
+    with pytest.raises(
+        ValidationError, match=f"estimated_duration_ms {float(duration)} must be a positive"
+    ):
         SwarmRequest.model_validate(_request({"id": "a", "estimated_duration_ms": duration}))
 
 

@@ -11,9 +11,10 @@ from typer.testing import CliRunner
 
 from reactor.cli import app
 from tasks.errors import InvalidInput
-from tasks.swarm.models import Assignment, QueueSelection, SwarmRequest, WorkPlan
+from tasks.swarm.models import QueueSelection, SwarmRequest
 from tasks.swarm.queue import draining
 from tasks.swarm.queue.enqueue import enqueue
+from tests.unit.swarm.plans import one_agent_plan
 
 
 def _add(where, *args: str):
@@ -95,19 +96,6 @@ def test_a_request_is_inline_or_a_drain_and_drains_only_handled_types():
     assert {"analysis", "spr.batch", "trace.check", "worktree.health"} <= set(drain.handled_types())
 
 
-def _plan(tasks, agent: str = "agent_x") -> WorkPlan:
-    assignments = [
-        Assignment(
-            task_id=t.id, agent_id=agent, slot=0, planned_start_ms=0, planned_finish_ms=1, order=n
-        )
-        for n, t in enumerate(tasks)
-    ]
-    return WorkPlan(
-        strategy="8020", assignments=assignments, makespan_ms=1, lower_bound_ms=1, ratio=1,
-        total_work_ms=1, critical_path_ms=1, critical_path=[],
-    )  # fmt: skip
-
-
 def test_a_taken_selection_becomes_tasks_with_its_inner_dependencies(ledger):
     ledger.add([{"work_item_id": "done-before"}])
     held = ledger.claim("done-before", "someone")
@@ -138,7 +126,9 @@ def test_a_taken_selection_becomes_tasks_with_its_inner_dependencies(ledger):
     deps = draining.dependency_items(batch, tasks["top"], {"base": "base"})
     assert deps == {"base": "base", "done-before": "done-before"}
 
-    plan = draining.assign(ledger, _plan(batch.request.tasks), batch)
+    plan = draining.assign(
+        ledger, one_agent_plan("agent_x", [t.id for t in batch.request.tasks]), batch
+    )
     assert all(a.from_queue and a.claim_id == batch.claims[a.task_id] for a in plan.assignments)
     assert ledger.get("base").agent_id == "agent_x"
     ledger.complete("base", batch.claims["base"], None)

@@ -10,7 +10,7 @@ from tasks.coordination_log import read_log
 from tasks.jsonl import read_jsonl
 from tasks.swarm import agents as registry
 from tasks.swarm import claiming
-from tasks.swarm.execution import execute_item
+from tasks.swarm.execution import ItemJob, execute_item
 from tasks.swarm.models import (
     AgentSpec,
     Assignment,
@@ -18,9 +18,9 @@ from tasks.swarm.models import (
     QueueSelection,
     SwarmRequest,
     SwarmTask,
-    WorkPlan,
 )
 from tasks.swarm.queue import draining
+from tests.unit.swarm.plans import one_agent_plan
 
 RECORD = {"crash.record": HandlerSpec(kind="python", target="tests.flows.two_host_handler:record")}
 
@@ -41,24 +41,6 @@ def _request(log, *ids: str) -> SwarmRequest:
     )
 
 
-def _plan(agent_id: str, *ids: str) -> WorkPlan:
-    assignments = [
-        Assignment(
-            task_id=i,
-            agent_id=agent_id,
-            slot=0,
-            planned_start_ms=n,
-            planned_finish_ms=n + 1,
-            order=n,
-        )
-        for n, i in enumerate(ids)
-    ]
-    return WorkPlan(
-        strategy="8020", assignments=assignments, makespan_ms=1, lower_bound_ms=1, ratio=1,
-        total_work_ms=1, critical_path_ms=1, critical_path=[],
-    )  # fmt: skip
-
-
 def test_a_resumed_run_keeps_the_agents_its_dead_attempt_registered(ledger_settings):
     specs = [AgentSpec(name="a"), AgentSpec(name="b")]
     first = registry.form_agents(specs)
@@ -73,14 +55,17 @@ def test_claiming_again_for_the_same_run_takes_back_its_claims_under_their_token
     ledger_settings, tmp_path
 ):
     request, ids = _request(tmp_path / "h.jsonl", "t1", "t2", "t3"), ("t1", "t2", "t3")
-    plan = claiming.with_work_items(_plan("agent_a", *ids), "run-1")
+    plan = claiming.with_work_items(one_agent_plan("agent_a", ids), "run-1")
     with open_ledger(ledger_settings) as ledger:
         first, report = claiming.claim_for_run(ledger, request, plan, "run-1")
         assert report is None  # nothing of this run was there: a first attempt
         done = first.assignments[0]
         ledger.complete(done.work_item_id, done.claim_id, {"ok": True})
         again, report = claiming.claim_for_run(
-            ledger, request, claiming.with_work_items(_plan("agent_a", *ids), "run-1"), "run-1"
+            ledger,
+            request,
+            claiming.with_work_items(one_agent_plan("agent_a", ids), "run-1"),
+            "run-1",
         )
         assert [a.claim_id for a in again.assignments] == [a.claim_id for a in first.assignments]
         assert report.finished == {done.work_item_id: "completed"}
@@ -97,13 +82,15 @@ def test_an_item_completed_under_its_claim_is_not_run_again_and_is_logged_once(
     log entry (which the embedded ledger appends after the commit) is appended now, once."""
     log = tmp_path / "h.jsonl"
     request = _request(log, "t1")
-    plan = claiming.with_work_items(_plan("agent_a", "t1"), "run-1")
+    plan = claiming.with_work_items(one_agent_plan("agent_a", ["t1"]), "run-1")
     with open_ledger(ledger_settings) as ledger:
         plan, _ = claiming.claim_for_run(ledger, request, plan, "run-1")
         (a,) = plan.assignments
         ledger.complete(a.work_item_id, a.claim_id, {"execution": "dead-attempt"})  # no log
-        args = (request.tasks[0], a, {}, RECORD, "run-1", 30)
-        records = [execute_item(ledger, ledger_settings, *args) for _ in range(2)]
+        job = ItemJob(
+            task=request.tasks[0], assignment=a, run_id="run-1", lease_s=30, handlers=RECORD
+        )
+        records = [execute_item(ledger, ledger_settings, job) for _ in range(2)]
     assert not read_jsonl(log), "the handler ran again"
     for r in records:
         assert (r.status, r.resumed, r.attempts) == ("completed", True, 0)
@@ -117,7 +104,9 @@ def test_an_item_whose_claim_was_lost_is_skipped_naming_its_holder(ledger_settin
     request = _request(log, "t1")
     with open_ledger(ledger_settings) as ledger:
         ledger.add(
-            claiming.work_items(request, claiming.with_work_items(_plan("a", "t1"), "r"), "r")
+            claiming.work_items(
+                request, claiming.with_work_items(one_agent_plan("a", ["t1"]), "r"), "r"
+            )
         )
         wid = claiming.work_item_id("r", "t1")
         old = ledger.claim(wid, "agent_a")
@@ -135,7 +124,8 @@ def test_an_item_whose_claim_was_lost_is_skipped_naming_its_holder(ledger_settin
             planned_finish_ms=1,
             order=0,
         )
-        record = execute_item(ledger, ledger_settings, request.tasks[0], a, {}, RECORD, "r", 30)
+        job = ItemJob(task=request.tasks[0], assignment=a, run_id="r", lease_s=30, handlers=RECORD)
+        record = execute_item(ledger, ledger_settings, job)
     assert record.status == "skipped" and not read_jsonl(log)
     assert f"claim lost, the item is claimed under claim {new.claim_id} by agent_b" in record.error
 

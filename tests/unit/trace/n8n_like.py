@@ -18,13 +18,12 @@ import contextlib
 import json
 import re
 import secrets
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import httpx
+
+from tests.loopback import QuietHandler, reply, serving
 
 WEBHOOK = "/webhook/reactor-integration"
 EDITOR_PAGE = (
@@ -45,48 +44,28 @@ class N8nLike:
     executions: int = 0
 
 
-def _server(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    return server
-
-
-def _answer(handler: BaseHTTPRequestHandler, status: int, body: bytes, kind: str) -> None:
-    handler.send_response(status)
-    handler.send_header("content-type", kind)
-    handler.send_header("content-length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
-
-
 @contextlib.contextmanager
 def run_n8n_like() -> Iterator[N8nLike]:
     """n8n on one loopback port, its workflow's downstream system on another."""
     state = N8nLike(base_url="")
 
-    class Downstream(BaseHTTPRequestHandler):
+    class Downstream(QuietHandler):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("content-length") or 0))
             state.downstream_headers.append({k.lower(): v for k, v in self.headers.items()})
-            _answer(self, 200, b'{"ok": true}', "application/json")
+            reply(self, b'{"ok": true}')
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    downstream = _server(Downstream)
-    downstream_url = f"http://127.0.0.1:{downstream.server_address[1]}/ingest"
-
-    class N8n(BaseHTTPRequestHandler):
+    class N8n(QuietHandler):
         def do_GET(self) -> None:
             if self.path == "/healthz":
-                _answer(self, 200, b'{"status":"ok"}', "application/json; charset=utf-8")
+                reply(self, b'{"status":"ok"}', 200, "application/json; charset=utf-8")
             else:
-                _answer(self, 200, EDITOR_PAGE.encode(), "text/html; charset=utf-8")
+                reply(self, EDITOR_PAGE.encode(), 200, "text/html; charset=utf-8")
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length") or 0))
             if self.path != WEBHOOK:
-                _answer(self, 404, b'{"code":404,"message":"not registered"}', "application/json")
+                reply(self, b'{"code":404,"message":"not registered"}', 404)
                 return
             received = {k.lower(): v for k, v in self.headers.items()}
             state.webhook_headers.append(received)
@@ -96,7 +75,7 @@ def run_n8n_like() -> Iterator[N8nLike]:
             ).json()
             if state.reply_with_id:  # a workflow whose last node adds {{ $execution.id }}
                 output = {"executionId": str(state.executions), **output}
-            _answer(self, 200, json.dumps(output).encode(), "application/json; charset=utf-8")
+            reply(self, json.dumps(output).encode(), 200, "application/json; charset=utf-8")
 
         @staticmethod
         def _propagated(received: dict[str, str]) -> dict[str, str]:
@@ -110,14 +89,7 @@ def run_n8n_like() -> Iterator[N8nLike]:
             out["content-type"] = "application/json"
             return out
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    n8n = _server(N8n)
-    state.base_url = f"http://127.0.0.1:{n8n.server_address[1]}"
-    try:
+    with serving(Downstream) as downstream, serving(N8n) as n8n:
+        downstream_url = f"http://127.0.0.1:{downstream.server_address[1]}/ingest"
+        state.base_url = f"http://127.0.0.1:{n8n.server_address[1]}"
         yield state
-    finally:
-        for server in (n8n, downstream):
-            server.shutdown()
-            server.server_close()

@@ -9,6 +9,7 @@ from pathlib import Path
 import psutil
 
 from tasks.net import port_is_free
+from tasks.worktree.sample_repo import sample_service as service  # noqa: F401 (re-exported)
 
 
 def git(repo: Path, *args: str) -> str:
@@ -54,17 +55,3 @@ def port_range(span: int = 40) -> tuple[int, int]:
 
 def ports_free(ports) -> bool:
     return all(port_is_free(p) for p in ports)
-
-
-def service(name: str, deps=(), **extra) -> dict:
-    """A sample-service worktree spec on branch service/<name>."""
-    env = extra.pop("env", {})
-    return {
-        "name": name,
-        "branch": f"service/{name}",
-        "type": "python",
-        "dependencies": list(deps),
-        "start_command": ["python", "service.py"],
-        "environment_variables": env,
-        **extra,
-    }
