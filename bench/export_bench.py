@@ -33,7 +33,7 @@ from bench.spr_overhead_bench import corpus, write_docs
 
 def sample_rows() -> list[dict]:
     """The `spr_results` rows of the SPR sample, computed once with the library functions."""
-    from tasks.spr import report
+    from tasks.spr import datasets
     from tasks.spr.files import batch_documents
     from tasks.spr.models import SPRRequest
     from tasks.spr.pipeline import analyze_document, assemble, compress_documents
@@ -43,7 +43,7 @@ def sample_rows() -> list[dict]:
     per_format = [
         compress_documents(analyzed, request.compression_params(f), {}) for f in request.formats
     ]
-    return report.rows(assemble(analyzed, per_format), "bench", datetime.now(UTC))
+    return datasets.rows(assemble(analyzed, per_format), "bench", datetime.now(UTC))
 
 
 class Requests:
@@ -63,7 +63,7 @@ class Requests:
 
 def timed_exports(rows, roots: dict[str, str | Path], repeat: int, formats, dataset: str):
     from tasks.export import export_dataset
-    from tasks.spr import report
+    from tasks.spr.datasets import SPRResultRow
 
     walls: dict[str, list[float]] = {name: [] for name in roots}
     sizes: dict[str, int] = {}
@@ -71,7 +71,7 @@ def timed_exports(rows, roots: dict[str, str | Path], repeat: int, formats, data
         for name, root in roots.items():
             started = time.perf_counter()
             result = export_dataset(
-                rows, dataset, f"run-{i}-{uuid.uuid4().hex[:6]}", report.SCHEMA, formats, root
+                rows, dataset, f"run-{i}-{uuid.uuid4().hex[:6]}", SPRResultRow, formats, root
             )
             walls[name].append(time.perf_counter() - started)
             sizes[name] = sum(f.bytes for f in result.files)

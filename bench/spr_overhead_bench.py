@@ -55,7 +55,7 @@ def write_docs(root: Path, texts: list[str]) -> Path:
 def direct(folder: Path, exports: Path) -> float:
     """The library functions, called in a plain loop."""
     from tasks.export import export_dataset
-    from tasks.spr import report
+    from tasks.spr import datasets
     from tasks.spr.files import batch_documents
     from tasks.spr.learning import learn_adjustments
     from tasks.spr.models import SPRRequest
@@ -69,8 +69,10 @@ def direct(folder: Path, exports: Path) -> float:
     ]
     results = assemble(analyzed, per_format)
     learn_adjustments({}, results, request.optimization_step, request.quality_threshold)
-    rows = report.rows(results, "direct", datetime.now(UTC))
-    export_dataset(rows, report.DATASET, f"direct-{folder.name}", report.SCHEMA, root=exports)
+    rows = datasets.rows(results, "direct", datetime.now(UTC))
+    export_dataset(
+        rows, datasets.DATASET, f"direct-{folder.name}", datasets.SPRResultRow, root=exports
+    )
     return time.perf_counter() - started
 
 

@@ -14,7 +14,7 @@ from prefect import get_run_logger
 from tasks.runtime import reactor_flow
 from tasks.worktree.models import MonitorCheck, MonitorRequest, MonitorResult
 from tasks.worktree.prefect_tasks import monitor_round
-from tasks.worktree.report import publish_health
+from tasks.worktree.publish import publish_health
 
 ALERTING = ("alert", "restarted", "restart_failed", "capped")
 

@@ -18,7 +18,7 @@ from prefect.utilities.annotations import quote
 
 from tasks.events import emit
 from tasks.runtime import current_run_id, reactor_flow
-from tasks.spr import report
+from tasks.spr import story, summary
 from tasks.spr.files import batch_documents
 from tasks.spr.learning import relevant_adjustments
 from tasks.spr.models import DocumentFile, SPRRequest, SPRRunResult
@@ -71,7 +71,7 @@ async def spr_pipeline(request: SPRRequest) -> SPRRunResult:
 
     # 1. content analysis (and per-document input checks), chunk by chunk
     analyzed = [f.result() for f in analyze_chunk.map(chunks, labels)]
-    for level, line in report.analysis_story([d for chunk in analyzed for d in chunk]):
+    for level, line in story.analysis_story([d for chunk in analyzed for d in chunk]):
         logger.log(level, line)
     learned = load_adjustments()
 
@@ -94,11 +94,11 @@ async def spr_pipeline(request: SPRRequest) -> SPRRunResult:
         hit = future.state.name == "Cached"
         cached += hit
         per_format[fmt].update(outcome)
-        for level, line in report.chunk_story(fmt, label, outcome, hit, request.quality_threshold):
+        for level, line in story.chunk_story(fmt, label, outcome, hit, request.quality_threshold):
             logger.log(level, line)
         await aupdate_progress_artifact(progress, 100.0 * done / len(futures))
     results = assemble([d for chunk in analyzed for d in chunk], list(per_format.values()))
-    report.record_metrics(results)
+    story.record_metrics(results)
 
     # 5. learned per-content-type ratio adjustments, persisted for the next run
     if request.learn:
@@ -118,7 +118,7 @@ async def spr_pipeline(request: SPRRequest) -> SPRRunResult:
     if export is not None:
         files_to = ", ".join(str(f.path) for f in export.files)
         logger.info("exported %s (%d rows) to %s", export.dataset, export.rows, files_to)
-    stats = report.stats(results)
+    stats = summary.stats(results)
     log_size = log_run(run_id, trace_id, {**stats, "documents": len(results)})
     publish_report(quote(results), run_id, learned, request.quality_threshold)
     logger.info(

@@ -37,7 +37,8 @@ from tasks.swarm.prefect_tasks import (
 )
 from tasks.swarm.queue.draining import dependency_items
 from tasks.swarm.queue.prefect_tasks import assign_work, summarize_drain, take_work
-from tasks.swarm.report import empty_run, request_line
+from tasks.swarm.results import empty_run
+from tasks.swarm.story import request_line
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "swarm" / "tasks.json"
 

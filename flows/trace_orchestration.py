@@ -24,6 +24,7 @@ from tasks.settings import get_settings
 from tasks.span_log import spans_path
 from tasks.trace.analysis import simulated_failure
 from tasks.trace.context import enclosing_traceparent, open_trace
+from tasks.trace.datasets import hop_rows
 from tasks.trace.models import SystemResult, TraceRequest, TraceRunResult
 from tasks.trace.prefect_tasks import (
     analyze_trace,
@@ -32,7 +33,8 @@ from tasks.trace.prefect_tasks import (
     trace_identity,
     update_dashboard,
 )
-from tasks.trace.report import hop_rows, path_of, wait_with_progress
+from tasks.trace.publish import wait_with_progress
+from tasks.trace.results import path_of
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "trace" / "systems.json"
 

@@ -34,8 +34,8 @@ from tasks.worktree.prefect_tasks import (
     setup_monitoring,
 )
 from tasks.worktree.preflight import preflight
+from tasks.worktree.publish import publish_deployment
 from tasks.worktree.registry import open_registry
-from tasks.worktree.report import publish_deployment
 
 
 @reactor_flow("worktree-deployment")

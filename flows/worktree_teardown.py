@@ -16,8 +16,8 @@ from tasks.worktree.errors import UnsavedWorkError
 from tasks.worktree.gitops import prune
 from tasks.worktree.models import TeardownRequest, TeardownResult
 from tasks.worktree.prefect_tasks import find_unsaved_work, teardown_one
+from tasks.worktree.publish import publish_teardown
 from tasks.worktree.registry import open_registry
-from tasks.worktree.report import publish_teardown
 from tasks.worktree.teardown import select
 
 

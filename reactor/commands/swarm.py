@@ -148,7 +148,7 @@ def drain(
 
 
 def _print_summary(result) -> None:
-    from tasks.swarm.report import time_lines
+    from tasks.swarm.story import time_lines
 
     done = sum(e.status == "completed" for e in result.executions)
     source = result.analysis.source + (

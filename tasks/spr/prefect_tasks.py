@@ -20,7 +20,7 @@ from tasks.coordination_log import append_entries, idempotency_key
 from tasks.export import ExportResult, export_dataset
 from tasks.resume import RESUMABLE
 from tasks.settings import get_settings
-from tasks.spr import learning, report, sprfile
+from tasks.spr import datasets, learning, sprfile, summary
 from tasks.spr.llm import planned_source
 from tasks.spr.models import (
     AnalyzedDocument,
@@ -121,14 +121,14 @@ def write_spr_files(
 def export_results(
     results: list[DocumentResult], run_id: str, formats: list[str]
 ) -> ExportResult | None:
-    rows = report.rows(results, run_id, datetime.now(UTC))
+    rows = datasets.rows(results, run_id, datetime.now(UTC))
     if not rows:
         return None
     return export_dataset(
         rows,
-        report.DATASET,
+        datasets.DATASET,
         run_id,
-        report.SCHEMA,
+        datasets.SPRResultRow,
         formats=formats,  # type: ignore[arg-type]
         root=get_settings().exports_dir,
     )
@@ -147,10 +147,10 @@ def publish_report(
 ) -> None:
     """The table and markdown artifacts, under stable keys (the UI shows their history)."""
     publish_table(
-        report.RESULTS_ARTIFACT, report.table_rows(results), "SPR results per document and format"
+        summary.RESULTS_ARTIFACT, summary.table_rows(results), "SPR results per document and format"
     )
     publish_markdown(
-        report.SUMMARY_ARTIFACT,
-        report.markdown_report(results, run_id, learned, threshold),
+        summary.SUMMARY_ARTIFACT,
+        summary.markdown_report(results, run_id, learned, threshold),
         "SPR pipeline report",
     )

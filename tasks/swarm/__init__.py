@@ -4,8 +4,10 @@ Pure modules (no Prefect): `models` (request/result), `priority` (Claude or heur
 `agents` (formation, agent_status.json), `distribution` (list scheduling), `claiming` (work
 items in the claim ledger), `builtins` (the demo's handlers), `handlers` (how a handler runs:
 isolated, timed out, retried), `execution` (one claimed item against the ledger),
-`aggregation` (telemetry from the run's spans), `report` (dataset rows, artifact rows, markdown,
-log lines), `errors`. `prefect_tasks` holds the @task wrappers and undo hooks the flow calls.
+`aggregation` (telemetry from the run's spans), `datasets` (the dataset row models and rows),
+`story` (the log lines), `summary` (the artifacts' table and markdown), `results` (the empty
+drain's result, event facts), `errors`. Edge modules (Prefect): `publish` (export, artifacts,
+events, metrics) and `prefect_tasks`, the @task wrappers and undo hooks the flow calls.
 The claim ledger is `tasks.claims`.
 """
 

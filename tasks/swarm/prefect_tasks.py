@@ -1,6 +1,7 @@
-"""The swarm flow's @task wrappers over the pure modules (logs, events, metrics and artifacts
-come from `report`): run names, the priority cache, undo hooks. Each side-effecting task is
-idempotent for a resumed run (docs/swarm.md, "After a crash"). Imports Prefect (edge module)."""
+"""The swarm flow's @task wrappers over the pure modules (log lines from `story`; exports, events,
+metrics and artifacts from `publish`): run names, the priority cache, undo hooks. Each
+side-effecting task is idempotent for a resumed run (docs/swarm.md, "After a crash"). Imports
+Prefect (edge module)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,16 @@ from tasks.compensation import compensated, remember
 from tasks.events import emit
 from tasks.settings import Settings, get_settings
 from tasks.swarm import agents as registry
-from tasks.swarm import aggregation, claiming, distribution, execution, handlers, priority, report
+from tasks.swarm import (
+    aggregation,
+    claiming,
+    distribution,
+    execution,
+    handlers,
+    priority,
+    publish,
+    story,
+)
 from tasks.swarm.execution import ItemJob
 from tasks.swarm.models import (
     Agent,
@@ -48,7 +58,7 @@ def analyze_priorities(request: SwarmRequest, http_client: Any = None) -> Priori
     """Step 1: Claude when configured, else the heuristic; `source` says which."""
     analysis = priority.analyze(request.tasks, get_settings(), http_client, ask=ask_claude)
     logger = get_run_logger()
-    (logger.warning if analysis.fallback_reason else logger.info)(report.priority_line(analysis))
+    (logger.warning if analysis.fallback_reason else logger.info)(story.priority_line(analysis))
     return analysis
 
 
@@ -60,12 +70,12 @@ def form_agents(
     run's agents (a resumed run keeps its dead attempt's) and register them."""
     settings, logger = get_settings(), get_run_logger()
     if lapsed := registry.mark_lapsed(request.heartbeat_timeout_s, settings):
-        logger.warning(report.sweep_line(lapsed, request.heartbeat_timeout_s))
+        logger.warning(story.sweep_line(lapsed, request.heartbeat_timeout_s))
     earlier = registry.agents_of_run(run_id, settings) if resuming else {}
     agents = registry.form_agents(registry.agent_specs(request, analysis), earlier)
     remember(agent_ids=[a.agent_id for a in agents])
     registry.register(agents, settings, request.heartbeat_timeout_s, run_id or None)
-    report.log_agents(logger, agents, set(earlier.values()))
+    story.log_agents(logger, agents, set(earlier.values()))
     emit("swarm", "agents_formed", agents[0].agent_id, {"agents": [a.agent_id for a in agents]})
     return agents
 
@@ -81,7 +91,7 @@ def _deregister_agents(txn) -> None:
 def distribute_work(request: SwarmRequest, analysis: PriorityAnalysis, agents: list[Agent]):
     """Step 3: dependency-aware list scheduling; the plan reports makespan vs lower bound."""
     plan = distribution.plan_work(request, analysis, agents)
-    return report.logged(get_run_logger(), plan, report.plan_line(plan))
+    return story.logged(get_run_logger(), plan, story.plan_line(plan))
 
 
 @task(task_run_name="start-handler-workers", **_TASK)
@@ -95,7 +105,7 @@ def start_handler_workers(request: SwarmRequest) -> float | None:
     if targets is None or not in_pool:
         return None
     started_ms = handlers.start_workers(settings.max_workers, targets)
-    get_run_logger().info(report.workers_line(settings.max_workers, started_ms))
+    get_run_logger().info(story.workers_line(settings.max_workers, started_ms))
     return started_ms
 
 
@@ -107,7 +117,7 @@ def claim_assignments(request: SwarmRequest, plan: WorkPlan, run_id: str) -> Wor
     remember(claims=[(a.work_item_id, a.agent_id) for a in plan.assignments])
     with open_ledger(get_settings()) as ledger:
         plan, resumed = claiming.claim_for_run(ledger, request, plan, run_id)
-    report.log_claims(get_run_logger(), plan, request.lease_s, resumed)
+    story.log_claims(get_run_logger(), plan, request.lease_s, resumed)
     emit("swarm", "claimed", run_id, {"claims": len(plan.assignments)})
     return plan
 
@@ -123,16 +133,16 @@ def _release_claims(txn) -> None:
 def execute_work_item(job: ItemJob) -> ExecutionRecord:
     """Step 5 for one claimed item: its handler, under its lease, with timeout and retries."""
     settings, logger, t0 = get_settings(), get_run_logger(), time.perf_counter()
-    on_retry = report.retry_logger(logger, job.assignment)
+    on_retry = story.retry_logger(logger, job.assignment)
     with open_ledger(settings) as ledger:
         record = execution.execute_item(ledger, settings, job, on_retry)
-    return report.executed(logger, record, time.perf_counter() - t0)
+    return publish.executed(logger, record, time.perf_counter() - t0)
 
 
 @task(task_run_name="check-success-rate", **_TASK)
 def require_success_rate(records: list[ExecutionRecord], minimum: float, run_id: str) -> float:
     """The success rate; below `minimum` the alert event goes out and the run fails."""
-    return report.check_success_rate(get_run_logger(), records, minimum, run_id)
+    return publish.check_success_rate(get_run_logger(), records, minimum, run_id)
 
 
 @task(task_run_name="aggregate-telemetry", **_TASK)
@@ -143,18 +153,18 @@ def aggregate_telemetry(
     summary = aggregation.summarise_run(
         get_settings(), run_id, agents, plan.makespan_ms, handler_startup_ms
     )
-    return report.logged(get_run_logger(), summary, report.telemetry_line(summary))
+    return story.logged(get_run_logger(), summary, story.telemetry_line(summary))
 
 
 @task(task_run_name="export-datasets", **_TASK)
 def export_datasets(result: SwarmResult, request: SwarmRequest) -> dict[str, list[str]]:
     """The run's datasets in every format; work_claims.json refreshed from the ledger."""
-    return report.log_exports(
-        get_run_logger(), *report.export_datasets(result, request, get_settings())
+    return story.log_exports(
+        get_run_logger(), *publish.export_datasets(result, request, get_settings())
     )
 
 
 @task(task_run_name="publish-summary", **_TASK)
 def publish_summary(result: SwarmResult, failure: str | None = None) -> None:
     """The assignments table and the markdown summary, under stable keys."""
-    report.publish(result, failure)
+    publish.publish(result, failure)

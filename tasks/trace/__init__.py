@@ -5,8 +5,9 @@
 - `calls.py`: one system step (health, call, retries, labelled fallback) over real HTTP;
 - `analysis.py`: latency, hops, critical path and bottlenecks from the spans a run wrote;
 - `spans.py`: the span layout and attribute keys;
-- `report.py`: the `trace_hops` dataset, artifacts, event payload, coordination-log entry;
-- `prefect_tasks.py`: the `@task` wrappers (the only module here that imports Prefect,
-  with report.py's artifacts);
+- `datasets.py`: the `trace_hops` dataset (its row model and rows);
+- `results.py`: the execution path, the event payload, the coordination-log entry;
+- `publish.py`: the artifacts and the progress bar (imports Prefect: an edge module);
+- `prefect_tasks.py`: the `@task` wrappers (the other module here that imports Prefect);
 - `standins.py`, `sample.py`: loopback stand-ins and the bundled sample.
 """

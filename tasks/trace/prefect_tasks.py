@@ -23,6 +23,7 @@ from tasks.telemetry import configure_telemetry
 from tasks.trace.analysis import analyze_spans
 from tasks.trace.calls import execute_system
 from tasks.trace.context import new_identity, parent_of
+from tasks.trace.datasets import HOPS_DATASET, HopRow
 from tasks.trace.models import (
     Attempt,
     CallContext,
@@ -32,13 +33,8 @@ from tasks.trace.models import (
     TraceIdentity,
     TraceRunResult,
 )
-from tasks.trace.report import (
-    HOPS_DATASET,
-    HOPS_SCHEMA,
-    coordination_entry,
-    dashboard_payload,
-    publish_artifacts,
-)
+from tasks.trace.publish import publish_artifacts
+from tasks.trace.results import coordination_entry, dashboard_payload
 
 # a retry of the same run loads the calls that answered; the carrier (the attempt's root span)
 # is left out of the key, the run id, the system and its upstream answers are in it
@@ -109,7 +105,7 @@ def export_hops(
     rows: list[dict[str, Any]], run_id: str, settings: Settings | None = None
 ) -> list[str]:
     settings = settings or get_settings()
-    result = export_dataset(rows, HOPS_DATASET, run_id, HOPS_SCHEMA, root=settings.exports_dir)
+    result = export_dataset(rows, HOPS_DATASET, run_id, HopRow, root=settings.exports_dir)
     return [str(f.path) for f in result.files]
 
 

@@ -13,7 +13,7 @@ from tasks.compensation import record_compensation, remember
 from tasks.events import emit
 from tasks.settings import get_settings
 from tasks.telemetry import get_tracer
-from tasks.worktree import adopt, monitor, process, report, teardown
+from tasks.worktree import adopt, monitor, process, story, teardown
 from tasks.worktree.models import (
     DeploymentRequest,
     MonitorCheck,
@@ -26,8 +26,8 @@ from tasks.worktree.models import (
     WorktreeInfo,
     WorktreeSpec,
 )
+from tasks.worktree.publish import SCENARIO
 from tasks.worktree.registry import open_registry
-from tasks.worktree.report import SCENARIO
 
 
 @task(cache_policy=NO_CACHE, task_run_name="allocate-ports")
@@ -67,7 +67,7 @@ def create_worktree(
     attempt = adopt.worktree(preflight, spec, port, open_registry(), run_id, logger)
     if attempt.info is not None:  # made: the undo hook must see it, whatever came after
         remember(worktree=attempt.info, repo_path=preflight.repo_path)
-    report.log_worktree(logger, spec, attempt)
+    story.log_worktree(logger, spec, attempt)
     return attempt
 
 
@@ -97,7 +97,7 @@ def deploy_service(
     logger, registry = get_run_logger(), open_registry()
     outcome = adopt.service(request, spec, worktree, port, registry, run_id, resuming, logger)
     remember(process=outcome.process, name=spec.name)
-    report.log_service(logger, outcome)
+    story.log_service(logger, outcome)
     event = "service.healthy" if outcome.ok else "service.failed"
     emit(SCENARIO, event, spec.name, outcome.model_dump(mode="json", exclude={"process"}))
     return outcome
@@ -130,7 +130,7 @@ def monitor_round(request: MonitorRequest, round_no: int) -> list[MonitorCheck]:
     settings, logger = get_settings(), get_run_logger()
     checks, alerts = monitor.check_round(request, open_registry(), settings.coordination_dir)
     for check in checks:
-        report.log_check(logger, check)
+        story.log_check(logger, check)
     for alert in alerts:
         emit(SCENARIO, f"alert.{alert['kind']}", alert["name"], alert)
     return checks
@@ -149,6 +149,6 @@ def teardown_one(name: str) -> TeardownItem:
     """Stop, remove and release one environment, holding its service lock."""
     lock = monitor.service_lock(get_settings().coordination_dir, name)
     item = teardown.teardown_environment(open_registry(), name, lock)
-    report.log_teardown(get_run_logger(), item)
+    story.log_teardown(get_run_logger(), item)
     emit(SCENARIO, "environment.removed", name, item.model_dump(mode="json"))
     return item

@@ -22,7 +22,7 @@ from tasks.export import read_export
 from tasks.span_log import read_spans, spans_path
 from tasks.swarm.models import SwarmRequest, SwarmResult
 from tasks.swarm.queue.enqueue import enqueue
-from tasks.swarm.report import time_lines
+from tasks.swarm.story import time_lines
 from tasks.trace.sample import rebase_urls, sample_trace_request
 from tasks.trace.standins import Behaviour, StandinConfig, run_standins
 from tests.loopback import free_port

@@ -22,9 +22,10 @@ import pandas as pd
 import pytest
 import s3fs
 from prefect.settings import PREFECT_API_URL
+from pydantic import BaseModel
 
 from deployments.storage import save_result_storage
-from tasks.export import Column, export_dataset
+from tasks.export import export_dataset
 from tasks.settings import Settings
 from tasks.span_log import read_spans, spans_path
 from tasks.spr.models import SPRRequest
@@ -64,12 +65,16 @@ def shared_bucket(s3_server, monkeypatch) -> str:
     return bucket
 
 
+class HostRow(BaseModel):
+    host: str
+    n: int
+
+
 def test_both_hosts_export_into_one_dataset_in_the_bucket(shared_bucket, tmp_path, monkeypatch):
     for host in ("host-a", "host-b"):
         monkeypatch.setenv("REACTOR_COORDINATION_DIR", str(tmp_path / host))
         rows = [{"host": host, "n": i} for i in range(3)]
-        export_dataset(rows, "hosts", f"run-{host}", {"host": Column.str, "n": Column.int},
-                       root=Settings().exports_dir)  # fmt: skip
+        export_dataset(rows, "hosts", f"run-{host}", HostRow, root=Settings().exports_dir)
     frame = pd.read_parquet(f"s3://{shared_bucket}/exports/parquet/hosts")
     assert sorted(frame["host"].unique()) == ["host-a", "host-b"]
     assert len(frame) == 6

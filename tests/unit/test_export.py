@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -23,15 +23,15 @@ from tasks.export import (
     schema_of,
 )
 
-SCHEMA = {
-    "document_id": Column.str,
-    "original_words": Column.int,
-    "quality": Column.float,
-    "passed": Column.bool,
-    "created_at": Column.timestamp,
-    "components": Column.json,
-    "note": Column.str,
-}
+
+class Doc(BaseModel):
+    document_id: str
+    original_words: int
+    quality: float
+    passed: bool
+    created_at: datetime
+    components: dict[str, Any]
+    note: str
 
 
 def _records(n: int = 5) -> list[dict]:
@@ -50,7 +50,7 @@ def _records(n: int = 5) -> list[dict]:
 
 
 def test_four_formats_read_back_to_the_same_frame(tmp_path):
-    result = export_dataset(_records(), "spr_results", "run_1", SCHEMA, root=tmp_path)
+    result = export_dataset(_records(), "spr_results", "run_1", Doc, root=tmp_path)
     frames = {f.format: read_export(f.path) for f in result.files}
     assert set(frames) == set(ALL_FORMATS)
     reference = frames["parquet"]
@@ -63,7 +63,7 @@ def test_four_formats_read_back_to_the_same_frame(tmp_path):
 
 def test_each_format_is_a_hive_partitioned_folder_of_data_files(tmp_path):
     result = export_dataset(
-        _records(3), "assignments", "run_9", SCHEMA, root=tmp_path, day=date(2026, 11, 23)
+        _records(3), "assignments", "run_9", Doc, root=tmp_path, day=date(2026, 11, 23)
     )
     for fmt in ALL_FORMATS:
         folder = tmp_path / fmt / "assignments"
@@ -77,7 +77,7 @@ def test_each_format_is_a_hive_partitioned_folder_of_data_files(tmp_path):
 
 def test_manifest_hashes_match_files(tmp_path):
     result = export_dataset(
-        _records(3), "assignments", "run_9", SCHEMA, root=tmp_path, day=date(2026, 11, 23)
+        _records(3), "assignments", "run_9", Doc, root=tmp_path, day=date(2026, 11, 23)
     )
     manifest = json.loads(result.manifest.read_text())
     assert manifest["rows"] == 3 and manifest["schema"]["created_at"] == "timestamp"
@@ -90,7 +90,7 @@ def test_manifest_hashes_match_files(tmp_path):
 
 
 def test_parquet_schema_is_explicit(tmp_path):
-    result = export_dataset(_records(2), "d", "r", SCHEMA, formats=["parquet"], root=tmp_path)
+    result = export_dataset(_records(2), "d", "r", Doc, formats=["parquet"], root=tmp_path)
     schema = pq.read_schema(result.files[0].path)
     assert str(schema.field("original_words").type) == "int64"
     assert str(schema.field("created_at").type) == "timestamp[us, tz=UTC]"
@@ -98,7 +98,7 @@ def test_parquet_schema_is_explicit(tmp_path):
 
 
 def test_csv_is_quoted_and_nested_fields_are_json_strings(tmp_path):
-    result = export_dataset(_records(1), "d", "r", SCHEMA, formats=["csv"], root=tmp_path)
+    result = export_dataset(_records(1), "d", "r", Doc, formats=["csv"], root=tmp_path)
     text = result.files[0].path.read_text()
     assert '"doc-0"' in text
     row = pd.read_csv(result.files[0].path)
@@ -106,9 +106,9 @@ def test_csv_is_quoted_and_nested_fields_are_json_strings(tmp_path):
 
 
 def test_two_runs_of_a_day_read_as_one_table(tmp_path):
-    export_dataset(_records(1), "d", "a", SCHEMA, root=tmp_path, day=date(2026, 1, 1))
-    export_dataset(_records(2), "d", "b", SCHEMA, root=tmp_path, day=date(2026, 1, 1))
-    export_dataset(_records(3), "d", "c", SCHEMA, root=tmp_path, day=date(2026, 1, 2))
+    export_dataset(_records(1), "d", "a", Doc, root=tmp_path, day=date(2026, 1, 1))
+    export_dataset(_records(2), "d", "b", Doc, root=tmp_path, day=date(2026, 1, 1))
+    export_dataset(_records(3), "d", "c", Doc, root=tmp_path, day=date(2026, 1, 2))
     frame = pd.read_parquet(tmp_path / "parquet" / "d")
     assert len(frame) == 6
     assert sorted(frame["date"].astype(str).unique()) == ["2026-01-01", "2026-01-02"]
@@ -127,7 +127,7 @@ def test_a_failing_format_leaves_no_partial_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(export, "render", render)
     with pytest.raises(OSError):
-        export_dataset(_records(2), "d", "r", SCHEMA, root=tmp_path)
+        export_dataset(_records(2), "d", "r", Doc, root=tmp_path)
     leftovers = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert leftovers == []
 
@@ -145,21 +145,25 @@ def test_a_failure_after_the_first_file_leaves_no_data_file_and_no_manifest(tmp_
 
     monkeypatch.setattr(Storage, "put", put)
     with pytest.raises(OSError):
-        export_dataset(_records(2), "d", "r", SCHEMA, root=tmp_path)
+        export_dataset(_records(2), "d", "r", Doc, root=tmp_path)
     assert placed, "the first file was placed before the failure"
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
 
 def test_a_committed_run_is_not_written_again(tmp_path):
-    first = export_dataset(_records(2), "d", "r", SCHEMA, root=tmp_path, day=date(2026, 1, 1))
-    again = export_dataset(_records(3), "d", "r", SCHEMA, root=tmp_path, day=date(2026, 1, 1))
+    first = export_dataset(_records(2), "d", "r", Doc, root=tmp_path, day=date(2026, 1, 1))
+    again = export_dataset(_records(3), "d", "r", Doc, root=tmp_path, day=date(2026, 1, 1))
     assert again.rows == first.rows == 2
     assert json.loads(first.manifest.read_text())["rows"] == 2
 
 
+class _Dated(BaseModel):
+    date: str
+
+
 def test_date_column_is_reserved_for_the_partition(tmp_path):
     with pytest.raises(InvalidInput, match="'date' is reserved"):
-        export_dataset([{"date": "x"}], "d", "r", {"date": Column.str}, root=tmp_path)
+        export_dataset([{"date": "x"}], "d", "r", _Dated, root=tmp_path)
 
 
 class _Row(BaseModel):
@@ -188,10 +192,16 @@ def test_schema_of_a_row_model_gives_its_column_types(tmp_path):
     assert str(pq.read_schema(result.files[0].path).field("count").type) == "int64"
 
 
+class _Note(BaseModel):
+    note: str
+
+
 def test_bad_arguments_are_named(tmp_path):
     with pytest.raises(InvalidInput, match="xml"):
-        export_dataset(_records(1), "d", "r", SCHEMA, formats=["xml"], root=tmp_path)
+        export_dataset(_records(1), "d", "r", Doc, formats=["xml"], root=tmp_path)
     with pytest.raises(InvalidInput, match="run_id"):
-        export_dataset(_records(1), "d", "../escape", SCHEMA, root=tmp_path)
+        export_dataset(_records(1), "d", "../escape", Doc, root=tmp_path)
     with pytest.raises(InvalidInput, match="note"):
-        export_dataset([{"document_id": "x"}], "d", "r", {"note": Column.str}, root=tmp_path)
+        export_dataset([{"document_id": "x"}], "d", "r", _Note, root=tmp_path)
+    with pytest.raises(InvalidInput, match="row model"):
+        export_dataset(_records(1), "d", "r", {"note": Column.str}, root=tmp_path)

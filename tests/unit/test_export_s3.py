@@ -12,6 +12,7 @@ import subprocess
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -20,21 +21,24 @@ import pyarrow.dataset as ds
 import pytest
 import s3fs
 from deltalake import DeltaTable
+from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from tasks.errors import InvalidInput, StoreUnavailable
-from tasks.export import FORMATS, Column, export_dataset, read_export, read_manifest
+from tasks.export import FORMATS, export_dataset, read_export, read_manifest
 from tasks.storage import Storage, open_storage
 from tests.loopback import free_port
 
-SCHEMA = {
-    "document_id": Column.str,
-    "words": Column.int,
-    "quality": Column.float,
-    "passed": Column.bool,
-    "created_at": Column.timestamp,
-    "components": Column.json,
-}
+
+class Doc(BaseModel):
+    document_id: str
+    words: int
+    quality: float
+    passed: bool
+    created_at: datetime
+    components: dict[str, Any]
+
+
 DAY = date(2026, 12, 1)
 SAMPLES = str(Path("samples/spr").resolve())  # the tests run from the repository root
 
@@ -65,8 +69,8 @@ def _objects(prefix: str) -> list[str]:
 
 def test_every_format_lands_in_the_layout_and_reads_back_like_a_local_export(s3_env, tmp_path):
     root = f"s3://{s3_env}/exports"
-    remote = export_dataset(_records(4), "d", "run-1", SCHEMA, FORMATS, root=root, day=DAY)
-    local = export_dataset(_records(4), "d", "run-1", SCHEMA, FORMATS, root=tmp_path, day=DAY)
+    remote = export_dataset(_records(4), "d", "run-1", Doc, FORMATS, root=root, day=DAY)
+    local = export_dataset(_records(4), "d", "run-1", Doc, FORMATS, root=tmp_path, day=DAY)
     keys = sorted(k.removeprefix(f"{s3_env}/exports/") for k in _fs().find(f"{s3_env}/exports"))
     data = [k for k in keys if not k.startswith(("delta/", "_manifests/"))]
     assert data == sorted(f"{f}/d/date=2026-12-01/run-1.{f}" for f in FORMATS if f != "delta")
@@ -84,7 +88,7 @@ def test_every_format_lands_in_the_layout_and_reads_back_like_a_local_export(s3_
 def test_pandas_pyarrow_duckdb_and_deltalake_read_every_run(s3_env):
     root = f"s3://{s3_env}/x"
     for i, day in enumerate((date(2026, 12, 1), date(2026, 12, 2))):
-        export_dataset(_records(3, str(i)), "d", f"r{i}", SCHEMA, ["parquet", "delta"], root, day)
+        export_dataset(_records(3, str(i)), "d", f"r{i}", Doc, ["parquet", "delta"], root, day)
     frame = pd.read_parquet(f"{root}/parquet/d")
     assert len(frame) == 6
     assert str(frame["words"].dtype) == "Int64"
@@ -123,12 +127,12 @@ def test_a_resumed_run_rewrites_the_same_keys_and_appends_its_delta_rows_once(s3
     Storage.create = crash_at_commit
     try:
         with pytest.raises(ConnectionResetError):
-            export_dataset(_records(3), "d", "run-7", SCHEMA, ["parquet", "delta"], root, DAY)
+            export_dataset(_records(3), "d", "run-7", Doc, ["parquet", "delta"], root, DAY)
     finally:
         Storage.create = real_create
     assert calls and not _fs().exists(str(calls[0]))  # no manifest: the run is not committed
-    first = export_dataset(_records(3), "d", "run-7", SCHEMA, ["parquet", "delta"], root, DAY)
-    again = export_dataset(_records(3), "d", "run-7", SCHEMA, ["parquet", "delta"], root, DAY)
+    first = export_dataset(_records(3), "d", "run-7", Doc, ["parquet", "delta"], root, DAY)
+    again = export_dataset(_records(3), "d", "run-7", Doc, ["parquet", "delta"], root, DAY)
     assert again.manifest == first.manifest
     assert len(_fs().find(f"{s3_env}/x/parquet")) == 1
     delta = DeltaTable(f"{root}/delta/d", storage_options={"allow_http": "true"})
@@ -147,7 +151,7 @@ def test_a_run_whose_data_did_not_land_leaves_no_manifest(s3_env, monkeypatch):
 
     monkeypatch.setattr(Storage, "put_many", put_many)
     with pytest.raises(StoreUnavailable):
-        export_dataset(_records(2), "d", "r", SCHEMA, root=root, day=DAY)
+        export_dataset(_records(2), "d", "r", Doc, root=root, day=DAY)
     assert placed, "the first data file landed before the failure"
     assert _objects(f"{s3_env}/x") == []  # no manifest, and the placed file removed
 
@@ -155,12 +159,16 @@ def test_a_run_whose_data_did_not_land_leaves_no_manifest(s3_env, monkeypatch):
 _WRITER = """
 import sys
 from datetime import date
-from tasks.export import Column, export_dataset
+from pydantic import BaseModel
+from tasks.export import export_dataset
+class Row(BaseModel):
+    run: str
+    n: int
 root, name = sys.argv[1], sys.argv[2]
 for i in range(3):
     rows = [{"run": f"{name}-{i}", "n": j} for j in range(5)]
-    export_dataset(rows, "shared", f"{name}-{i}", {"run": Column.str, "n": Column.int},
-                   ["parquet", "delta"], root, date(2026, 12, 1))
+    export_dataset(rows, "shared", f"{name}-{i}", Row, ["parquet", "delta"], root,
+                   date(2026, 12, 1))
 """
 
 
@@ -180,9 +188,9 @@ def test_two_processes_export_into_one_dataset_at_once(s3_env):
 
 
 def test_delta_on_a_local_root(tmp_path):
-    export_dataset(_records(2), "d", "r1", SCHEMA, ["delta"], tmp_path, DAY)
-    export_dataset(_records(2), "d", "r1", SCHEMA, ["delta"], tmp_path, DAY)
-    export_dataset(_records(3), "d", "r2", SCHEMA, ["delta"], tmp_path, DAY)
+    export_dataset(_records(2), "d", "r1", Doc, ["delta"], tmp_path, DAY)
+    export_dataset(_records(2), "d", "r1", Doc, ["delta"], tmp_path, DAY)
+    export_dataset(_records(3), "d", "r2", Doc, ["delta"], tmp_path, DAY)
     table = DeltaTable(str(tmp_path / "delta" / "d"))
     assert len(table.to_pandas()) == 5
     assert json.loads((tmp_path / "_manifests/d/date=2026-12-01/r2.json").read_text())["rows"] == 3
@@ -244,7 +252,7 @@ def test_wrong_keys_and_no_permission_fail_without_showing_the_secret(
     for name, value in reader.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(StoreUnavailable, match="access denied") as denied:
-        export_dataset(_records(1), "d", "r", SCHEMA, root=f"s3://{s3_env}/x", day=DAY)
+        export_dataset(_records(1), "d", "r", Doc, root=f"s3://{s3_env}/x", day=DAY)
     assert s3_env in str(denied.value)
     assert reader["AWS_SECRET_ACCESS_KEY"] not in str(denied.value)
     assert _objects(f"{s3_env}/x") == []

@@ -1,47 +1,13 @@
-"""The layout rules that keep the code one shape: pure logic never pulls Prefect in, every
-fan-out is in a flow module, and comments point only at documents in this repository."""
+"""The layout rules that keep the code one shape: every fan-out is in a flow module, and comments
+point only at documents in this repository (that pure logic never pulls Prefect in is
+tests/unit/test_purity.py)."""
 
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# The Prefect edge: decorators, artifacts, events, transactions, the task runner, resumption.
-# `report.py` publishes a scenario's artifacts (the rows and schemas in it are plain).
-EDGE = {
-    "prefect_tasks.py",
-    "report.py",
-    "artifacts.py",
-    "events.py",
-    "compensation.py",
-    "runtime.py",
-    "resume.py",  # result storage and cache policies of resumable runs
-}
-
-
-def _module(path: Path) -> str:
-    return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
-
-
-PURE = sorted(_module(p) for p in (ROOT / "tasks").rglob("*.py") if p.name not in EDGE)
-
-
-def test_pure_modules_do_not_import_prefect():
-    """One fresh interpreter imports the pure modules one after another; the first whose
-    import brings `prefect` into `sys.modules` is the offender (its imports are its own)."""
-    code = (
-        "import importlib, sys\n"
-        f"for name in {PURE!r}:\n"
-        "    importlib.import_module(name)\n"
-        "    if 'prefect' in sys.modules:\n"
-        "        print(name); sys.exit(3)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode != 3, f"importing {done.stdout.strip()} imports prefect"
-    assert done.returncode == 0, done.stderr
 
 
 def _python_files(*folders: str) -> list[Path]:

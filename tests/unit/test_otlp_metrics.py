@@ -16,12 +16,13 @@ from tests.loopback import otlp_collector
 SCRIPT = """
 import sys
 from tasks import metrics
-from tasks.export import Column, export_dataset
+from pydantic import create_model
+from tasks.export import export_dataset
 from tasks.telemetry import configure_telemetry
 
 configure_telemetry()
 metrics.trace_fallbacks.add(3, {"system": "n8n"})
-export_dataset([{"n": 1}, {"n": 2}], "otlp_check", "run-1", {"n": Column.int},
+export_dataset([{"n": 1}, {"n": 2}], "otlp_check", "run-1", create_model("Row", n=(int, ...)),
                formats=["parquet"], root=sys.argv[1])
 # nothing else: the SDK exports what is left when the process exits
 """

@@ -121,9 +121,12 @@ def test_a_replaced_store_file_keeps_its_mode(tmp_path, umask_022):
 def test_dataset_files_are_readable_by_other_users(tmp_path, umask_022):
     # imported here: the spawned children of the tests above import this module, and pandas
     # would make their start slower than the lock test waits for
-    from tasks.export import Column, export_dataset
+    from pydantic import create_model
 
-    exported = export_dataset([{"n": 1}], "modes", "run-1", {"n": Column.int}, root=tmp_path)
+    from tasks.export import export_dataset
+
+    row = create_model("Row", n=(int, ...))
+    exported = export_dataset([{"n": 1}], "modes", "run-1", row, root=tmp_path)
     modes = {f.format: stat.S_IMODE(f.path.stat().st_mode) for f in exported.files}
     assert set(modes.values()) == {0o644}, modes
     assert stat.S_IMODE(exported.manifest.stat().st_mode) == 0o644

@@ -16,7 +16,7 @@ from tasks.settings import get_settings
 from tasks.swarm.agents import agents_of_run
 from tasks.swarm.models import DrainSummary, ExecutionRecord, SwarmRequest, TakenWork, WorkPlan
 from tasks.swarm.queue import draining, enqueue
-from tasks.swarm.report import claim_line, drain_line, resume_line, take_line
+from tasks.swarm.story import claim_line, drain_line, resume_line, take_line
 
 _TASK = {"cache_policy": NO_CACHE, "persist_result": False}
 

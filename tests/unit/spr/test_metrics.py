@@ -15,7 +15,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 reader = InMemoryMetricReader()
 metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
 
-from tasks.spr import report
+from tasks.spr import story
 from tasks.spr.models import SPRDocument, SPRRequest
 from tasks.spr.pipeline import analyze_document, assemble, compress_documents
 
@@ -24,7 +24,7 @@ docs = [analyze_document(SPRDocument(id=f"d{i}", content=t)) for i, t in enumera
 request = SPRRequest(content="", formats=["minimal", "standard"])
 results = assemble(docs, [compress_documents(docs, request.compression_params(f), {})
                           for f in request.formats])
-report.record_metrics(results)
+story.record_metrics(results)
 seen = {}
 for rm in reader.get_metrics_data().resource_metrics:
     for sm in rm.scope_metrics:

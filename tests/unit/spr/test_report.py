@@ -5,8 +5,9 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from tasks.export import Column, export_dataset, read_export
-from tasks.spr import report
+from tasks.export import Column, export_dataset, read_export, schema_of
+from tasks.spr import datasets
+from tasks.spr.datasets import DATASET, SPRResultRow
 from tasks.spr.models import SPRDocument, SPRRequest
 from tasks.spr.pipeline import analyze_document, assemble, compress_documents
 
@@ -21,25 +22,26 @@ def _results(reference_docs, compressor="extractive"):
 
 def test_rows_say_which_compressor_ran_and_why_it_fell_back(reference_docs, monkeypatch):
     monkeypatch.delenv("REACTOR_ANTHROPIC_API_KEY", raising=False)
-    rows = report.rows(_results(reference_docs, "auto"), "run_1", CREATED)
+    rows = datasets.rows(_results(reference_docs, "auto"), "run_1", CREATED)
     assert {(r.compressor, r.source) for r in rows} == {("auto", "extractive")}
     assert all("compression: no Anthropic API key" in r.fallback_reason for r in rows)
-    plain = report.rows(_results(reference_docs), "run_1", CREATED)
+    plain = datasets.rows(_results(reference_docs), "run_1", CREATED)
     assert {(r.compressor, r.source, r.fallback_reason) for r in plain} == {
         ("extractive", "extractive", None)
     }
 
 
 def test_the_export_schema_comes_from_the_row_model():
-    assert list(report.SCHEMA) == list(report.SPRResultRow.model_fields)
-    assert report.SCHEMA["original_words"] is Column.int
-    assert report.SCHEMA["quality"] is Column.float
-    assert report.SCHEMA["passed"] is Column.bool
-    assert report.SCHEMA["source"] is Column.str
-    assert report.SCHEMA["fallback_reason"] is Column.str
-    assert report.SCHEMA["content_type"] is Column.str
-    assert report.SCHEMA["optimization_steps"] is Column.json
-    assert report.SCHEMA["created_at"] is Column.timestamp
+    schema = schema_of(SPRResultRow)
+    assert list(schema) == list(SPRResultRow.model_fields)
+    assert schema["original_words"] is Column.int
+    assert schema["quality"] is Column.float
+    assert schema["passed"] is Column.bool
+    assert schema["source"] is Column.str
+    assert schema["fallback_reason"] is Column.str
+    assert schema["content_type"] is Column.str
+    assert schema["optimization_steps"] is Column.json
+    assert schema["created_at"] is Column.timestamp
 
 
 def test_rows_with_and_without_a_fallback_read_back_alike_in_every_format(
@@ -47,8 +49,8 @@ def test_rows_with_and_without_a_fallback_read_back_alike_in_every_format(
 ):
     monkeypatch.delenv("REACTOR_ANTHROPIC_API_KEY", raising=False)
     results = _results(reference_docs) + _results(reference_docs, "auto")
-    rows = report.rows(results, "run_1", CREATED)
-    export = export_dataset(rows, report.DATASET, "run_1", report.SCHEMA, root=tmp_path)
+    exported = datasets.rows(results, "run_1", CREATED)
+    export = export_dataset(exported, DATASET, "run_1", SPRResultRow, root=tmp_path)
     frames = {f.format: read_export(f.path) for f in export.files}
     for frame in frames.values():
         pd.testing.assert_frame_equal(frame, frames["parquet"])

@@ -16,7 +16,8 @@ from tasks.swarm.models import (
     WorkPlan,
 )
 from tasks.swarm.priority import heuristic
-from tasks.swarm.report import markdown_report, time_lines
+from tasks.swarm.story import time_lines
+from tasks.swarm.summary import markdown_report
 
 
 def _sample_plan() -> tuple[WorkPlan, object, list]:

@@ -17,16 +17,16 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 reader = InMemoryMetricReader()
 metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
 
-from tasks.worktree import report
+from tasks.worktree import story
 from tasks.worktree.models import MonitorCheck, ServiceOutcome
 
 log = logging.getLogger("test")
 # a deployment: healthy at the third probe, 1.5 s after its start
-report.log_service(log, ServiceOutcome(
+story.log_service(log, ServiceOutcome(
     name="api", status="healthy", port=4100, health_checks=3, time_to_healthy_ms=1500.0))
 # a monitor pass that restarted it, and one that found it busy (not a health check)
 for action in ("restarted", "busy"):
-    report.log_check(log, MonitorCheck(
+    story.log_check(log, MonitorCheck(
         name="api", healthy=False, process_alive=False, consecutive_failures=0, action=action))
 
 out = {}
