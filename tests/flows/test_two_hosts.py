@@ -24,7 +24,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -44,6 +44,7 @@ from tasks.swarm.models import SwarmRequest
 from tests.flows.test_server import expect_prefect_toml_settings
 from tests.loopback import free_port
 from tests.postgres import drop_database, fresh_database
+from tests.waiting import wait_until
 
 HOSTS = ("host-a", "host-b")
 POOL = "reactor-process"  # the work pool prefect.yaml names
@@ -55,15 +56,6 @@ ITEMS = 8
 RUNS = 2  # drains started at once, ITEMS / RUNS items each
 SLEEP_S = 1.0  # each handler call's work
 LEASE_S = 15.0  # short, so the killed host's claims expire within the test
-
-
-def _wait(what: str, check: Callable[[], Any], timeout_s: float, every_s: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if got := check():
-            return got
-        time.sleep(every_s)
-    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
 
 
 def _kill_tree(pid: int) -> set[int]:
@@ -266,7 +258,7 @@ def cluster(prefect_on_pg, pg_url, tmp_path) -> Iterator[Cluster]:
             hosts[name] = _start_worker(name, tmp_path / name, prefect_on_pg.api_url, database)
         deployment_id = _deploy(prefect_on_pg)
         cluster = Cluster(prefect_on_pg, database, tmp_path, hosts, deployment_id)
-        _wait("both workers online", lambda: cluster.online_workers() >= set(HOSTS), 120, 1)
+        wait_until("both workers online", lambda: cluster.online_workers() >= set(HOSTS), 120, 1)
         yield cluster
     finally:
         for host in hosts.values():
@@ -357,7 +349,9 @@ def test_two_hosts_drain_one_queue_and_take_over_a_killed_hosts_claims(cluster, 
     def victim_in_flight() -> tuple[Host, set[str]] | None:
         """Freeze the busy host (SIGSTOP), so what it holds cannot change before the kill; if
         its execution ended in the meantime, let it go on and look again."""
-        victim = cluster.hosts[_wait("an item done and another in flight", in_flight, 600, 0.1)]
+        victim = cluster.hosts[
+            wait_until("an item done and another in flight", in_flight, 600, 0.1)
+        ]
         victim.send(signal.SIGSTOP)
         items = {
             item
@@ -370,7 +364,7 @@ def test_two_hosts_drain_one_queue_and_take_over_a_killed_hosts_claims(cluster, 
         victim.send(signal.SIGCONT)
         return None
 
-    victim, in_flight_at_kill = _wait("a host frozen mid-item", victim_in_flight, 600, 0)
+    victim, in_flight_at_kill = wait_until("a host frozen mid-item", victim_in_flight, 600, 0)
     killed_at = time.time()
     held_at_kill = _held(cluster)
     victim.kill()
@@ -388,8 +382,8 @@ def test_two_hosts_drain_one_queue_and_take_over_a_killed_hosts_claims(cluster, 
             runs.append(cluster.trigger(_drain(log, ITEMS)))
         return False
 
-    _wait("every item completed", drained, 600, 1)
-    _wait(
+    wait_until("every item completed", drained, 600, 1)
+    wait_until(
         "the survivor's runs finished",
         lambda: all(
             _final(cluster.flow_run(r)["state_type"])
