@@ -1,9 +1,9 @@
 """Kill-and-resume helper for the crash tests (tests/flows/test_crash_*.py).
 
-`run_and_kill` starts a flow in a spawned child process against the session's Prefect test
-server, watches the run's own progress (a predicate over files or records the run writes) and
-SIGKILLs the child the moment the predicate holds: no clean-up code of the run gets to run, as
-after an OOM kill or a reboot. `resume` then finishes the same flow run through
+`run_and_kill` starts a flow in a child process against the session's Prefect test server,
+watches the run's own progress (a predicate over files or records the run writes) and SIGKILLs
+the child the moment the predicate holds: no clean-up code of the run gets to run, as after an
+OOM kill or a reboot. `resume` then finishes the same flow run through
 `reactor runs resume` (reactor/commands/runs.py).
 """
 
@@ -33,10 +33,36 @@ class Killed:
     orphans: list[psutil.Process] = field(default_factory=list)
 
 
+# The flow modules the crash tests run: the fork server imports them once (~5-8 s of CPU each
+# time a fresh interpreter does), and every child forks from it already imported.
+PRELOAD = [
+    "tests.crash",
+    "flows.health_monitor",
+    "flows.spr_pipeline",
+    "flows.swarm_coordination",
+    "flows.trace_orchestration",
+    "flows.worktree_deployment",
+]
+
+
+def _context() -> Any:
+    # a fork server, not a fork of this process: the test process runs threads (Prefect's
+    # clients, loggers) that a fork would copy mid-lock; the server has only imported modules
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
+
+
 def _child(entrypoint: str, parameters: dict[str, Any], tag: str, env: dict[str, str]) -> None:
+    # the environment of the test as it is now (the fork server kept the one it started with),
+    # and Prefect's settings built from it again (the server's import built them once)
+    os.environ.clear()
     os.environ.update(env)
     from prefect import tags
+    from prefect.context import refresh_global_settings_context
     from prefect.flows import load_flow_from_entrypoint
+
+    refresh_global_settings_context()
 
     flow = load_flow_from_entrypoint(entrypoint)
     with tags(tag):
@@ -46,7 +72,7 @@ def _child(entrypoint: str, parameters: dict[str, Any], tag: str, env: dict[str,
 def _child_env() -> dict[str, str]:
     from prefect.settings import PREFECT_API_URL
 
-    env = {k: v for k, v in os.environ.items() if k.startswith(("REACTOR_", "PREFECT_LOGGING"))}
+    env = dict(os.environ)
     env["PREFECT_API_URL"] = PREFECT_API_URL.value()
     return env
 
@@ -66,13 +92,12 @@ def run_and_kill(
     entrypoint: str,
     parameters: dict[str, Any],
     kill_when: Callable[[], bool],
-    timeout_s: float = 300,  # a spawned Prefect process takes ~30 s to start on loaded cores
+    timeout_s: float = 300,  # the run reaches its kill point in seconds; loaded shared cores
 ) -> Killed:
-    """Run `entrypoint` (module:flow) with `parameters` (JSON-able) in a spawned process and
+    """Run `entrypoint` (module:flow) with `parameters` (JSON-able) in a child process and
     SIGKILL it as soon as `kill_when()` is true. Fails if the run ends first."""
     tag = f"crash-{uuid4().hex[:12]}"
-    ctx = multiprocessing.get_context("spawn")
-    proc = ctx.Process(target=_child, args=(entrypoint, parameters, tag, _child_env()))
+    proc = _context().Process(target=_child, args=(entrypoint, parameters, tag, _child_env()))
     proc.start()
     deadline = time.monotonic() + timeout_s
     try:

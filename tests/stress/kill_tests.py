@@ -32,9 +32,13 @@ KILL_TESTS = [
     "tests/flows/test_crash_worktree.py",
     "tests/flows/test_health_monitor.py",
     "tests/flows/test_two_hosts.py::test_two_hosts_drain_one_queue_and_take_over_a_killed_hosts_claims",
+    "tests/flows/test_two_hosts_s3.py::test_a_run_killed_on_host_a_resumes_on_host_b_from_the_bucket",
+    "tests/flows/test_cli_server.py::test_stop_never_signals_a_process_that_took_the_recorded_pid",
     "tests/flows/test_worktree_deployment.py::test_teardown_never_kills_a_process_that_reused_a_services_pid",
     "tests/contract/test_ledger.py::test_killed_claimer_releases_after_lease",
     "tests/contract/test_ledger.py::test_resume_claim_takes_back_a_killed_holders_claim_at_once_under_its_token",
+    "tests/contract/test_ledger_hardening.py::test_a_writer_behind_a_stopped_lock_holder_fails_with_lock_timeout",
+    "tests/unit/swarm/test_handler_workers.py::test_a_killed_owner_leaves_no_worker_holding_its_output",
     "tests/unit/worktree/test_process.py",
 ]
 
