@@ -1,8 +1,8 @@
 """The SPR flow records each (document, format)'s achieved ratio and quality as OTel metrics,
 by format and content type. Checked in a fresh interpreter with its own in-memory MeterProvider
 (the global provider can be set once per process), on results built here with known values:
-the interpreter then loads the story module (tasks.spr.story), not the compressor's NLTK, scikit-learn and
-Claude SDK (~7 s of CPU; the compressor's ratios are tested in tests/unit/spr/)."""
+the interpreter then loads `tasks.spr.story`, not the compressor's NLTK, scikit-learn and Claude
+SDK (~7 s of CPU; the compressor's ratios are tested in tests/unit/spr/)."""
 
 import json
 import subprocess
