@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import weakref
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,10 @@ from tasks.coordination_log import insert_pg
 from tasks.ids import new_id
 
 Q = queries.load("postgres.sql")
+CLAIM_COLUMNS = tuple(c.strip().removeprefix("w.") for c in Q["claim_columns"].split(","))
+# one tuple-row cursor per pooled connection for the single-item path (a fresh dict-row
+# cursor per call costs more client CPU than the row itself)
+_cursors: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 def claim_next_statement(
@@ -68,6 +73,17 @@ class PostgresLedger(Ledger):
 
     _write = _read  # autocommit: each statement is its own transaction
 
+    def _claims(self, query: str, params: dict[str, Any]) -> list[DbRow]:
+        """The single-item path (`claim_next`, completing a leaf): a statement returning
+        `claim_columns`, on the connection's kept cursor."""
+        from psycopg.rows import tuple_row
+
+        with connection(self._dsn) as conn:
+            if (cur := _cursors.get(conn)) is None:
+                cur = _cursors[conn] = conn.cursor(row_factory=tuple_row)
+            rows = cur.execute(Q[query], params, binary=True).fetchall()
+        return [dict(zip(CLAIM_COLUMNS, row, strict=True)) for row in rows]
+
     def _insert(self, items: list[WorkItem], referenced: list[str], check: Check) -> None:
         import psycopg
 
@@ -99,9 +115,10 @@ class PostgresLedger(Ledger):
             raise
 
     def _claim_ready(self, grant: Grant, work_type: str | None) -> list[DbRow]:
-        query = "claim_next" if len(grant.tokens) == 1 else "claim_many"
-        rows = self._read(query, **grant.params(), work_type=work_type)
-        return rows if query == "claim_next" else sorted(rows, key=lambda r: r["pick"])
+        if len(grant.tokens) == 1:
+            return self._claims("claim_next", only(**grant.params(), work_type=work_type))
+        rows = self._read("claim_many", **grant.params(), work_type=work_type)
+        return sorted(rows, key=lambda r: r["pick"])
 
     def _claim_named(self, grant: Grant, work_item_id: str) -> DbRow | None:
         rows = self._read("claim_named", **grant.params(), wid=work_item_id)
@@ -125,7 +142,9 @@ class PostgresLedger(Ledger):
     def _complete(self, batch: list[Completion], log_entries: list[dict]) -> list[DbRow]:
         if len(batch) == 1 and not log_entries:  # the single-item path: one statement
             ((wid, token, result),) = batch
-            if rows := self._read("complete_leaf", wid=wid, token=token, result=result):
+            if rows := self._claims(
+                "complete_leaf", {"wid": wid, "token": token, "result": result}
+            ):
                 return rows
         ids = [w for w, _, _ in batch]
         params = {"ids": ids, "tokens": [c for _, c, _ in batch], "results": [r for *_, r in batch]}

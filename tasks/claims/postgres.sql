@@ -3,6 +3,13 @@
 -- wait for row locks take them in seq order (no deadlocks); claiming ones never wait (SKIP
 -- LOCKED).
 
+-- name: claim_columns
+-- what a `Claim` is built from, in this order (the single-item path returns only these)
+w.work_item_id, w.agent_id, w.claim_id, w.claimed_at, w.estimated_duration, w.work_type,
+w.priority, w.description, w.status, w.team, w.trace_id, w.span_id, w.lease_expires,
+w.last_heartbeat, w.progress, w.claims, w.attempts, w.max_attempts, w.last_error,
+w.dependencies, w.created_at, w.completed_at, w.result, w.payload
+
 -- name: lapsed_error
 -- what a lapsed lease leaves as last_error, over the row's old values
 replace(replace(%(lapsed)s::text, '{claim}', w.claim_id), '{agent}', COALESCE(w.agent_id, '?'))
@@ -59,7 +66,7 @@ FROM (SELECT COALESCE(
     (SELECT seq FROM {{ reclaimable }} LIMIT 1 FOR UPDATE SKIP LOCKED),
     (SELECT seq FROM {{ ready }} LIMIT 1 FOR UPDATE SKIP LOCKED)) AS seq, 1 AS i) pick
 WHERE w.seq = pick.seq
-RETURNING w.*
+RETURNING {{ claim_columns }}
 
 -- name: claim_many
 WITH {{ dead_letter_cte }},
@@ -137,11 +144,11 @@ COPY reactor_work_item_deps (work_item_id, depends_on) FROM STDIN
 -- name: complete_leaf
 -- one item nothing depends on: one statement, a transaction of its own (`dependents` is
 -- rechecked on the row's latest version, so an add that raced this completion is seen)
-UPDATE reactor_work_items SET status = 'completed', progress = 100, result = %(result)s::jsonb,
-    completed_at = now(), lease_expires = NULL
+UPDATE reactor_work_items w SET status = 'completed', progress = 100,
+    result = %(result)s::jsonb, completed_at = now(), lease_expires = NULL
 WHERE work_item_id = %(wid)s AND claim_id = %(token)s AND status IN ('claimed', 'in_progress')
     AND dependents = 0
-RETURNING *
+RETURNING {{ claim_columns }}
 
 -- name: complete
 -- all or none: the rows are updated only when every token is the item's current claim
