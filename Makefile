@@ -52,7 +52,7 @@ test: setup
 # Prefect server, PostgreSQL or the slow-marked tests; `make test` runs everything. ~43 s of CPU
 # in one process (measured), so two workers.
 test-quick: $(VENV)/.installed
-	$(BIN)/pytest tests/unit tests/contract -q -n 2 -m "not postgres and not prefect_server and not slow"
+	$(BIN)/pytest tests/unit tests/contract -q -n 2 -m "not postgres and not prefect_server and not objectstore and not slow"
 
 lint: setup
 	$(BIN)/ruff check .

@@ -33,15 +33,19 @@ for _name in (
 import pytest  # noqa: E402
 
 # fixture -> the marker of the server a test needs (`make test-quick` deselects these)
-SERVER_MARKS = {"prefect_server": "prefect_server", "pg_url": "postgres"}
+SERVER_MARKS = {
+    "prefect_server": "prefect_server",
+    "pg_url": "postgres",
+    "s3_server": "objectstore",
+}
 # Tests (or whole files) measured at 10-200 s each in a full run (docs/testing.md): minute-long
 # scenarios and tests that spawn processes importing the whole project. Marked `slow` here, in
 # one place: `make test` runs them first, `make test-quick` leaves them out.
 SLOW = {
     "tests/flows/test_two_hosts.py",
-    "tests/unit/test_layout.py::test_pure_modules_do_not_import_prefect",
-    "tests/unit/spr/test_purity.py::test_pure_modules_import_no_prefect",
-    "tests/unit/spr/test_metrics.py::test_achieved_ratio_and_quality_are_recorded_per_format_and_content_type",
+    "tests/unit/test_purity.py::test_no_module_but_the_edge_imports_prefect",
+    "tests/unit/test_cli_imports.py",
+    "tests/unit/test_metrics_endpoint.py::test_a_bad_metrics_port_is_one_error_line",
     "tests/unit/test_store.py::test_8_processes_x_500_increments_lose_nothing",
     "tests/unit/worktree/test_metrics.py::test_health_checks_restarts_and_time_to_healthy_are_recorded",
     "tests/unit/test_otlp_metrics.py::test_metrics_reach_an_otlp_http_collector",
