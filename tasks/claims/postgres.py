@@ -35,7 +35,8 @@ _cursors: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 def claim_next_statement(
     agent_id: str, lease_s: float = DEFAULT_LEASE_S, work_type: str | None = None
 ) -> tuple[str, dict[str, Any]]:
-    """The one statement `claim_next` runs, and its parameters (tests EXPLAIN it)."""
+    """The statement `claim_next` runs once a lease has lapsed, and its parameters (tests
+    EXPLAIN it); while none has, the cheaper `claim_one` takes the first ready item."""
     grant = Grant(agent_id, checked_lease(lease_s), [new_id("claim")], None, None)
     return Q["claim_next"], {**grant.params(), **only(work_type=work_type)}
 
@@ -116,7 +117,12 @@ class PostgresLedger(Ledger):
 
     def _claim_ready(self, grant: Grant, work_type: str | None) -> list[DbRow]:
         if len(grant.tokens) == 1:
-            return self._claims("claim_next", only(**grant.params(), work_type=work_type))
+            filters = only(work_type=work_type)
+            lean = {"agent": grant.agent, "token": grant.tokens[0], "lease_s": grant.lease_s,
+                    "trace": grant.trace_id, "span": grant.span_id}  # fmt: skip
+            return self._claims("claim_one", {**filters, **lean}) or self._claims(
+                "claim_next", {**filters, **grant.params()}
+            )
         rows = self._read("claim_many", **grant.params(), work_type=work_type)
         return sorted(rows, key=lambda r: r["pick"])
 

@@ -68,6 +68,18 @@ FROM (SELECT COALESCE(
 WHERE w.seq = pick.seq
 RETURNING {{ claim_columns }}
 
+-- name: claim_one
+-- the common case of `claim_next`, in a cheaper statement: the first ready item while no lease
+-- has lapsed (it returns nothing otherwise, and `claim_next` runs: it reclaims or dead-letters)
+UPDATE reactor_work_items w SET status = 'claimed', agent_id = %(agent)s, claim_id = %(token)s,
+    claimed_at = now(), lease_expires = now() + %(lease_s)s * interval '1 second',
+    last_heartbeat = now(), progress = 0, claims = w.claims + 1,
+    trace_id = %(trace)s, span_id = %(span)s
+FROM (SELECT seq FROM {{ ready }} LIMIT 1 FOR UPDATE SKIP LOCKED) pick
+WHERE w.seq = pick.seq
+    AND NOT EXISTS (SELECT FROM reactor_work_items w WHERE {{ lapsed }} AND {{ only }})
+RETURNING {{ claim_columns }}
+
 -- name: claim_many
 WITH {{ dead_letter_cte }},
 expired AS (SELECT seq, lease_expires FROM {{ reclaimable }} LIMIT %(n)s FOR UPDATE SKIP LOCKED),
