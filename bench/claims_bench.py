@@ -7,7 +7,8 @@ in one run.
 PostgreSQL (one server for every design: REACTOR_TEST_DATABASE_URL, else a throwaway one with
 fsync on, started and removed here; each design gets a fresh database with the same items):
 our PostgreSQL ledger with `claim_many(agent, batch)` + `complete_many` and with one
-`claim_next` + `complete` per item (the single-item path); a raw single-statement
+`claim_next` + `complete` per item (the single-item path), and that path's two statements in a
+bare psycopg loop (its floor without the Python layer); a raw single-statement
 `FOR UPDATE SKIP LOCKED` claim + complete loop (the floor a hand-written design should reach);
 PgQueuer (a maintained PostgreSQL queue library) at batch 1 and at `--batch`.
 
@@ -108,6 +109,8 @@ def _worker(design: str, where: str, agent: str, batch: int, deadline_s: float, 
             while (row := conn.execute(RAW_CLAIM, (agent,)).fetchone()) is not None:
                 conn.execute(RAW_COMPLETE, (row[0], agent))
                 got.append(row[1])
+    elif design == "pg-statements":
+        got = _statements_worker(where, agent, ready, start)
     elif design == "naive":
         store = naive_store(Path(where))
         ready.put(agent)
@@ -139,11 +142,36 @@ def _worker(design: str, where: str, agent: str, batch: int, deadline_s: float, 
     out.put((agent, got, time.perf_counter()))
 
 
+def _statements_worker(url: str, agent: str, ready, start) -> list[str]:
+    """The ledger's two single-item statements (`claim_one`, `complete_leaf`) in a bare psycopg
+    loop: what `claim_next` + `complete` cost without the Python layer above them."""
+    import psycopg
+
+    from tasks.claims.ledger import only
+    from tasks.claims.postgres import Q
+    from tasks.ids import new_id
+
+    got: list[str] = []
+    with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur:
+        ready.put(agent)
+        start.wait()
+        while True:
+            token = new_id("claim")
+            grant = {"agent": agent, "lease_s": 300.0, "token": token, "trace": None, "span": None}
+            row = cur.execute(Q["claim_one"], {**only(), **grant}, binary=True).fetchone()
+            if row is None:
+                break
+            done = {"wid": row[0], "token": token, "result": "null"}
+            cur.execute(Q["complete_leaf"], done, binary=True).fetchall()
+            got.append(row[0])
+    return got
+
+
 def _ledger(design: str, where: str):
     """The ledger as the flows open it (`open_ledger`); FULL is the embedded ledger's option."""
     if design == "sqlite-full":
         return SqliteLedger(where, synchronous="FULL")
-    if design == "postgres":
+    if design in ("postgres", "pg-statements"):
         return open_ledger(Settings(coordination_dir=tempfile.gettempdir(), database_url=where))
     return open_ledger(Settings(coordination_dir=where, database_url=None))
 
@@ -175,7 +203,7 @@ async def _pgqueuer_worker(url: str, batch: int, ready, start) -> list[str]:
 
 # -- one design: set up its store, race N processes, check the outcome ----------------------------
 def _setup(design: str, where: str, ids: list[str]) -> None:
-    if design in ("postgres", "sqlite", "sqlite-full"):
+    if design in ("postgres", "pg-statements", "sqlite", "sqlite-full"):
         ledger = _ledger(design, where)
         for chunk in range(0, len(ids), 10_000):
             ledger.add(WorkItem(work_item_id=i) for i in ids[chunk : chunk + 10_000])
@@ -215,7 +243,7 @@ async def _pgqueuer_setup(url: str, ids: list[str]) -> None:
 
 def _recorded(design: str, where: str) -> tuple[dict[str, str | None], int]:
     """(item -> the agent the store says completed it, items left unfinished)."""
-    if design in ("postgres", "sqlite", "sqlite-full"):
+    if design in ("postgres", "pg-statements", "sqlite", "sqlite-full"):
         ledger = _ledger(design, where)
         items = ledger.list()
         ledger.close()
@@ -344,6 +372,7 @@ def main() -> int:
         pg_designs = (
             ("pg-ledger", "postgres", b),
             ("pg-ledger-1", "postgres", 1),
+            ("pg-statements-1", "pg-statements", 1),
             ("raw", "raw", 1),
             ("pgqueuer-1", "pgqueuer", 1),
             (f"pgqueuer-{b}", "pgqueuer", b),
@@ -370,6 +399,7 @@ def main() -> int:
     labels = {
         "pg-ledger": f"postgres ledger, claim_many({b}) + complete_many",
         "pg-ledger-1": "postgres ledger, claim_next + complete",
+        "pg-statements-1": "its 2 statements in a bare loop",
         "raw": "raw SKIP LOCKED claim + complete loop",
         "pgqueuer-1": "PgQueuer, batch 1",
         f"pgqueuer-{b}": f"PgQueuer, batch {b}",
@@ -395,6 +425,8 @@ def main() -> int:
     ratios = {
         "postgres ledger / raw SKIP LOCKED loop": rate["pg-ledger"] / rate["raw"],
         "postgres ledger batch 1 / raw SKIP LOCKED loop": rate["pg-ledger-1"] / rate["raw"],
+        "its statements in a bare loop / raw SKIP LOCKED loop": rate["pg-statements-1"]
+        / rate["raw"],
         f"postgres ledger / PgQueuer batch {b}": rate["pg-ledger"] / rate[f"pgqueuer-{b}"],
         "postgres ledger / PgQueuer batch 1": rate["pg-ledger"] / rate["pgqueuer-1"],
         "sqlite FULL / naive (same durability: fsync per write)": rate["sqlite-full"]
@@ -403,7 +435,7 @@ def main() -> int:
     }
     for name, value in ratios.items():
         print(f"ratio {name}: {value:.2f}x")
-    for key in ("pg-ledger", "pg-ledger-1", "raw", f"pgqueuer-{b}"):
+    for key in ("pg-ledger", "pg-ledger-1", "pg-statements-1", "raw", f"pgqueuer-{b}"):
         each = ", ".join(f"{r['rate']:.0f}" for r in runs[key])
         print(f"claims/s per round, {labels[key]}: {each}")
     print(
