@@ -14,7 +14,9 @@ import json
 import multiprocessing
 import os
 import signal
+import sys
 import time
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +36,10 @@ class Killed:
 
 
 # The flow modules the crash tests run: the fork server imports them once (~5-8 s of CPU each
-# time a fresh interpreter does), and every child forks from it already imported.
+# time a fresh interpreter does), and every child forks from it already imported. Then what a
+# run imports only when it runs (measured with py-spy in the children): NLTK's stemmer at the
+# first SPR compression (2-8 s of CPU, scipy included), FastAPI's encoder when Prefect
+# serialises a flow's parameters, Prefect's engines and anyio's backend at the first call.
 PRELOAD = [
     "tests.crash",
     "flows.health_monitor",
@@ -42,6 +47,12 @@ PRELOAD = [
     "flows.swarm_coordination",
     "flows.trace_orchestration",
     "flows.worktree_deployment",
+    "nltk.stem.porter",
+    "fastapi.encoders",
+    "prefect.flow_engine",
+    "prefect.task_engine",
+    "prefect.utilities.visualization",
+    "anyio._backends._asyncio",
 ]
 
 
@@ -58,6 +69,10 @@ def _child(entrypoint: str, parameters: dict[str, Any], tag: str, env: dict[str,
     # and Prefect's settings built from it again (the server's import built them once)
     os.environ.clear()
     os.environ.update(env)
+    # a flow process, not pytest: the fork server made pytest's script this process's
+    # __main__, which a fork server the run starts itself (the swarm's handler pool) would
+    # import again in its fresh interpreter (~2 s of CPU per run)
+    sys.modules["__main__"] = types.ModuleType("__main__")
     from prefect import tags
     from prefect.context import refresh_global_settings_context
     from prefect.flows import load_flow_from_entrypoint

@@ -269,13 +269,31 @@ def stop_process(identity: ProcessIdentity | None, grace_s: float = 3.0) -> bool
                 member.send_signal(sig)
             except psutil.NoSuchProcess:
                 pass
-        _, alive = psutil.wait_procs(members, timeout=grace_s if sig == signal.SIGTERM else 5)
-        members = alive
+        members = _wait_exited(members, grace_s if sig == signal.SIGTERM else 5)
         _reap(pid, timeout=0.5 if sig == signal.SIGTERM else 5)
         if not members and pid not in _children:
             break
     drain_log(pid)  # a caller quoting the log's tail sees the service's last lines
     return proc is not None
+
+
+def _exited(proc: psutil.Process) -> bool:
+    try:  # is_running: false too once the pid belongs to another process
+        return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _wait_exited(members: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
+    """The members still running after up to `timeout_s`. A zombie has exited: one orphaned by
+    a dead deployment is reaped by init, seconds later or never (a PID 1 that does not reap),
+    which `psutil.wait_procs` would wait for."""
+    deadline = time.monotonic() + timeout_s
+    alive = [m for m in members if not _exited(m)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.01)
+        alive = [m for m in alive if not _exited(m)]
+    return alive
 
 
 def stop_marked(root: Path) -> list[int]:

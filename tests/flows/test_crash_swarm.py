@@ -9,6 +9,7 @@ finishes the work."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from pathlib import Path
 
@@ -100,10 +101,21 @@ def exported(settings) -> list[Path]:
     return [p for p in root.rglob("*.*") if p.is_file() and "_staging" not in p.parts]
 
 
+def ended_process(proc: psutil.Process) -> bool:
+    """Exited: gone, or a zombie its new parent (init) has not reaped yet — psutil's wait
+    counts a zombie as alive until init gets to it, seconds later on some machines."""
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def settle(killed: Killed) -> None:
     """The kill left the handler pool's workers orphaned: they end by themselves (an execution
     in flight still writes its record) — none is left behind."""
-    _, alive = psutil.wait_procs(killed.orphans, timeout=15)
+    with contextlib.suppress(AssertionError):  # the ones left are named below
+        wait_until("the orphans to end", lambda: all(map(ended_process, killed.orphans)), 15)
+    alive = [p for p in killed.orphans if not ended_process(p)]
     for p in alive:
         p.kill()
     assert not alive, f"orphaned processes left running after the kill: {alive}"

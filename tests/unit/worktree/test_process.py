@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 
 import psutil
@@ -117,3 +118,44 @@ def test_a_just_spawned_process_is_recorded_with_its_own_command_line():
             proc.kill()
             proc.wait()
     assert empty == 0
+
+
+# A parent that adopts orphans (a child subreaper, as init is) and never reaps them, like a
+# container's PID 1 that is not an init: it prints the pid of a service whose starter exited.
+NON_REAPING_PARENT = """
+import ctypes, os, subprocess, sys, time
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+starter = os.fork()
+if starter == 0:
+    service = subprocess.Popen(sys.argv[1:], start_new_session=True)
+    print(service.pid, flush=True)
+    os._exit(0)
+os.waitpid(starter, 0)
+time.sleep(600)
+"""
+
+
+def test_an_orphaned_service_is_stopped_without_waiting_for_init_to_reap_it():
+    """A service whose deployment died belongs to init; stopped, it stays a zombie until init
+    reaps it. The stop returns once it has exited, not after its grace period."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", NON_REAPING_PARENT, *SLEEPER], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        pid = int(parent.stdout.readline())
+        wait_until("the service to run", lambda: psutil.Process(pid).cmdline() == SLEEPER)
+        assert psutil.Process(pid).ppid() == parent.pid  # orphaned, adopted, never reaped
+        recorded = identity.identify_spawned(pid)
+        stopped: list[bool] = []
+        worker = threading.Thread(
+            target=lambda: stopped.append(process.stop_process(recorded, grace_s=600)),
+            daemon=True,
+        )
+        worker.start()
+        wait_until("the stop to return", lambda: stopped, timeout_s=60)
+        assert stopped == [True]
+        assert psutil.Process(pid).status() == psutil.STATUS_ZOMBIE  # exited, still unreaped
+        assert not process.is_alive(recorded)
+    finally:
+        parent.kill()
+        parent.wait()
