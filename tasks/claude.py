@@ -10,14 +10,15 @@ no key, rate limit, overload, timeout, connection error, malformed or invalid ou
 from __future__ import annotations
 
 import json
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import anthropic
-import httpx2
 from pydantic import BaseModel, ValidationError
 
 from tasks.errors import LLMUnavailable
 from tasks.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import httpx2
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -28,6 +29,9 @@ class Claude:
         if not self.settings.claude_configured:
             raise LLMUnavailable("no Anthropic API key configured (REACTOR_ANTHROPIC_API_KEY)")
         assert self.settings.anthropic_api_key is not None
+        # imported here: ~2 s of CPU in every flow-run process that only falls back without a key
+        import anthropic
+
         self.client = anthropic.Anthropic(
             api_key=self.settings.anthropic_api_key.get_secret_value(),
             timeout=self.settings.llm_timeout_s,
@@ -39,6 +43,8 @@ class Claude:
         self, prompt: str, output: type[M], *, system: str, tool: str, max_tokens: int = 4096
     ) -> M:
         """Ask Claude to answer by calling tool `tool` whose input schema is `output`'s."""
+        import anthropic  # loaded by __init__ already
+
         try:
             message = self.client.messages.create(
                 model=self.settings.anthropic_model,

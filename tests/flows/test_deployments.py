@@ -6,6 +6,7 @@ order) runs its own deployments without touching the deployed ones."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -137,6 +138,21 @@ def _wait_for(check, timeout_s: float, what: str, process: subprocess.Popen, log
     return found
 
 
+@contextlib.contextmanager
+def _ctrl_c_reaches_children():
+    """Children started in this block get Ctrl-C as in a terminal: a shell that started pytest
+    in the background left SIGINT ignored, which every child inherits (serve then never
+    stopped)."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # reset to the default at exec
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.mark.timeout(1200)
 def test_serve_after_deploy_runs_its_own_deployments_and_leaves_the_deployed_ones(
     deployed, tmp_path
@@ -157,7 +173,7 @@ def test_serve_after_deploy_runs_its_own_deployments_and_leaves_the_deployed_one
         "REACTOR_COORDINATION_DIR": str(tmp_path / "coordination"),
     }
     log = tmp_path / "serve.log"
-    with open(log, "wb") as out:
+    with open(log, "wb") as out, _ctrl_c_reaches_children():
         serve = subprocess.Popen(
             [sys.executable, "-m", "deployments.serve"], cwd=PROJECT_DIR, env=env,
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
@@ -178,6 +194,7 @@ def test_serve_after_deploy_runs_its_own_deployments_and_leaves_the_deployed_one
         except subprocess.TimeoutExpired:
             os.killpg(serve.pid, signal.SIGKILL)
             serve.wait()
+    assert serve.returncode == 0, f"serve did not stop on Ctrl-C: {log.read_text()[-3000:]}"
     for entry in DEFINITIONS:
         flow_name = next(d.name for d in deployed if d.name.endswith(f"/{entry['name']}"))
         kept = _deployment(flow_name)
@@ -186,3 +203,4 @@ def test_serve_after_deploy_runs_its_own_deployments_and_leaves_the_deployed_one
         assert not kept.paused, f"{entry['name']} was paused by serve's shutdown"
         served = _deployment(f"{flow_name.split('/')[0]}/{served_name(entry['name'])}")
         assert served is not None and served.work_pool_name is None, entry["name"]
+        assert served.paused, f"{entry['name']}: serve's shutdown did not pause what it served"

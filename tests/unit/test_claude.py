@@ -4,6 +4,8 @@ LLMUnavailable with a reason; valid output is validated."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import httpx2 as httpx  # anthropic 2.x speaks httpx2 (same API as httpx)
 import pytest
@@ -119,3 +121,17 @@ def test_timeout_is_unavailable_naming_the_timeout():
 def test_no_key_is_unavailable():
     with pytest.raises(LLMUnavailable, match="no Anthropic API key"):
         Claude(Settings(anthropic_api_key=None))
+
+
+def test_the_modules_that_may_call_claude_load_the_sdk_only_when_it_is_used():
+    """Every swarm and SPR flow-run process imports these; without a key they fall back, so the
+    SDK (~2 s of CPU to import) must not be loaded for them. Counted in a fresh interpreter."""
+    probe = (
+        "import json, sys, tasks.swarm.priority, tasks.spr.llm\n"
+        "top = {m.split('.')[0] for m in sys.modules}\n"
+        "print(json.dumps(sorted(top & {'anthropic', 'httpx2'})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert json.loads(done.stdout) == []
