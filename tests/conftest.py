@@ -76,14 +76,39 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.path not in slow_files)
 
 
+_early_server = None  # the session's Prefect server (tests/prefect_server.py), once launched
+
+
+def _launch_prefect_server(config) -> None:
+    global _early_server
+    if _early_server is None and not config.option.collectonly:
+        from tests.prefect_server import EarlyServer
+
+        _early_server = EarlyServer()
+
+
+def pytest_itemcollected(item):
+    """Launch the Prefect test server at the first collected test that needs it, so its
+    start-up overlaps the rest of collection (with -m/-k, once the selection is known)."""
+    if "prefect_server" in getattr(item, "fixturenames", ()) and not (
+        item.config.option.markexpr or item.config.option.keyword
+    ):
+        _launch_prefect_server(item.config)
+
+
+def pytest_collection_finish(session):
+    if any("prefect_server" in getattr(item, "fixturenames", ()) for item in session.items):
+        _launch_prefect_server(session.config)
+
+
 @pytest.fixture(scope="session")
 def prefect_server():
     """One Prefect test server for the session (of each pytest-xdist worker: a server of its
     own keeps one worker's runs, deployments and automations out of another's queries)."""
-    from prefect.testing.utilities import prefect_test_harness
+    from tests.prefect_server import harness
 
     # ~15 s on a quiet machine; over 120 s measured with 2-3 starting at once at load 20-25
-    with prefect_test_harness(server_startup_timeout=300):
+    with harness(_early_server, timeout_s=300):
         yield
 
 
