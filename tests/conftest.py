@@ -46,7 +46,7 @@ SLOW = {
     "tests/unit/test_purity.py::test_no_module_but_the_edge_imports_prefect",
     "tests/unit/test_cli_imports.py",
     "tests/unit/test_metrics_endpoint.py::test_a_bad_metrics_port_is_one_error_line",
-    "tests/unit/test_store.py::test_8_processes_x_500_increments_lose_nothing",
+    "tests/unit/test_store.py::test_8_processes_x_200_increments_lose_nothing",
     "tests/unit/worktree/test_metrics.py::test_health_checks_restarts_and_time_to_healthy_are_recorded",
     "tests/unit/test_otlp_metrics.py::test_metrics_reach_an_otlp_http_collector",
     "tests/unit/test_otlp.py::test_spans_reach_an_otlp_http_collector",
