@@ -87,13 +87,14 @@ def _launch_prefect_server(config) -> None:
         _early_server = EarlyServer()
 
 
-def pytest_itemcollected(item):
-    """Launch the Prefect test server at the first collected test that needs it, so its
-    start-up overlaps the rest of collection (with -m/-k, once the selection is known)."""
-    if "prefect_server" in getattr(item, "fixturenames", ()) and not (
-        item.config.option.markexpr or item.config.option.keyword
-    ):
-        _launch_prefect_server(item.config)
+def pytest_collect_file(file_path, parent):
+    """Launch the Prefect test server before the first test module of tests/flows/ (each of
+    whose tests uses it) is imported, so its start-up overlaps the imports and the rest of
+    collection (with -m/-k, once the selection is known)."""
+    option = parent.config.option
+    in_flows = file_path.parent == Path(__file__).parent / "flows"
+    if in_flows and file_path.name.startswith("test_") and not (option.markexpr or option.keyword):
+        _launch_prefect_server(parent.config)
 
 
 def pytest_collection_finish(session):
