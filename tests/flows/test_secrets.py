@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from uuid import UUID
 
@@ -28,9 +27,6 @@ pytestmark = pytest.mark.timeout(900)  # six flow runs and a CLI run in subproce
 
 SECRET = "sk-live-leak-7f3a9c2e5b8d1046"
 ROOT = Path(__file__).resolve().parents[2]
-# what the runs write: the scenarios' and the CLI run's coordination dirs, the scenarios' one as
-# the worktree deployment left it, the exports, the worktrees
-AREAS = ("coordination", "coordination-cli", "coordination-deployed", "exports", "worktree-files")
 
 
 async def _state_messages(flow_run_ids: list[str]) -> dict[str, str]:
@@ -80,23 +76,16 @@ def leaked(tmp_path_factory):
             "REACTOR_COORDINATION_DIR": str(root / "coordination"),
             "REACTOR_EXPORTS_DIR": str(root / "exports"),
         }
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.flows.secret_leaks", str(root)],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
         request = root / "swarm_request.json"
         request.write_text(json.dumps(swarm_request(1.0)), encoding="utf-8")
-        # the CLI run beside the scenarios (each process imports the project for seconds), with
-        # a coordination dir of its own: the worktree scenario copies the scenarios' one mid-run
-        cli_env = {**env, "REACTOR_COORDINATION_DIR": str(root / "coordination-cli")}
-        with ThreadPoolExecutor(2) as pool:
-            scenarios = pool.submit(
-                subprocess.run,
-                [sys.executable, "-m", "tests.flows.secret_leaks", str(root)],
-                cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-            )  # fmt: skip
-            cli_run = pool.submit(
-                subprocess.run,
-                [sys.executable, "-m", "reactor", "swarm", "run", str(request)],
-                cwd=ROOT, env=cli_env, capture_output=True, text=True, timeout=600,
-            )  # fmt: skip
-            done, cli = scenarios.result(), cli_run.result()
+        cli = subprocess.run(
+            [sys.executable, "-m", "reactor", "swarm", "run", str(request)],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
     received = [body for _, body in requests]
     assert done.returncode == 0, done.stderr[-4000:]
     runs = json.loads(done.stdout.strip().splitlines()[-1])
@@ -107,7 +96,7 @@ def leaked(tmp_path_factory):
     states = {scenario: asyncio.run(_state_messages(ids)) for scenario, ids in runs.items()}
     files = {
         str(p.relative_to(root)): p.read_bytes()
-        for area in AREAS
+        for area in ("coordination", "coordination-deployed", "exports", "worktree-files")
         for p in (root / area).rglob("*")
         if p.is_file()
     }
