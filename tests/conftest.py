@@ -46,7 +46,7 @@ SLOW = {
     "tests/unit/test_purity.py::test_no_module_but_the_edge_imports_prefect",
     "tests/unit/test_cli_imports.py",
     "tests/unit/test_metrics_endpoint.py::test_a_bad_metrics_port_is_one_error_line",
-    "tests/unit/test_store.py::test_8_processes_x_500_increments_lose_nothing",
+    "tests/unit/test_store.py::test_8_processes_x_200_increments_lose_nothing",
     "tests/unit/worktree/test_metrics.py::test_health_checks_restarts_and_time_to_healthy_are_recorded",
     "tests/unit/test_otlp_metrics.py::test_metrics_reach_an_otlp_http_collector",
     "tests/unit/test_otlp.py::test_spans_reach_an_otlp_http_collector",
@@ -76,14 +76,40 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.path not in slow_files)
 
 
+_early_server = None  # the session's Prefect server (tests/prefect_server.py), once launched
+
+
+def _launch_prefect_server(config) -> None:
+    global _early_server
+    if _early_server is None and not config.option.collectonly:
+        from tests.prefect_server import EarlyServer
+
+        _early_server = EarlyServer()
+
+
+def pytest_collect_file(file_path, parent):
+    """Launch the Prefect test server before the first test module of tests/flows/ (each of
+    whose tests uses it) is imported, so its start-up overlaps the imports and the rest of
+    collection (with -m/-k, once the selection is known)."""
+    option = parent.config.option
+    in_flows = file_path.parent == Path(__file__).parent / "flows"
+    if in_flows and file_path.name.startswith("test_") and not (option.markexpr or option.keyword):
+        _launch_prefect_server(parent.config)
+
+
+def pytest_collection_finish(session):
+    if any("prefect_server" in getattr(item, "fixturenames", ()) for item in session.items):
+        _launch_prefect_server(session.config)
+
+
 @pytest.fixture(scope="session")
 def prefect_server():
     """One Prefect test server for the session (of each pytest-xdist worker: a server of its
     own keeps one worker's runs, deployments and automations out of another's queries)."""
-    from prefect.testing.utilities import prefect_test_harness
+    from tests.prefect_server import harness
 
     # ~15 s on a quiet machine; over 120 s measured with 2-3 starting at once at load 20-25
-    with prefect_test_harness(server_startup_timeout=300):
+    with harness(_early_server, timeout_s=300):
         yield
 
 

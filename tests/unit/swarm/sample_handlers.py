@@ -27,8 +27,9 @@ def flaky(call: dict) -> dict:
 
 def slow_side_effect(call: dict) -> dict:
     """Holds `<dir>/busy.lock` while it works (an attempt that finds it taken marks an overlap),
-    marks its start, sleeps `payload.sleep_s`, then marks its end: the side effect a killed
-    attempt must never reach."""
+    marks its start, sleeps `payload.sleep_s` (or until the test creates `<dir>/release`, when
+    `payload.until_released`), then marks its end: the side effect a killed attempt must never
+    reach."""
     marks, attempt = Path(call["payload"]["dir"]), call["attempt"]
     lock = os.open(marks / "busy.lock", os.O_CREAT | os.O_RDWR)  # a killed process drops it
     try:
@@ -37,7 +38,12 @@ def slow_side_effect(call: dict) -> dict:
         except BlockingIOError:
             (marks / f"overlap-{attempt}").touch()
         (marks / f"start-{attempt}").write_text(str(time.time()))
-        time.sleep(call["payload"]["sleep_s"])
+        deadline = time.monotonic() + call["payload"]["sleep_s"]
+        if call["payload"].get("until_released"):
+            while not (marks / "release").exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+        else:
+            time.sleep(call["payload"]["sleep_s"])
         (marks / f"end-{attempt}").write_text(str(time.time()))
     finally:
         os.close(lock)

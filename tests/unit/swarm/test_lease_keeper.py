@@ -70,8 +70,10 @@ def _wait_for(condition, timeout_s: float = 20.0) -> bool:
     return True
 
 
-def _start(ledger, settings, tmp_path, sleep_s: float):
-    """Claim one slow item for an agent and execute it in a thread; (thread, box, claim)."""
+def _start(ledger, settings, tmp_path, sleep_s: float, until_released: bool = False):
+    """Claim one slow item for an agent and execute it in a thread; (thread, box, claim). With
+    `until_released`, the handler works until the test creates `<marks>/release` (at most
+    `sleep_s`)."""
     (agent,) = registry.form_agents([AgentSpec(name="solo")])
     registry.register([agent], settings)
     ledger.add([WorkItem(work_item_id="work_slow", priority="high", max_attempts=1)])
@@ -80,7 +82,7 @@ def _start(ledger, settings, tmp_path, sleep_s: float):
     marks.mkdir()
     task = SwarmTask(
         id="slow", type="slow", estimated_duration_ms=100, timeout_s=30, retries=0,
-        payload={"dir": str(marks), "sleep_s": sleep_s},
+        payload={"dir": str(marks), "sleep_s": sleep_s, "until_released": until_released},
     )  # fmt: skip
     assignment = Assignment(
         task_id="slow", work_item_id="work_slow", agent_id=agent.agent_id, slot=0,
@@ -103,7 +105,7 @@ def _start(ledger, settings, tmp_path, sleep_s: float):
     if not started:
         thread.join(timeout=60)
     assert started, "the handler never started"
-    return thread, box, claim
+    return thread, box, claim, marks
 
 
 def _heartbeat_at(ledger) -> float:
@@ -116,7 +118,10 @@ def _heartbeat_at(ledger) -> float:
 
 
 def test_a_failed_heartbeat_is_retried_and_the_lease_kept(keeper_ledger, ledger_settings, tmp_path):
-    thread, box, _ = _start(keeper_ledger, ledger_settings, tmp_path, sleep_s=2 * OUTAGE_S + 2)
+    # the handler works through the outage and until the renewal after it has been checked
+    thread, box, _, marks = _start(
+        keeper_ledger, ledger_settings, tmp_path, sleep_s=25, until_released=True
+    )
     store_outage(keeper_ledger, ledger_settings)
     recovered = time.time()
     try:
@@ -125,6 +130,7 @@ def test_a_failed_heartbeat_is_retried_and_the_lease_kept(keeper_ledger, ledger_
             with pytest.raises(CoordinationConflict):
                 keeper_ledger.claim("work_slow", "agent_other", LEASE_S)
     finally:
+        (marks / "release").touch()
         thread.join(timeout=60)
     assert renewed, "no heartbeat after the outage: the lease keeper stopped"
     (record,) = box
@@ -135,7 +141,7 @@ def test_a_failed_heartbeat_is_retried_and_the_lease_kept(keeper_ledger, ledger_
 def test_a_lost_claim_stops_the_keeper_and_the_item_never_completes(
     keeper_ledger, ledger_settings, tmp_path
 ):
-    thread, box, claim = _start(keeper_ledger, ledger_settings, tmp_path, sleep_s=2.0)
+    thread, box, claim, _ = _start(keeper_ledger, ledger_settings, tmp_path, sleep_s=2.0)
     keeper_ledger.release("work_slow", claim.claim_id)  # an operator gives the item back
     taken = keeper_ledger.claim("work_slow", "agent_other", 60)
     thread.join(timeout=60)
