@@ -49,17 +49,10 @@ def _compressions(coordination_dir) -> Counter:
     )
 
 
-def _resume(flow_run_id: str, env: dict[str, str]) -> None:
-    """Host B: `reactor runs resume --force` in a process of its own, forked from the fork
-    server of tests/crash.py (the flows imported once, no run's state), in host B's environment
-    (the fork server's own is the one it started with)."""
-    os.environ.clear()
-    os.environ.update(env)
-    from prefect.context import refresh_global_settings_context
-
+def _resume(flow_run_id: str) -> None:
+    """Host B: `reactor runs resume --force` in a process of its own."""
     from reactor.commands.runs import resume_run
 
-    refresh_global_settings_context()
     asyncio.run(resume_run(UUID(flow_run_id), force=True))
 
 
@@ -124,8 +117,8 @@ def test_a_run_killed_on_host_a_resumes_on_host_b_from_the_bucket(
     monkeypatch.setenv("REACTOR_COORDINATION_DIR", str(host_b))
     # the shared server, in host B's environment from its start (as a worker has it)
     monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())
-    proc = multiprocessing.get_context("forkserver").Process(
-        target=_resume, args=(str(killed.flow_run_id), dict(os.environ))
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_resume, args=(str(killed.flow_run_id),)
     )
     proc.start()
     proc.join(300)
