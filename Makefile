@@ -9,6 +9,10 @@ BIN := $(VENV)/bin
 # Runs its command with PREFECT_API_URL set to the server to use (PREFECT_API_URL's own, else the
 # one `make server` started for this checkout) and says which on stderr; when that server does
 # not answer, one `error:` line says which and what to do.
+# Python caches compiled modules (__pycache__) for every process the targets start, even where
+# the environment turns that off: without the cache each interpreter recompiles what it imports
+# (a fresh one importing the flows took twice the CPU: docs/testing.md).
+unexport PYTHONDONTWRITEBYTECODE
 WITH_API = api=$$($(PY) -m deployments.server url) || exit 1; PREFECT_API_URL=$$api
 POOL ?= reactor-process  # the work pool prefect.yaml names
 UV_VERSION := 0.13.8
