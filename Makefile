@@ -44,9 +44,10 @@ demo: setup
 	$(BIN)/reactor demo
 
 # The test files run on TEST_WORKERS pytest-xdist workers, each with its own Prefect test server
-# and PostgreSQL; a file stays on one worker, so its module fixtures start once. Two: the suite
-# keeps ~1.1 cores busy when run alone, so two workers fill 2 cores (docs/testing.md).
-TEST_WORKERS ?= 2
+# and PostgreSQL; a file stays on one worker, so its module fixtures start once. Three on 2 cores:
+# the tests wait on processes and servers part of the time, and a third worker fills it (measured
+# on a clean clone: 4 min 46 s against 5 min 23 s with two; docs/testing.md).
+TEST_WORKERS ?= 3
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
