@@ -37,14 +37,21 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from claim_designs import (
+    naive_claim_next,
+    naive_complete,
+    naive_store,
+    pgqueuer_setup,
+    pgqueuer_worker,
+    statements_worker,
+)
+
 from tasks.claims import SqliteLedger, WorkItem, open_ledger
 from tasks.settings import Settings
-from tasks.store import JsonStore
 
 CTX = mp.get_context("spawn")
 RAW_SCHEMA = """
@@ -63,42 +70,13 @@ RAW_CLAIM = (
 RAW_COMPLETE = "UPDATE raw_queue SET status = 'done' WHERE id = %s AND owner = %s"
 
 
-# -- the naive baseline: the original one-JSON-file design --------------------------------
-def naive_store(root: Path) -> JsonStore[list[dict]]:
-    return JsonStore(root / "work_claims.json", list, lock_timeout_s=600, lock_tries=5)
-
-
-def naive_claim_next(store: JsonStore[list[dict]], agent_id: str) -> str | None:
-    """Read every claim, take the first pending one, rewrite the whole file (under the lock)."""
-    taken: list[str] = []
-
-    def mutate(claims: list[dict]) -> None:
-        for record in claims:
-            if record["status"] == "pending":
-                record.update(status="claimed", agent_id=agent_id, claimed_at=time.time())
-                taken.append(record["work_item_id"])
-                return
-
-    store.update(mutate)
-    return taken[0] if taken else None
-
-
-def naive_complete(store: JsonStore[list[dict]], work_item_id: str, agent_id: str) -> None:
-    def mutate(claims: list[dict]) -> None:
-        for record in claims:
-            if record["work_item_id"] == work_item_id and record["agent_id"] == agent_id:
-                record["status"] = "completed"
-
-    store.update(mutate)
-
-
 # -- workers (spawned; each sets up, waits for the start signal, then drains) -----------------
 def _worker(design: str, where: str, agent: str, batch: int, deadline_s: float, sync, out):
     """`sync` = (ready, start): say ready once set up, then wait for the start signal."""
     ready, start = sync
     got: list[str] = []
     if design == "pgqueuer":
-        got = asyncio.run(_pgqueuer_worker(where, batch, ready, start))
+        got = asyncio.run(pgqueuer_worker(where, batch, ready, start))
     elif design == "raw":
         import psycopg
 
@@ -110,7 +88,7 @@ def _worker(design: str, where: str, agent: str, batch: int, deadline_s: float, 
                 conn.execute(RAW_COMPLETE, (row[0], agent))
                 got.append(row[1])
     elif design == "pg-statements":
-        got = _statements_worker(where, agent, ready, start)
+        got = statements_worker(where, agent, ready, start)
     elif design == "naive":
         store = naive_store(Path(where))
         ready.put(agent)
@@ -142,31 +120,6 @@ def _worker(design: str, where: str, agent: str, batch: int, deadline_s: float, 
     out.put((agent, got, time.perf_counter()))
 
 
-def _statements_worker(url: str, agent: str, ready, start) -> list[str]:
-    """The ledger's two single-item statements (`claim_one`, `complete_leaf`) in a bare psycopg
-    loop: what `claim_next` + `complete` cost without the Python layer above them."""
-    import psycopg
-
-    from tasks.claims.ledger import only
-    from tasks.claims.postgres import Q
-    from tasks.ids import new_id
-
-    got: list[str] = []
-    with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur:
-        ready.put(agent)
-        start.wait()
-        while True:
-            token = new_id("claim")
-            grant = {"agent": agent, "lease_s": 300.0, "token": token, "trace": None, "span": None}
-            row = cur.execute(Q["claim_one"], {**only(), **grant}, binary=True).fetchone()
-            if row is None:
-                break
-            done = {"wid": row[0], "token": token, "result": "null"}
-            cur.execute(Q["complete_leaf"], done, binary=True).fetchall()
-            got.append(row[0])
-    return got
-
-
 def _ledger(design: str, where: str):
     """The ledger as the flows open it (`open_ledger`); FULL is the embedded ledger's option."""
     if design == "sqlite-full":
@@ -174,31 +127,6 @@ def _ledger(design: str, where: str):
     if design in ("postgres", "pg-statements"):
         return open_ledger(Settings(coordination_dir=tempfile.gettempdir(), database_url=where))
     return open_ledger(Settings(coordination_dir=where, database_url=None))
-
-
-async def _pgqueuer_worker(url: str, batch: int, ready, start) -> list[str]:
-    import psycopg
-    from pgqueuer import QueueManager
-    from pgqueuer.queries import Queries
-    from pgqueuer.types import QueueExecutionMode
-
-    got: list[str] = []
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        qm = QueueManager(Queries.from_psycopg_connection(conn))
-
-        @qm.entrypoint("claim")
-        async def claim(job) -> None:
-            got.append(job.payload.decode())
-
-        ready.put(url)
-        await asyncio.to_thread(start.wait)
-        await qm.run(
-            batch_size=batch,
-            mode=QueueExecutionMode.drain,
-            dequeue_timeout=timedelta(seconds=1),
-            log_aggregation_interval=timedelta(0),
-        )
-    return got
 
 
 # -- one design: set up its store, race N processes, check the outcome ----------------------------
@@ -217,7 +145,7 @@ def _setup(design: str, where: str, ids: list[str]) -> None:
                 for i in ids:
                     copy.write_row((i,))
     elif design == "pgqueuer":
-        asyncio.run(_pgqueuer_setup(where, ids))
+        asyncio.run(pgqueuer_setup(where, ids))
     else:
         naive_store(Path(where)).write(
             [
@@ -226,19 +154,6 @@ def _setup(design: str, where: str, ids: list[str]) -> None:
                 for i in ids
             ]
         )  # fmt: skip
-
-
-async def _pgqueuer_setup(url: str, ids: list[str]) -> None:
-    import psycopg
-    from pgqueuer.queries import Queries
-
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        queries = Queries.from_psycopg_connection(conn)
-        await queries.install()
-        for chunk in range(0, len(ids), 5_000):
-            part = ids[chunk : chunk + 5_000]
-            payloads = [i.encode() for i in part]
-            await queries.enqueue(["claim"] * len(part), payloads, [0] * len(part))
 
 
 def _recorded(design: str, where: str) -> tuple[dict[str, str | None], int]:
