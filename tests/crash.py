@@ -103,20 +103,37 @@ async def _flow_run_by_tag(tag: str) -> UUID | None:
     return runs[0].id if runs else None
 
 
+def _frozen(pid: int) -> bool:
+    """Stop `pid` and wait until it is stopped (False when it has already exited)."""
+    try:
+        os.kill(pid, signal.SIGSTOP)
+        process = psutil.Process(pid)
+        while process.status() not in (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE):
+            time.sleep(0.001)
+        return process.status() == psutil.STATUS_STOPPED
+    except (ProcessLookupError, psutil.NoSuchProcess):
+        return False
+
+
 def run_and_kill(
     entrypoint: str,
     parameters: dict[str, Any],
     kill_when: Callable[[], bool],
     timeout_s: float = 300,  # the run reaches its kill point in seconds; loaded shared cores
+    freeze: bool = False,
 ) -> Killed:
     """Run `entrypoint` (module:flow) with `parameters` (JSON-able) in a child process and
-    SIGKILL it as soon as `kill_when()` is true. Fails if the run ends first."""
+    SIGKILL it as soon as `kill_when()` is true. Fails if the run ends first. `freeze` stops
+    the run (SIGSTOP) while `kill_when` looks, for a look slow enough (a bucket listing) that
+    the run could pass its kill point and finish in between."""
     tag = f"crash-{uuid4().hex[:12]}"
     proc = _context().Process(target=_child, args=(entrypoint, parameters, tag, _child_env()))
     proc.start()
     deadline = time.monotonic() + timeout_s
     try:
-        while not kill_when():
+        while not (_frozen(proc.pid) if freeze else True) or not kill_when():
+            if freeze:
+                os.kill(proc.pid, signal.SIGCONT)
             if not proc.is_alive():
                 raise AssertionError(f"the run ended (exit {proc.exitcode}) before the kill point")
             if time.monotonic() > deadline:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
-import time
 from collections import Counter
 from uuid import UUID
 
@@ -37,7 +36,6 @@ pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
 
 ENTRY = "flows.spr_pipeline:spr_pipeline"
 DOCS = 4
-LIST_EVERY_S = 0.1
 
 
 def _compressions(coordination_dir) -> Counter:
@@ -93,14 +91,10 @@ def test_a_run_killed_on_host_a_resumes_on_host_b_from_the_bucket(
         found = fs.find(f"{shared_bucket}/results", detail=True)
         return sum(1 for info in found.values() if info["type"] == "file")
 
-    last = {"at": 0.0, "count": 0}
-
     def kill_point() -> bool:
-        """At most one listing per LIST_EVERY_S: run_and_kill polls every 10 ms, and a listing
-        (plus a HEAD per key) that often kept a core busy in this process and the S3 server."""
-        if time.monotonic() - last["at"] >= LIST_EVERY_S:
-            last["at"], last["count"] = time.monotonic(), persisted()
-        return last["count"] >= DOCS + 2
+        """One chunk's result in the bucket beside the analyses and the loaded ratios (the run
+        is frozen while the bucket is listed: the listing is slower than its last chunks)."""
+        return persisted() >= DOCS + 2
 
     request = SPRRequest(
         documents=_docs(DOCS, words=300),
@@ -110,7 +104,9 @@ def test_a_run_killed_on_host_a_resumes_on_host_b_from_the_bucket(
     )
     monkeypatch.setenv("REACTOR_COORDINATION_DIR", str(host_a))
     # the analyses (one per document) and the loaded ratios come first, then one per chunk
-    killed = run_and_kill(ENTRY, {"request": request.model_dump(mode="json")}, kill_point)
+    killed = run_and_kill(
+        ENTRY, {"request": request.model_dump(mode="json")}, kill_point, freeze=True
+    )
     on_a = _compressions(host_a)
     assert not (host_a / "results").exists(), "host A kept its results on its own disk"
 
