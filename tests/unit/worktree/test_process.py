@@ -144,7 +144,8 @@ def test_an_orphaned_service_is_stopped_without_waiting_for_init_to_reap_it():
     try:
         pid = int(parent.stdout.readline())
         wait_until("the service to run", lambda: psutil.Process(pid).cmdline() == SLEEPER)
-        assert psutil.Process(pid).ppid() == parent.pid  # orphaned, adopted, never reaped
+        # orphaned once its starter has exited (a moment after printing), adopted, never reaped
+        wait_until("the parent to adopt it", lambda: psutil.Process(pid).ppid() == parent.pid)
         recorded = identity.identify_spawned(pid)
         stopped: list[bool] = []
         worker = threading.Thread(
