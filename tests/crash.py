@@ -24,6 +24,8 @@ from uuid import UUID, uuid4
 
 import psutil
 
+from tests.waiting import wait_until
+
 POLL_S = 0.01
 
 
@@ -108,11 +110,22 @@ def _frozen(pid: int) -> bool:
     try:
         os.kill(pid, signal.SIGSTOP)
         process = psutil.Process(pid)
-        while process.status() not in (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE):
-            time.sleep(0.001)
+        stopped = (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE)
+        wait_until("the run to stop", lambda: process.status() in stopped, every_s=0.001)
         return process.status() == psutil.STATUS_STOPPED
     except (ProcessLookupError, psutil.NoSuchProcess):
         return False
+
+
+def _at_kill_point(pid: int, kill_when: Callable[[], bool], freeze: bool) -> bool:
+    """`kill_when()`, asked while the run is stopped when `freeze` (and left stopped if true)."""
+    if freeze and not _frozen(pid):
+        return False  # it has exited: the caller says so
+    if kill_when():
+        return True
+    if freeze:
+        os.kill(pid, signal.SIGCONT)
+    return False
 
 
 def run_and_kill(
@@ -131,9 +144,7 @@ def run_and_kill(
     proc.start()
     deadline = time.monotonic() + timeout_s
     try:
-        while not (_frozen(proc.pid) if freeze else True) or not kill_when():
-            if freeze:
-                os.kill(proc.pid, signal.SIGCONT)
+        while not _at_kill_point(proc.pid, kill_when, freeze):
             if not proc.is_alive():
                 raise AssertionError(f"the run ended (exit {proc.exitcode}) before the kill point")
             if time.monotonic() > deadline:

@@ -269,7 +269,7 @@ def stop_process(identity: ProcessIdentity | None, grace_s: float = 3.0) -> bool
                 member.send_signal(sig)
             except psutil.NoSuchProcess:
                 pass
-        members = _wait_exited(members, grace_s if sig == signal.SIGTERM else 5)
+        members = wait_exited(members, grace_s if sig == signal.SIGTERM else 5)
         _reap(pid, timeout=0.5 if sig == signal.SIGTERM else 5)
         if not members and pid not in _children:
             break
@@ -284,7 +284,7 @@ def _exited(proc: psutil.Process) -> bool:
         return True
 
 
-def _wait_exited(members: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
+def wait_exited(members: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
     """The members still running after up to `timeout_s`. A zombie has exited: one orphaned by
     a dead deployment is reaped by init, seconds later or never (a PID 1 that does not reap),
     which `psutil.wait_procs` would wait for."""

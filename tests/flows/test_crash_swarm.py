@@ -9,12 +9,10 @@ finishes the work."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
-import psutil
 import pytest
 
 from flows.swarm_coordination import swarm_coordination
@@ -26,6 +24,7 @@ from tasks.jsonl import read_jsonl
 from tasks.swarm.claiming import work_item_id
 from tasks.swarm.models import SwarmRequest
 from tasks.swarm.queue.enqueue import enqueue
+from tasks.worktree.process import wait_exited
 from tests.crash import Killed, resume, run_and_kill
 from tests.waiting import passed, wait_until
 
@@ -101,21 +100,10 @@ def exported(settings) -> list[Path]:
     return [p for p in root.rglob("*.*") if p.is_file() and "_staging" not in p.parts]
 
 
-def ended_process(proc: psutil.Process) -> bool:
-    """Exited: gone, or a zombie its new parent (init) has not reaped yet — psutil's wait
-    counts a zombie as alive until init gets to it, seconds later on some machines."""
-    try:
-        return proc.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
 def settle(killed: Killed) -> None:
     """The kill left the handler pool's workers orphaned: they end by themselves (an execution
     in flight still writes its record) — none is left behind."""
-    with contextlib.suppress(AssertionError):  # the ones left are named below
-        wait_until("the orphans to end", lambda: all(map(ended_process, killed.orphans)), 15)
-    alive = [p for p in killed.orphans if not ended_process(p)]
+    alive = wait_exited(killed.orphans, 15)  # a zombie init has not reaped yet has ended
     for p in alive:
         p.kill()
     assert not alive, f"orphaned processes left running after the kill: {alive}"
