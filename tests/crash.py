@@ -10,6 +10,7 @@ OOM kill or a reboot. `resume` then finishes the same flow run through
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import multiprocessing
 import os
@@ -80,7 +81,9 @@ def _child(entrypoint: str, parameters: dict[str, Any], tag: str, env: dict[str,
     from prefect.flows import load_flow_from_entrypoint
 
     refresh_global_settings_context()
-
+    # the flow's module again under this environment, as a fresh process imports it: the fork
+    # server's import fixed the options read at import (REACTOR_RESULT_STORAGE) to its own env
+    importlib.reload(importlib.import_module(entrypoint.partition(":")[0]))
     flow = load_flow_from_entrypoint(entrypoint)
     with tags(tag):
         asyncio.run(flow(**parameters))
