@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,6 +25,13 @@ import httpx
 import pytest
 
 from tests.loopback import free_port
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # a pytest process killed outright runs no atexit hook: the kernel stops its server then
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 class EarlyServer:
@@ -49,6 +58,8 @@ class EarlyServer:
                 "PREFECT__SERVER_FINAL": "1",
                 "PREFECT_SERVER_DATABASE_CONNECTION_URL": db,
             },
+            # launched from the main thread (a pytest hook), which lives as long as the process
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )  # fmt: skip
         atexit.register(self.stop)  # when no test of this process ends up using it
 
