@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import random
@@ -44,12 +45,17 @@ def test_allocation_is_idempotent_per_name_and_keeps_the_original_shape(tmp_path
 def test_ports_with_a_live_listener_reserved_or_allocated_are_skipped(tmp_path):
     r = registry(tmp_path)
     # below the kernel's ephemeral range, so no other test's socket lands on busy + 3
-    busy = next(
-        b for b in random.sample(range(21000, 29000, 8), 200)
-        if all(port_is_free(b + i) for i in range(6))
-    )  # fmt: skip
+    # other tests' services come and go in this range: the listener takes the first block it
+    # can bind (SO_REUSEADDR as servers set it, so a closed service's TIME_WAIT is no obstacle)
     with socket.socket() as listener:
-        listener.bind(("127.0.0.1", busy))
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        for busy in random.sample(range(21000, 29000, 8), 200):
+            if all(port_is_free(busy + i) for i in range(6)):
+                with contextlib.suppress(OSError):
+                    listener.bind(("127.0.0.1", busy))
+                    break
+        else:
+            pytest.fail("no block of 6 free ports in 21000-29000")
         listener.listen()
         assert not port_is_free(busy)
         r.update(lambda reg: reg.reserved_ports.append(busy + 1))
