@@ -136,7 +136,8 @@ class LocalObjectStore(LocalService):
             "GOMEMLIMIT": self.memory_limit,
         }
         args = [
-            str(weed_binary()), "mini", f"-dir={self.root / 'data'}",
+            # -logtostderr: its log goes to the log file below, not to files of its own in /tmp
+            str(weed_binary()), "-logtostderr", "mini", f"-dir={self.root / 'data'}",
             f"-ip={HOST}", f"-ip.bind={HOST}",
             f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
             f"-filer.port={ports['filer']}", f"-s3.port={ports['s3']}",

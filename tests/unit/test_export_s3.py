@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -265,3 +266,11 @@ def test_the_aws_secret_and_session_token_are_redacted(monkeypatch):
     monkeypatch.setenv("AWS_SESSION_TOKEN", "session-token-value-5432")
     assert {"s3cr3t-key-value-9876", "session-token-value-5432"} <= set(known_secrets())
     assert "s3cr3t" not in str(redact({"note": "key s3cr3t-key-value-9876"}))
+
+
+def test_the_s3_server_logs_only_to_its_own_log_file(s3_server):
+    """`make objectstore`'s server: its log in its root, no log files of its own in the temp dir
+    (SeaweedFS writes `weed.<host>.<user>.log.<LEVEL>.<time>.<pid>` there unless told not to)."""
+    pid = s3_server.server.state()["process"]["pid"]
+    assert not list(Path(tempfile.gettempdir()).glob(f"weed.*.{pid}"))
+    assert s3_server.server.log.is_file() and s3_server.server.log.stat().st_size > 0
