@@ -117,12 +117,8 @@ class PostgresLedger(Ledger):
 
     def _claim_ready(self, grant: Grant, work_type: str | None) -> list[DbRow]:
         if len(grant.tokens) == 1:
-            filters = only(work_type=work_type)
-            lean = {"agent": grant.agent, "token": grant.tokens[0], "lease_s": grant.lease_s,
-                    "trace": grant.trace_id, "span": grant.span_id}  # fmt: skip
-            return self._claims("claim_one", {**filters, **lean}) or self._claims(
-                "claim_next", {**filters, **grant.params()}
-            )
+            params = only(**grant.params(), work_type=work_type)
+            return self._claims("claim_one", params) or self._claims("claim_next", params)
         rows = self._read("claim_many", **grant.params(), work_type=work_type)
         return sorted(rows, key=lambda r: r["pick"])
 

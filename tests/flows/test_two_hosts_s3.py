@@ -93,7 +93,7 @@ def test_a_run_killed_on_host_a_resumes_on_host_b_from_the_bucket(
 
     def kill_point() -> bool:
         """One chunk's result in the bucket beside the analyses and the loaded ratios (the run
-        is frozen while the bucket is listed: the listing is slower than its last chunks)."""
+        is frozen while the bucket is listed, so it cannot pass this point during a listing)."""
         return persisted() >= DOCS + 2
 
     request = SPRRequest(

@@ -44,9 +44,9 @@ def test_allocation_is_idempotent_per_name_and_keeps_the_original_shape(tmp_path
 
 def test_ports_with_a_live_listener_reserved_or_allocated_are_skipped(tmp_path):
     r = registry(tmp_path)
-    # below the kernel's ephemeral range, so no other test's socket lands on busy + 3
-    # other tests' services come and go in this range: the listener takes the first block it
-    # can bind (SO_REUSEADDR as servers set it, so a closed service's TIME_WAIT is no obstacle)
+    # below the kernel's ephemeral range, where no client socket lands; other tests' services
+    # come and go there, so the listener takes the first block it can bind (SO_REUSEADDR, as
+    # servers set it: a stopped service's TIME_WAIT is no obstacle)
     with socket.socket() as listener:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         for busy in random.sample(range(21000, 29000, 8), 200):
