@@ -47,11 +47,13 @@ demo: setup
 # and PostgreSQL; a file stays on one worker, so its module fixtures start once. Three on 2 cores:
 # the tests wait on processes and servers part of the time, and a third worker fills it (measured
 # on a clean clone: 4 min 46 s against 5 min 23 s with two; docs/testing.md).
+# --no-loadscope-reorder: the files go out in the order tests/conftest.py gives them (longest
+# first), not by their count of tests.
 TEST_WORKERS ?= 3
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The inner loop: unit and contract tests on the embedded backends (SQLite/JSON), without a
 # Prefect server, PostgreSQL or the slow-marked tests; `make test` runs everything. ~43 s of CPU

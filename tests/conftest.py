@@ -10,6 +10,7 @@ fixture; tests/flows/ requests it for every test automatically.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
 
@@ -40,7 +41,7 @@ SERVER_MARKS = {
 }
 # Tests (or whole files) measured at 10-200 s each in a full run (docs/testing.md): minute-long
 # scenarios and tests that spawn processes importing the whole project. Marked `slow` here, in
-# one place: `make test` runs them first, `make test-quick` leaves them out.
+# one place: `make test-quick` leaves them out.
 SLOW = {
     "tests/flows/test_two_hosts.py",
     "tests/unit/test_purity.py::test_no_module_but_the_edge_imports_prefect",
@@ -59,11 +60,15 @@ SLOW = {
 }
 
 
+# Seconds each file took in a full run (bench/test_durations.py --write): `make test` hands the
+# files to its workers longest first, so that no long file starts late and runs alone at the end.
+DURATIONS = json.loads((Path(__file__).parent / "durations.json").read_text())
+UNMEASURED_S = sum(DURATIONS.values()) / len(DURATIONS)  # a new file: the mean, as pytest-split
+
+
 def pytest_collection_modifyitems(config, items):
-    """Mark each test with the servers its fixtures start, and put the files that hold `slow`
-    tests first (stable otherwise): with `--dist loadfile` a minute-long file started last
-    would run alone at the end."""
-    slow_files = set()
+    """Mark each test with the servers its fixtures start, and order the files longest first
+    (by DURATIONS; stable otherwise)."""
     for item in items:
         for fixture, mark in SERVER_MARKS.items():
             if fixture in getattr(item, "fixturenames", ()):
@@ -71,9 +76,7 @@ def pytest_collection_modifyitems(config, items):
         test = item.nodeid.split("[")[0]
         if test in SLOW or test.split("::")[0] in SLOW:
             item.add_marker("slow")
-        if item.get_closest_marker("slow"):
-            slow_files.add(item.path)
-    items.sort(key=lambda item: item.path not in slow_files)
+    items.sort(key=lambda item: -DURATIONS.get(item.nodeid.split("::")[0], UNMEASURED_S))
 
 
 _early_server = None  # the session's Prefect server (tests/prefect_server.py), once launched
