@@ -67,26 +67,37 @@ def _context() -> Any:
     return context
 
 
-def _child(entrypoint: str, parameters: dict[str, Any], tag: str, env: dict[str, str]) -> None:
-    # the environment of the test as it is now (the fork server kept the one it started with),
-    # and Prefect's settings built from it again (the server's import built them once)
+def _as_a_fresh_process(env: dict[str, str], module: str) -> None:
+    """Make this fork server child what a fresh process of the test would be: the test's
+    environment as it is now (the fork server kept the one it started with), Prefect's settings
+    built from it again (the server's import built them once), and `module` imported again
+    under it (its imports are cached): the fork server's import fixed the options a flow module
+    reads at import (REACTOR_RESULT_STORAGE) to the server's own environment."""
     os.environ.clear()
     os.environ.update(env)
     # a flow process, not pytest: the fork server made pytest's script this process's
     # __main__, which a fork server the run starts itself (the swarm's handler pool) would
     # import again in its fresh interpreter (~2 s of CPU per run)
     sys.modules["__main__"] = types.ModuleType("__main__")
-    from prefect import tags
     from prefect.context import refresh_global_settings_context
-    from prefect.flows import load_flow_from_entrypoint
 
     refresh_global_settings_context()
-    # the flow's module again under this environment, as a fresh process imports it: the fork
-    # server's import fixed the options read at import (REACTOR_RESULT_STORAGE) to its own env
-    importlib.reload(importlib.import_module(entrypoint.partition(":")[0]))
+    importlib.reload(importlib.import_module(module))
+
+
+def _child(entrypoint: str, parameters: dict[str, Any], tag: str, env: dict[str, str]) -> None:
+    _as_a_fresh_process(env, entrypoint.partition(":")[0])
+    from prefect import tags
+    from prefect.flows import load_flow_from_entrypoint
+
     flow = load_flow_from_entrypoint(entrypoint)
     with tags(tag):
         asyncio.run(flow(**parameters))
+
+
+def _resume_child(flow_run_id: UUID, entrypoint: str, env: dict[str, str]) -> None:
+    _as_a_fresh_process(env, entrypoint.partition(":")[0])
+    resume(flow_run_id)
 
 
 def _child_env() -> dict[str, str]:
@@ -175,6 +186,18 @@ def resume(flow_run_id: UUID):
     from reactor.commands.runs import resume_run
 
     return asyncio.run(resume_run(flow_run_id, force=True))
+
+
+def resume_elsewhere(flow_run_id: UUID, entrypoint: str, timeout_s: float = 300) -> int | None:
+    """`reactor runs resume --force <id>` in a process of its own, as another host runs it
+    (one that never ran `entrypoint`'s module in this test): its exit code."""
+    proc = _context().Process(target=_resume_child, args=(flow_run_id, entrypoint, _child_env()))
+    proc.start()
+    proc.join(timeout_s)
+    if proc.is_alive():
+        proc.kill()
+        proc.join(10)
+    return proc.exitcode
 
 
 def persisted_results(settings) -> int:

@@ -11,16 +11,12 @@ compressing the chunks again. Both hosts' exports end up in one dataset.
 
 from __future__ import annotations
 
-import asyncio
-import multiprocessing
 import os
 from collections import Counter
-from uuid import UUID
 
 import pandas as pd
 import pytest
 import s3fs
-from prefect.settings import PREFECT_API_URL
 from pydantic import BaseModel
 
 from deployments.storage import save_result_storage
@@ -28,7 +24,7 @@ from tasks.export import export_dataset
 from tasks.settings import Settings
 from tasks.span_log import read_spans, spans_path
 from tasks.spr.models import SPRRequest
-from tests.crash import run_and_kill, state_of
+from tests.crash import resume_elsewhere, run_and_kill, state_of
 from tests.flows.test_spr_pipeline import _docs
 
 # spawned Prefect processes take ~30 s each to start on loaded shared cores
@@ -45,13 +41,6 @@ def _compressions(coordination_dir) -> Counter:
         for s in spans
         if s["operation_name"] == "spr.compress_chunk"
     )
-
-
-def _resume(flow_run_id: str) -> None:
-    """Host B: `reactor runs resume --force` in a process of its own."""
-    from reactor.commands.runs import resume_run
-
-    asyncio.run(resume_run(UUID(flow_run_id), force=True))
 
 
 @pytest.fixture
@@ -111,14 +100,7 @@ def test_a_run_killed_on_host_a_resumes_on_host_b_from_the_bucket(
     assert not (host_a / "results").exists(), "host A kept its results on its own disk"
 
     monkeypatch.setenv("REACTOR_COORDINATION_DIR", str(host_b))
-    # the shared server, in host B's environment from its start (as a worker has it)
-    monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())
-    proc = multiprocessing.get_context("spawn").Process(
-        target=_resume, args=(str(killed.flow_run_id),)
-    )
-    proc.start()
-    proc.join(300)
-    assert proc.exitcode == 0
+    assert resume_elsewhere(killed.flow_run_id, ENTRY) == 0
     assert state_of(killed.flow_run_id) == "Completed"
 
     on_b = _compressions(host_b)

@@ -17,6 +17,7 @@ import pytest
 
 from tasks.swarm.handlers import (
     HandlerRef,
+    _server,
     pool_targets,
     run_with_retries,
     shutdown_pools,
@@ -48,9 +49,11 @@ def fresh_pools(reactor_env):
 
 def test_the_first_task_runs_on_a_worker_started_before_it(fresh_pools):
     before = _processes()
+    # this process's one fork server may be running already (a crash test's, before this one)
+    new_server = _server()._forkserver_pid is None
     started_ms = start_workers(2, (f"{HANDLERS}:whoami",))
     ready = _processes()
-    assert started_ms > 0 and len(ready - before) >= 3  # the fork server and 2 workers
+    assert started_ms > 0 and len(ready - before) >= 2 + new_server  # the workers (and server)
     whoami = HandlerRef("python", f"{HANDLERS}:whoami")
     outcome = run_with_retries(whoami, _call(), 30, 0, workers=2)
     assert outcome.error is None
