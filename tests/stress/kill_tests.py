@@ -83,7 +83,7 @@ def main() -> int:
                 cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
                 cmd += [f"--junitxml={junit}", *KILL_TESTS]
                 if args.workers:
-                    cmd += ["-n", str(args.workers), "--dist", "loadfile"]
+                    cmd += ["-n", str(args.workers), "--dist", "loadfile", "--no-loadscope-reorder"]
                 if args.keyword:
                     cmd += ["-k", args.keyword]
                 t0 = time.monotonic()
