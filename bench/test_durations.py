@@ -1,6 +1,6 @@
 """Where the test time goes: group a `pytest --durations=0` report by file and by phase.
 
-    .venv/bin/pytest -n 3 --dist loadfile --durations=0 -q > /tmp/tests.log
+    .venv/bin/pytest -n 3 --dist loadfile --no-loadscope-reorder --durations=0 -q > /tmp/tests.log
     .venv/bin/python bench/test_durations.py /tmp/tests.log [more.log ...] [--write]
 
 Reads the "slowest durations" lines (`12.34s call     tests/x.py::test_y[p]`) and prints, per
@@ -58,7 +58,7 @@ def main() -> int:
     if write:
         seconds = {path: round(sum(p.values()), 1) for path, p in sorted(by_file.items())}
         DURATIONS.write_text(json.dumps(seconds, indent=1) + "\n")
-        print(f"wrote {DURATIONS.relative_to(Path.cwd().resolve())}", file=sys.stderr)
+        print(f"wrote {DURATIONS}", file=sys.stderr)
     return 0
 
 

@@ -4,7 +4,8 @@
 watches the run's own progress (a predicate over files or records the run writes) and SIGKILLs
 the child the moment the predicate holds: no clean-up code of the run gets to run, as after an
 OOM kill or a reboot. `resume` then finishes the same flow run through
-`reactor runs resume` (reactor/commands/runs.py).
+`reactor runs resume` (reactor/commands/runs.py) in the test's process, `resume_elsewhere` in a
+child of its own (another host).
 """
 
 from __future__ import annotations
