@@ -50,6 +50,7 @@ from pebble.common.types import RemoteTraceback
 
 from tasks import metrics
 from tasks.errors import InvalidInput, ServiceUnhealthy
+from tasks.net import tls_context
 from tasks.retry import with_backoff
 from tasks.settings import get_settings
 from tasks.swarm.builtins import BUILTINS
@@ -275,7 +276,7 @@ class ThreadAttempts:
 
 async def _post(url: str, body: Any, headers: dict[str, str], timeout_s: float) -> httpx.Response:
     with anyio.fail_after(timeout_s):
-        async with httpx.AsyncClient(timeout=timeout_s) as client:
+        async with httpx.AsyncClient(timeout=timeout_s, verify=tls_context()) as client:
             return await client.post(url, json=body, headers=headers)
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import httpx
 
 from tasks.health import HealthCheck, probe
+from tasks.net import tls_context
 
 
 def health_url(port: int, path: str = "/health") -> str:
@@ -17,7 +18,7 @@ def health_url(port: int, path: str = "/health") -> str:
 
 def check_health(url: str, timeout_s: float = 2.0) -> HealthCheck:
     """One probe of `url` (never raises for network errors)."""
-    with httpx.Client(trust_env=False) as client:
+    with httpx.Client(trust_env=False, verify=tls_context()) as client:
         return probe(client, url, timeout_s)
 
 
@@ -33,7 +34,7 @@ def wait_healthy(
     were made."""
     deadline = time.monotonic() + timeout_s
     checks = 0
-    with httpx.Client(trust_env=False) as client:
+    with httpx.Client(trust_env=False, verify=tls_context()) as client:
         while True:
             check = probe(client, url, timeout_s=min(2.0, max(0.2, interval_s * 2)))
             checks += 1
