@@ -20,16 +20,23 @@ from tasks.errors import CoordinationConflict, CorruptStore, InvalidInput, Store
 from tasks.settings import Settings
 from tasks.tracing import format_span_id, format_trace_id
 from tests.contract import workers
-from tests.contract.helpers import CTX, _items, _join, _where
+from tests.contract.helpers import _items, _join, _where, forkserver
 from tests.waiting import passed, wait_until
 
 
+@pytest.fixture(scope="module")
+def ctx():
+    # one fork server for the module's process tests (starting one costs an interpreter)
+    with forkserver("tests.contract.workers") as context:
+        yield context
+
+
 # -- exclusivity ---------------------------------------------------------------------------------
-def test_eight_processes_claim_every_item_exactly_once(ledger, ledger_settings):
+def test_eight_processes_claim_every_item_exactly_once(ctx, ledger, ledger_settings):
     ledger.add(_items(400))
-    start, out = CTX.Event(), CTX.Queue()
+    start, out = ctx.Event(), ctx.Queue()
     procs = [
-        CTX.Process(
+        ctx.Process(
             target=workers.drain,
             args=(_where(ledger_settings), f"agent_{i}", 1 if i % 2 else 5, start, out),
         )
@@ -49,9 +56,9 @@ def test_eight_processes_claim_every_item_exactly_once(ledger, ledger_settings):
 
 
 # -- leases ----------------------------------------------------------------------------------------
-def _claimed_by_a_killed_process(ledger, ledger_settings, lease_s: float):
-    """The claim a spawned holder took (lease `lease_s`) before it was SIGKILLed."""
-    victim = CTX.Process(target=workers.hold_until_killed, args=(_where(ledger_settings), lease_s))
+def _claimed_by_a_killed_process(ctx, ledger, ledger_settings, lease_s: float):
+    """The claim a child process took (lease `lease_s`) before it was SIGKILLed."""
+    victim = ctx.Process(target=workers.hold_until_killed, args=(_where(ledger_settings), lease_s))
     victim.start()
     deadline = time.monotonic() + 60
     while not (held := ledger.list(status="claimed")):
@@ -63,9 +70,9 @@ def _claimed_by_a_killed_process(ledger, ledger_settings, lease_s: float):
     return dead
 
 
-def test_killed_claimer_releases_after_lease(ledger, ledger_settings):
+def test_killed_claimer_releases_after_lease(ctx, ledger, ledger_settings):
     ledger.add(_items(3))
-    dead = _claimed_by_a_killed_process(ledger, ledger_settings, lease_s=2.0)
+    dead = _claimed_by_a_killed_process(ctx, ledger, ledger_settings, lease_s=2.0)
     assert dead.agent_id == "agent_victim"
     # its lease is live: the survivor gets the other items first, then the dead one's
     got = [ledger.claim_next("agent_live").work_item_id for _ in range(2)]
@@ -97,10 +104,10 @@ def test_expired_lease_is_claimed_before_pending_items(ledger):
 
 # -- resuming a dead attempt's claims ------------------------------------------------------------
 def test_resume_claim_takes_back_a_killed_holders_claim_at_once_under_its_token(
-    ledger, ledger_settings
+    ctx, ledger, ledger_settings
 ):
     ledger.add(_items(1))
-    dead = _claimed_by_a_killed_process(ledger, ledger_settings, lease_s=60.0)
+    dead = _claimed_by_a_killed_process(ctx, ledger, ledger_settings, lease_s=60.0)
     assert ledger.claim_next("agent_other") is None  # its 60 s lease is live for anyone else
     back = ledger.resume_claim(dead.work_item_id, dead.claim_id, lease_s=30)
     assert (back.status, back.agent_id, back.claim_id) == ("claimed", "agent_victim", dead.claim_id)
@@ -340,7 +347,7 @@ def test_assign_hands_a_taken_claim_to_an_agent_keeping_its_token(ledger):
     assert ledger.complete(taken.work_item_id, taken.claim_id).agent_id == "agent_7"
 
 
-def test_two_concurrent_takes_never_share_an_item(ledger, ledger_settings):
+def test_two_concurrent_takes_never_share_an_item(ctx, ledger, ledger_settings):
     # 200 items in chains of 4 (each depends on the one before), spread over priorities
     chain = ["critical", "high", "medium", "low"]
     ledger.add(
@@ -351,9 +358,9 @@ def test_two_concurrent_takes_never_share_an_item(ledger, ledger_settings):
         )
         for i in range(200)
     )
-    start, out = CTX.Event(), CTX.Queue()
+    start, out = ctx.Event(), ctx.Queue()
     procs = [
-        CTX.Process(
+        ctx.Process(
             target=workers.take_and_complete,
             args=(_where(ledger_settings), f"run_{n}", 30, start, out),
         )

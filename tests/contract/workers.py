@@ -1,7 +1,8 @@
-"""Child-process bodies for the ledger contract tests (spawned: importable by module path).
+"""Child-process bodies for the ledger contract tests (fork server children: importable by
+module path, which the server preloads).
 
-Each gets the backend as `(coordination_dir, dsn)` — dsn None means SQLite — and reports what
-it was told it got through a queue."""
+Each gets the backend as `(coordination_dir, dsn)` — dsn None means SQLite; a child sees the fork
+server's environment, not the test's — and reports what it was told it got through a queue."""
 
 from __future__ import annotations
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import itertools
-import multiprocessing as mp
 import threading
 
 import pytest
 
 from tasks.ids import id_timestamp_ns, new_id
+from tests.contract.helpers import forkserver
 
 PROCESSES = 8
 PER_PROCESS = 100_000
@@ -19,7 +19,7 @@ def _make_ids(n: int) -> list[str]:
 
 
 def test_no_collisions_across_8_processes_x_100k():
-    with mp.get_context("spawn").Pool(PROCESSES) as pool:
+    with forkserver(__name__) as ctx, ctx.Pool(PROCESSES) as pool:
         batches = pool.map(_make_ids, [PER_PROCESS] * PROCESSES)
     ids = [i for batch in batches for i in batch]
     assert len(ids) == PROCESSES * PER_PROCESS

@@ -1,13 +1,13 @@
 """The locked JSON store: no lost updates under process contention; corrupt files kept; file
 modes as a plain write gives them; no known secret written.
 
-Child processes are spawned, not forked: by the time these run, the session's Prefect harness
-has threads in this process, and a forked child inherits their locks mid-state."""
+Child processes come from a fork server, not a fork of this process: by the time these run, the
+session's Prefect harness has threads in this process, and a forked child inherits their locks
+mid-state."""
 
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import stat
 from pathlib import Path
@@ -16,6 +16,7 @@ import pytest
 
 from tasks.errors import CorruptStore, LockTimeout
 from tasks.store import JsonStore
+from tests.contract.helpers import forkserver
 
 PROCESSES = 8
 # 8 processes keep contending for the lock all along (≈ 5 ms per locked, fsynced update): a
@@ -37,9 +38,15 @@ def _hold_lock(path: str, ready, release) -> None:
         release.wait(30)
 
 
-def test_8_processes_x_200_increments_lose_nothing(tmp_path):
+@pytest.fixture(scope="module")
+def ctx():
+    # one fork server for the module's process tests (starting one costs an interpreter)
+    with forkserver(__name__) as context:
+        yield context
+
+
+def test_8_processes_x_200_increments_lose_nothing(ctx, tmp_path):
     path = tmp_path / "counter.json"
-    ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_increment, args=(str(path), INCREMENTS)) for _ in range(PROCESSES)]
     for p in procs:
         p.start()
@@ -81,10 +88,9 @@ def test_failed_mutation_leaves_the_file_unchanged(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
-def test_lock_held_elsewhere_times_out_with_a_clear_error(tmp_path):
+def test_lock_held_elsewhere_times_out_with_a_clear_error(ctx, tmp_path):
 
     path = tmp_path / "held.json"
-    ctx = mp.get_context("spawn")
     ready, release = ctx.Event(), ctx.Event()
     p = ctx.Process(target=_hold_lock, args=(str(path), ready, release))
     p.start()
@@ -121,7 +127,7 @@ def test_a_replaced_store_file_keeps_its_mode(tmp_path, umask_022):
 
 
 def test_dataset_files_are_readable_by_other_users(tmp_path, umask_022):
-    # imported here: the spawned children of the tests above import this module, and pandas
+    # imported here: the child processes of the tests above import this module, and pandas
     # would make their start slower than the lock test waits for
     from pydantic import create_model
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import multiprocessing
 import random
 import socket
 
@@ -15,6 +14,7 @@ from tasks.net import port_is_free
 from tasks.store import JsonStore
 from tasks.worktree.models import DEFAULT_RESERVED, EnvironmentEntry
 from tasks.worktree.registry import EnvironmentRegistry, this_host
+from tests.contract.helpers import forkserver
 from tests.unit.worktree.helpers import port_range
 
 
@@ -171,19 +171,19 @@ def _allocate_many(path, prefix, rng, start, out):
 
 
 def test_two_processes_allocating_at_once_never_get_the_same_port(tmp_path):
-    ctx = multiprocessing.get_context("spawn")
-    start, out = ctx.Event(), ctx.Queue()
     rng = port_range(60)
     path = tmp_path / "environment_registry.json"
-    procs = [
-        ctx.Process(target=_allocate_many, args=(path, p, rng, start, out)) for p in ("a", "b")
-    ]
-    for p in procs:
-        p.start()
-    start.set()
-    results = [out.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(timeout=10)
+    with forkserver(__name__) as ctx:
+        start, out = ctx.Event(), ctx.Queue()
+        procs = [
+            ctx.Process(target=_allocate_many, args=(path, p, rng, start, out)) for p in ("a", "b")
+        ]
+        for p in procs:
+            p.start()
+        start.set()
+        results = [out.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join(timeout=10)
     ports = [port for r in results for port in r.values()]
     assert len(ports) == 30
     assert len(set(ports)) == 30, "two deployments were handed the same port"
