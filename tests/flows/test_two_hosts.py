@@ -218,21 +218,22 @@ def test_two_hosts_drain_one_queue_and_take_over_a_killed_hosts_claims(cluster, 
     # the next drains (what the hourly schedule would start) take over once the leases of the
     # killed host's claims have run out
     def drained() -> bool:
-        with open_ledger(cluster.settings()) as ledger:
-            if ledger.counts().get("completed", 0) == ITEMS:
-                return True
+        if observer.counts().get("completed", 0) == ITEMS:
+            return True
         pending = [r for r in runs if not final(cluster.flow_run(r)["state_type"])]
         live = [r for r in pending if infra_pid(cluster.flow_run(r)) not in victim.killed]
         if not live and cluster.live_leases() == 0:
             runs.append(cluster.trigger(drain_request(ITEMS, LEASE_S)))
         return False
 
-    wait_until("every item completed", drained, 600, 0.25)
+    # one connection for the whole wait: a ledger opened per look cost a PostgreSQL backend each
+    with open_ledger(cluster.settings()) as observer:
+        wait_until("every item completed", drained, 600, 0.5)
     wait_until(
         "the survivor's runs finished",
         lambda: all(final(cluster.flow_run(r)["state_type"]) for r in survivors_runs()),
         300,
-        0.25,
+        0.5,
     )
 
     with open_ledger(cluster.settings()) as ledger:
