@@ -44,14 +44,12 @@ demo: setup
 	$(BIN)/reactor demo
 
 # The test files run on TEST_WORKERS pytest-xdist workers, each with its own Prefect test server
-# and PostgreSQL; a file stays on one worker, so its module fixtures start once. Four on 2 cores:
-# the tests wait on processes and servers part of the time (three: 4 min 46 s against 5 min 23 s
-# with two), and on cores shared with other busy processes a fourth keeps the suite's share
-# (beside 4 busy loops: 9 min 29 s against 10 min 44 s with three; quiet, 5 min 3 s against
-# 4 min 52 s-5 min 10 s; docs/testing.md).
+# and PostgreSQL; a file stays on one worker, so its module fixtures start once. Three on 2 cores:
+# the tests wait on processes and servers part of the time, and a third worker fills it (measured
+# on a clean clone: 4 min 46 s against 5 min 23 s with two; docs/testing.md).
 # --no-loadscope-reorder: the files go out in the order tests/conftest.py gives them (longest
 # first), not by their count of tests.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 3
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
