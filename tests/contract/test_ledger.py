@@ -20,7 +20,8 @@ from tasks.errors import CoordinationConflict, CorruptStore, InvalidInput, Store
 from tasks.settings import Settings
 from tasks.tracing import format_span_id, format_trace_id
 from tests.contract import workers
-from tests.contract.helpers import _items, _join, _where, forkserver
+from tests.contract.helpers import _items, _join, _where
+from tests.forkserver import forkserver
 from tests.waiting import passed, wait_until
 
 

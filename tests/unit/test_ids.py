@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from tasks.ids import id_timestamp_ns, new_id
-from tests.contract.helpers import forkserver
+from tests.forkserver import forkserver
 
 PROCESSES = 8
 PER_PROCESS = 100_000

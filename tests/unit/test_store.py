@@ -16,7 +16,7 @@ import pytest
 
 from tasks.errors import CorruptStore, LockTimeout
 from tasks.store import JsonStore
-from tests.contract.helpers import forkserver
+from tests.forkserver import forkserver
 
 PROCESSES = 8
 # 8 processes keep contending for the lock all along (≈ 5 ms per locked, fsynced update): a

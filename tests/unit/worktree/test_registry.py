@@ -14,7 +14,7 @@ from tasks.net import port_is_free
 from tasks.store import JsonStore
 from tasks.worktree.models import DEFAULT_RESERVED, EnvironmentEntry
 from tasks.worktree.registry import EnvironmentRegistry, this_host
-from tests.contract.helpers import forkserver
+from tests.forkserver import forkserver
 from tests.unit.worktree.helpers import port_range
 
 
