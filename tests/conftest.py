@@ -3,13 +3,14 @@
 The Prefect server settings come from `prefect.toml` at the repository root, which Prefect reads
 from the working directory: the session runs from there whatever directory pytest was started
 in (tests/flows/test_server.py checks that the test server has them). Flow tests use the one
-session-wide `prefect_test_harness` (starting it costs ~15 s) through the `prefect_server`
+session-wide Prefect test server (starting it costs ~15 s) through the `prefect_server`
 fixture; tests/flows/ requests it for every test automatically.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 from pathlib import Path
@@ -87,16 +88,36 @@ _early_server = None  # the session's Prefect server (tests/prefect_server.py), 
 
 def _launch_prefect_server(config) -> None:
     global _early_server
-    if _early_server is None and not config.option.collectonly:
-        from tests.prefect_server import EarlyServer
+    if config.option.collectonly:
+        return
+    if _early_server is None:
+        from tests.prefect_server import EarlyServer, template_path
 
-        _early_server = EarlyServer()
+        _early_server = EarlyServer(template_path(config))
+    else:
+        _early_server.launch(wait=False)  # once the template is built
+
+
+def pytest_configure(config):
+    """A run that will start Prefect test servers (xdist's workers start one each) has a
+    migrated database built for them once, unless pytest's cache already has it."""
+    option = config.option
+    worker = hasattr(config, "workerinput")
+    flows = Path(__file__).parent / "flows"
+    paths = [(config.invocation_params.dir / a.split("::")[0]).resolve() for a in config.args]
+    selected = any(flows.is_relative_to(p) or p.is_relative_to(flows) for p in paths)
+    if selected and not (worker or option.collectonly or option.markexpr or option.keyword):
+        from tests.prefect_server import build_template, template_path
+
+        if (path := template_path(config)) is not None:
+            build_template(path)
 
 
 def pytest_collect_file(file_path, parent):
     """Launch the Prefect test server before the first test module of tests/flows/ (each of
     whose tests uses it) is imported, so its start-up overlaps the imports and the rest of
-    collection (with -m/-k, once the selection is known)."""
+    collection (with -m/-k, once the selection is known); once its database template is
+    built, when that is still being built."""
     option = parent.config.option
     in_flows = file_path.parent == Path(__file__).parent / "flows"
     if in_flows and file_path.name.startswith("test_") and not (option.markexpr or option.keyword):
@@ -104,6 +125,13 @@ def pytest_collect_file(file_path, parent):
 
 
 def pytest_collection_finish(session):
+    # What collection imported (≈ 550,000 objects in a worker) lives as long as the process:
+    # frozen, no full collection walks it again, and forked children share its pages; and
+    # collections run less often. Together they cut the collector's time in a worker from
+    # 3.8 s to 1.6 s of its 30 s in tests/flows/test_datasets.py, test_spr_pipeline.py,
+    # unit/claims and contract/test_ledger_hardening.py (measured with gc.callbacks).
+    gc.freeze()
+    gc.set_threshold(5000, 20, 20)  # CPython's default is (700, 10, 10)
     if any("prefect_server" in getattr(item, "fixturenames", ()) for item in session.items):
         _launch_prefect_server(session.config)
 
