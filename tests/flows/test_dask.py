@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from distributed import Client, LocalCluster, get_task_stream
-
 from flows.spr_pipeline import sample_request, spr_pipeline
 from tasks.runtime import task_runner
 from tasks.settings import Settings
 
 
 def test_spr_flow_runs_its_tasks_on_a_dask_local_cluster(reactor_env):
+    from distributed import Client, LocalCluster, get_task_stream  # here: 0.5 s at collection
+
     with (
         # one worker process: the tasks still leave this process for the cluster's, and each
         # further worker is one more interpreter importing Prefect and the flow

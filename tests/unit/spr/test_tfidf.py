@@ -2,18 +2,24 @@
 coverage both come from scikit-learn's TF-IDF over the document's sentences."""
 
 import pytest
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from tasks.spr.compress import _term_weights
 from tasks.spr.quality import semantic_coverage
 from tasks.spr.text import content_terms, sentences
 
 
+def _vectorizer(**options):
+    # imported here: scikit-learn costs each xdist worker 1.2 s when a test module imports it
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(**options)
+
+
 def test_compressor_term_weights_are_scikit_learns_tfidf_over_sentences(reference_docs):
     text = reference_docs[2]
     sents = sentences(text)
     weights, _ = _term_weights(sents)
-    reference = TfidfVectorizer(analyzer=content_terms, norm=None)
+    reference = _vectorizer(analyzer=content_terms, norm=None)
     matrix = reference.fit_transform([s.text for s in sents]).sum(axis=0).A1
     total = matrix.sum()
     expected = {t: matrix[i] / total for t, i in reference.vocabulary_.items()}
@@ -25,7 +31,7 @@ def test_compressor_term_weights_are_scikit_learns_tfidf_over_sentences(referenc
 def test_semantic_coverage_is_the_cosine_in_that_model(reference_docs):
     text = reference_docs[2]
     candidate = " ".join(text.split()[:80])
-    reference = TfidfVectorizer(analyzer=content_terms).fit([s.text for s in sentences(text)])
+    reference = _vectorizer(analyzer=content_terms).fit([s.text for s in sentences(text)])
     vectors = reference.transform([text, candidate])
     expected = float(vectors[0].multiply(vectors[1]).sum())
     assert semantic_coverage(text, candidate) == pytest.approx(expected, rel=1e-12)
@@ -40,7 +46,7 @@ def test_a_document_without_content_terms_has_no_weights_and_no_coverage():
 def test_terms_the_sentences_never_use_are_ignored_as_the_vectorizer_does(reference_docs):
     text = reference_docs[2]
     candidate = " ".join(text.split()[:60]) + " zyxwvut quokka frobnicate"
-    reference = TfidfVectorizer(analyzer=content_terms).fit([s.text for s in sentences(text)])
+    reference = _vectorizer(analyzer=content_terms).fit([s.text for s in sentences(text)])
     assert "quokka" not in reference.vocabulary_
     vectors = reference.transform([text, candidate])
     expected = float(vectors[0].multiply(vectors[1]).sum())
