@@ -44,12 +44,14 @@ demo: setup
 	$(BIN)/reactor demo
 
 # The test files run on TEST_WORKERS pytest-xdist workers, each with its own Prefect test server
-# and PostgreSQL; a file stays on one worker, so its module fixtures start once. Three on 2 cores:
-# the tests wait on processes and servers part of the time, and a third worker fills it (measured
-# on a clean clone: 4 min 46 s against 5 min 23 s with two; docs/testing.md).
+# and PostgreSQL; a file stays on one worker, so its module fixtures start once. Four on 2 cores:
+# the tests wait on processes and servers part of the time, which more workers fill, and beside
+# other busy processes each runnable thread gets an equal share (same commit, clean clones:
+# 4 min 13 s against 4 min 40 s with three, 9 min 37 s against 10 min 46 s beside 4 busy loops;
+# docs/testing.md).
 # --no-loadscope-reorder: the files go out in the order tests/conftest.py gives them (longest
 # first), not by their count of tests.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 4
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
