@@ -1,9 +1,11 @@
 """The session's Prefect test server, started early: its subprocess is launched as soon as the
-pytest process has collected a test that needs it, so that its start-up (≈ 14 s of CPU:
-imports, ~150 database migrations, block registration) runs beside the rest of collection and
-the tests that need no server instead of after them. The `prefect_server` fixture then points
-this process at it with `harness`, which does what Prefect's `prefect_test_harness` does for the
-server it starts (same command, same temporary SQLite database, same settings here)."""
+pytest process has collected a test that needs it, so that its start-up runs beside the rest
+of collection and the tests that need no server instead of after them. It starts on a copy of a
+database migrated once for the run, or kept from an earlier one (`build_template`): ≈ 6 s of
+CPU instead of 13 s for ~150 migrations and block registration on an empty one. The
+`prefect_server` fixture then points this process at it with `harness`, which does what
+Prefect's `prefect_test_harness` does for the server it starts (same command, same temporary
+SQLite database, same settings here)."""
 
 from __future__ import annotations
 
@@ -90,13 +92,16 @@ async def _migrate(path: Path) -> None:
     from prefect.server.database import provide_database_interface
     from prefect.server.models.block_registration import run_block_auto_registration
 
-    prefect.plugins.load_prefect_collections()  # their block types too, as the server does
-    db = provide_database_interface()
-    await db.create_db()
-    async with await db.session() as session:
-        await run_block_auto_registration(session=session)
-    await (await db.engine()).dispose()
-    os.replace(part, path)
+    try:
+        prefect.plugins.load_prefect_collections()  # their block types too, as the server does
+        db = provide_database_interface()
+        await db.create_db()
+        async with await db.session() as session:
+            await run_block_auto_registration(session=session)
+        await (await db.engine()).dispose()
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)  # a failed build: the servers migrate their own
 
 
 class EarlyServer:
