@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.loopback import QuietHandler, reply, serving
+from tests.unit.worktree.helpers import port_range
 
 SECRET_ENV = "SERVICE_API_SECRET"  # a configured secret: its name says it is one
 
@@ -103,6 +104,7 @@ def worktree_runs(root: Path) -> list[str]:
             "on_failure": "keep_healthy",
             "health_check_timeout_s": 10,
             "health_poll_interval_s": 0.2,
+            "port_range": list(port_range()),  # not the demo's default range: it may run beside
             "worktrees": [
                 {
                     "name": "ok",

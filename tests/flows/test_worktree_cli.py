@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from reactor.cli import app
 from tasks.worktree.sample_repo import SAMPLE_SPEC, make_sample_repo
-from tests.unit.worktree.helpers import worktree_paths
+from tests.unit.worktree.helpers import port_range, worktree_paths
 
 runner = CliRunner()
 
@@ -36,8 +36,10 @@ def test_deploy_refuses_a_directory_that_is_not_a_repository(tmp_path, reactor_e
 def test_deploy_status_teardown_on_the_sample(tmp_path, reactor_env, request):
     repo = make_sample_repo(tmp_path / "repo", ["db", "api", "web"])
     spec = tmp_path / "spec.yaml"
-    text = SAMPLE_SPEC.read_text()
-    spec.write_text(text.replace("/tmp/reactor-worktree-demo/repo", str(repo)))
+    text = SAMPLE_SPEC.read_text().replace("/tmp/reactor-worktree-demo/repo", str(repo))
+    # ports of its own: the sample's default range is the demo's, which another worker may run
+    low, high = port_range()
+    spec.write_text(f"{text}port_range: [{low}, {high}]\n")
     deployed = runner.invoke(app, ["worktree", "deploy", str(spec), "--json"])
     request.addfinalizer(
         lambda: runner.invoke(app, ["worktree", "teardown", "--repo", str(repo), "--force"])
