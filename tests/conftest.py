@@ -3,8 +3,9 @@
 The Prefect server settings come from `prefect.toml` at the repository root, which Prefect reads
 from the working directory: the session runs from there whatever directory pytest was started
 in (tests/flows/test_server.py checks that the test server has them). Flow tests use the one
-session-wide Prefect test server (starting it costs ~15 s) through the `prefect_server`
-fixture; tests/flows/ requests it for every test automatically.
+session-wide Prefect test server (≈ 6 s of CPU to start on a copy of a migrated database,
+tests/prefect_server.py) through the `prefect_server` fixture; tests/flows/ requests it for
+every test automatically.
 """
 
 from __future__ import annotations
@@ -142,7 +143,8 @@ def prefect_server():
     own keeps one worker's runs, deployments and automations out of another's queries)."""
     from tests.prefect_server import harness
 
-    # ~15 s on a quiet machine; over 120 s measured with 2-3 starting at once at load 20-25
+    # seconds on a quiet machine; over 120 s measured with 2-3 starting at once at load 20-25
+    # (before the migrated-database copy)
     with harness(_early_server, timeout_s=300):
         yield
 
