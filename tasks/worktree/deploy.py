@@ -7,6 +7,7 @@ import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import psutil
 
@@ -231,11 +232,8 @@ def _await_health(
     url: str,
 ) -> ServiceOutcome:
     outcome.pid, outcome.started_at, outcome.process = identity.pid, started, identity
-    check, checks = health.wait_healthy(
-        url,
-        request.health_check_timeout_s,
-        request.health_poll_interval_s,
-        still_running=lambda: process.is_alive(identity),
+    check, checks = _wait_healthy(
+        identity, url, request.health_check_timeout_s, request.health_poll_interval_s
     )
     outcome.health_checks = checks
     outcome.health_latency_ms = round(check.latency_ms, 2)
@@ -264,6 +262,21 @@ def _await_health(
         spec.name, status=EnvironmentStatus.unhealthy, process=None, reason=outcome.reason
     )
     return outcome
+
+
+def _wait_healthy(
+    identity: ProcessIdentity, url: str, timeout_s: float, interval_s: float
+) -> tuple[HealthCheck, int]:
+    """`health.wait_healthy` for the service `identity`: its answers count while it runs and
+    listens on the URL's port."""
+    port = urlsplit(url).port
+    return health.wait_healthy(
+        url,
+        timeout_s,
+        interval_s,
+        still_running=lambda: process.is_alive(identity),
+        listens=lambda: process.listens_on(identity, port) if port else None,
+    )
 
 
 def _settled(identity: ProcessIdentity) -> ProcessIdentity:
@@ -297,9 +310,7 @@ def restart_service(
         )
     except process.StartFailed as exc:
         return None, HealthCheck(healthy=False, latency_ms=0.0, detail=str(exc)), started
-    check, _ = health.wait_healthy(
-        entry.health_url, timeout_s, interval_s, still_running=lambda: process.is_alive(identity)
-    )
+    check, _ = _wait_healthy(identity, entry.health_url, timeout_s, interval_s)
     if check.healthy:
         identity = _settled(identity)
     check.detail = _clean(check.detail)

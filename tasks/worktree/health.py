@@ -27,11 +27,13 @@ def wait_healthy(
     timeout_s: float,
     interval_s: float = 1.0,
     still_running: Callable[[], bool] = lambda: True,
+    listens: Callable[[], bool | None] = lambda: None,
 ) -> tuple[HealthCheck, int]:
     """Poll `url` every `interval_s` until healthy, the process exits, or `timeout_s` passes.
-    Healthy means an answer while the process still runs (a healthy answer after it exited
-    came from another process holding the port). Returns the last check and how many checks
-    were made."""
+    Healthy means an answer while the process still runs and, where `listens` can tell (None:
+    it cannot), while the process or one it started listens on the port: another process
+    holding the port answers too, until ours fails to bind and exits. Returns the last check
+    and how many checks were made."""
     deadline = time.monotonic() + timeout_s
     checks = 0
     with httpx.Client(trust_env=False, verify=tls_context()) as client:
@@ -39,9 +41,12 @@ def wait_healthy(
             check = probe(client, url, timeout_s=min(2.0, max(0.2, interval_s * 2)))
             checks += 1
             running = still_running()
-            if check.healthy and running:
+            if check.healthy and running and listens() is not False:
                 return check, checks
-            if check.healthy:  # an answer, but not from the service we started
+            if check.healthy and running:  # keep waiting: ours may not have bound yet
+                check.healthy = False
+                check.detail = "the port answered, but the service's processes do not listen on it"
+            elif check.healthy:  # an answer, but not from the service we started
                 check.healthy = False
                 check.detail = (
                     "the port answered, but the service had exited: another process holds it"

@@ -227,6 +227,28 @@ def is_alive(identity: ProcessIdentity | None) -> bool:
     return _process(identity) is not None
 
 
+def listens_on(identity: ProcessIdentity | None, port: int) -> bool | None:
+    """Whether the service or a process it started listens on TCP `port`; None where the
+    system will not show a process's sockets (psutil's AccessDenied)."""
+    proc = _process(identity)
+    if proc is None:
+        return False
+    try:
+        members = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return False
+    for member in members:
+        try:
+            sockets = member.net_connections(kind="tcp")
+        except psutil.NoSuchProcess:
+            continue
+        except psutil.AccessDenied:
+            return None
+        if any(s.status == psutil.CONN_LISTEN and s.laddr.port == port for s in sockets):
+            return True
+    return False
+
+
 def mismatch(identity: ProcessIdentity | None) -> str | None:
     """Why a recorded pid is not signalled although a process holds it, or None."""
     if identity is None or identity.pid in _children or not psutil.pid_exists(identity.pid):
@@ -256,7 +278,7 @@ def stop_process(identity: ProcessIdentity | None, grace_s: float = 3.0) -> bool
         drain_log(pid)  # it exited by itself: its last lines may still be on their way
         return False
     try:
-        members = [proc, *proc.children(recursive=True)] if proc is not None else []
+        members = [proc] if proc is not None else []
     except psutil.NoSuchProcess:
         members = []
     for sig in (signal.SIGTERM, signal.SIGKILL):

@@ -88,3 +88,10 @@ def test_a_healthy_answer_after_the_process_exited_is_not_its_health(base):
     check, checks = wait_healthy(base + "/ok", timeout_s=30, still_running=lambda: False)
     assert checks == 1 and not check.healthy
     assert "another process holds it" in check.detail
+
+
+def test_an_answer_from_a_port_the_service_does_not_listen_on_is_not_its_health(base):
+    # another process bound the port first; ours still runs (say, still starting up)
+    check, checks = wait_healthy(base + "/ok", timeout_s=0.3, interval_s=0.1, listens=lambda: False)
+    assert not check.healthy and checks >= 1
+    assert "do not listen on it" in check.detail

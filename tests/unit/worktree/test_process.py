@@ -3,6 +3,7 @@ alone: a pid reused by an unrelated process is never signalled nor reported as t
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import threading
@@ -103,6 +104,33 @@ def test_a_service_started_but_never_recorded_is_found_by_its_mark(tmp_path):
             process.stop_process(started)
         unmarked.kill()
         unmarked.wait()
+
+
+# A start command whose own child binds the port (a wrapper, as `npm start` is): it writes the
+# port once the socket listens.
+LISTENER = """
+import socket, sys, time
+sock = socket.create_server(("127.0.0.1", 0))
+open(sys.argv[1] + ".part", "w").write(str(sock.getsockname()[1]))
+__import__("os").rename(sys.argv[1] + ".part", sys.argv[1])
+time.sleep(120)
+"""
+
+
+def test_a_service_listens_on_the_port_its_child_bound_and_on_no_other(tmp_path):
+    ready = tmp_path / "port"
+    argv = ["sh", "-c", f'"{sys.executable}" -c "$0" "$1"; :', LISTENER, str(ready)]
+    started = process.start_process(argv, tmp_path, process_env({}, {}), tmp_path / "s.log")
+    other = socket.create_server(("127.0.0.1", 0))  # a port someone else listens on
+    try:
+        wait_until("the service's child to listen", ready.exists)
+        port = int(ready.read_text())
+        assert process.listens_on(started, port) is True
+        assert process.listens_on(started, other.getsockname()[1]) is False
+    finally:
+        other.close()
+        process.stop_process(started)
+    assert process.listens_on(started, port) is False
 
 
 def test_a_just_spawned_process_is_recorded_with_its_own_command_line():
