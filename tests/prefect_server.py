@@ -114,6 +114,7 @@ class EarlyServer:
         self.dir = tempfile.mkdtemp()
         self.port = free_port()
         self.db = f"sqlite+aiosqlite:///{Path(self.dir) / 'prefect-test.db'}"
+        self.log = Path(self.dir) / "server.log"
         self.template = template
         self.proc: subprocess.Popen | None = None
         atexit.register(self.stop)  # when no test of this process ends up using it
@@ -141,6 +142,9 @@ class EarlyServer:
                 env["PREFECT_API_BLOCKS_REGISTER_ON_START"] = "0"
                 env["PREFECT_MEMOIZE_BLOCK_AUTO_REGISTRATION"] = "0"
         prefect_dir = Path(importlib.util.find_spec("prefect").origin).parent
+        # to a file, not the session's terminal: a green run shows no server traceback (its
+        # stop can cancel a task-run flush), and a server that does not start is quoted
+        log = open(self.log, "ab")  # noqa: SIM115 - the child holds it; closed below
         self.proc = subprocess.Popen(
             [
                 sys.executable, "-m", "uvicorn", "--app-dir", str(prefect_dir.parent),
@@ -149,9 +153,12 @@ class EarlyServer:
                 "--log-level", "error", "--lifespan", "on",
             ],
             env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             # launched from the main thread (a pytest hook), which lives as long as the process
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )  # fmt: skip
+        log.close()
 
     def healthy(self, timeout_s: float) -> bool:
         """Wait until the server answers its health check (True), exits, or `timeout_s` ends."""
@@ -197,7 +204,8 @@ def harness(early: EarlyServer | None, timeout_s: int) -> Iterator[None]:
     server = early or EarlyServer()
     try:
         if not server.healthy(timeout_s):
-            raise RuntimeError(f"the Prefect test server did not start in {timeout_s} s")
+            tail = server.log.read_text(errors="replace")[-3000:] if server.log.exists() else ""
+            raise RuntimeError(f"the Prefect test server did not start in {timeout_s} s:\n{tail}")
         settings = {
             PREFECT_SERVER_DATABASE_CONNECTION_URL: server.db,
             PREFECT_API_URL: f"http://127.0.0.1:{server.port}/api",
