@@ -11,6 +11,7 @@ child of its own (another host).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import json
 import multiprocessing
@@ -19,7 +20,7 @@ import signal
 import sys
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID, uuid4
@@ -92,13 +93,27 @@ def _child(entrypoint: str, parameters: dict[str, Any], tag: str, env: dict[str,
     from prefect.flows import load_flow_from_entrypoint
 
     flow = load_flow_from_entrypoint(entrypoint)
-    with tags(tag):
+    with tags(tag), _leaving_nothing_running():
         asyncio.run(flow(**parameters))
 
 
 def _resume_child(flow_run_id: UUID, entrypoint: str, env: dict[str, str]) -> None:
     _as_a_fresh_process(env, entrypoint.partition(":")[0])
-    resume(flow_run_id)
+    with _leaving_nothing_running():
+        resume(flow_run_id)
+
+
+@contextlib.contextmanager
+def _leaving_nothing_running() -> Iterator[None]:
+    """Stop the swarm's handler workers when the run returns or fails: a multiprocessing child
+    joins its children at exit, and a run that failed while they started kept its child alive
+    (the test then waited out its bound instead of seeing the run end)."""
+    from tasks.swarm.handlers import shutdown_pools
+
+    try:
+        yield
+    finally:
+        shutdown_pools()
 
 
 def _child_env() -> dict[str, str]:

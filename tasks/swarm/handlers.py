@@ -135,7 +135,8 @@ STARTUP_TIMEOUT_S = 300.0
 def _tracker() -> Any:
     # multiprocessing starts one "resource tracker" helper process for the semaphores of
     # spawned children and keeps it until the parent exits; there is no public way to ask
-    # whether it runs or to stop it, so this reads its `_pid` and calls `_stop()` (CPython 3.11)
+    # whether it runs or to stop it, so this reads its `_fd` and calls `_stop()` (CPython 3.11;
+    # a multiprocessing child inherits its parent's: `_fd` set, `_pid` unknown, not ours to stop)
     from multiprocessing import resource_tracker
 
     return resource_tracker._resource_tracker
@@ -164,7 +165,7 @@ def worker_pool(workers: int) -> ProcessPool:
     with _pools_lock:
         pool = _pools.get(workers)
         if pool is None or not pool.active:
-            _started_tracker = _started_tracker or (not _pools and _tracker()._pid is None)
+            _started_tracker = _started_tracker or (not _pools and _tracker()._fd is None)
             _started_server = _started_server or _server()._forkserver_pid is None
             log = get_settings().coordination_dir.resolve()
             log.mkdir(parents=True, exist_ok=True)
