@@ -47,12 +47,11 @@ def _spin() -> None:
         pass
 
 
-def _settle(max_load: float, limit: float) -> float:
-    """Wait (bounded) for the 1-minute load average to reach max_load; return it."""
+def _settle(max_load: float, limit: float) -> None:
+    """Wait (bounded) for the 1-minute load average to reach max_load (the table shows it)."""
     deadline = time.monotonic() + limit
     while os.getloadavg()[0] > max_load and time.monotonic() < deadline:
         time.sleep(5)
-    return os.getloadavg()[0]
 
 
 def _clone(commit: str, into: Path) -> Path:
